@@ -10,3 +10,13 @@ pub mod alloc;
 pub mod annotations;
 /// CRD types (`nadipam.io/v1`) and the minimal foreign types nadipam reads or writes.
 pub mod api;
+/// Reflector caches and the per-subnet allocation index the webhook decides from.
+pub mod cache;
+/// The node-side CNI IPAM plugin: reports the webhook's allocation from the Pod's annotations.
+pub mod cni;
+/// The state shared by every handler and reconciler.
+pub mod context;
+/// Prometheus metrics.
+pub mod metrics;
+/// The admission webhook: allocation at Pod creation and validation of everything users apply.
+pub mod webhook;

@@ -1,0 +1,115 @@
+//! `IPPool` (`nadipam.io/v1`): a named set of addresses inside one Subnet, reserved for the workloads that name it
+//! (Spiderpool-style `ipam.spidernet.io/ippool` annotations, or a pool name in `<provider>.kubernetes.io/ip_pool`).
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::cel;
+
+/// Desired state of an IPPool.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "nadipam.io",
+    version = "v1",
+    kind = "IPPool",
+    plural = "ippools",
+    status = "IPPoolStatus",
+    shortname = "nipp",
+    category = "nadipam",
+    derive = "PartialEq",
+    doc = "A set of addresses inside one Subnet that only the Pods naming this pool receive.",
+    validation = cel::name_is_label_value("IPPool", "it is a label value on every IPLease taken from the pool"),
+    printcolumn(name = "SUBNET", type_ = "string", json_path = ".spec.subnet"),
+    printcolumn(name = "ALLOCATED-IP-COUNT", type_ = "integer", json_path = ".status.allocatedIPCount"),
+    printcolumn(name = "TOTAL-IP-COUNT", type_ = "integer", json_path = ".status.totalIPCount"),
+    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IPPoolSpec {
+    /// Name of the Subnet the addresses belong to. Every entry of ips must lie inside the Subnet's cidrBlock.
+    /// Immutable.
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = cel::immutable("subnet", "leases already taken from the pool belong to that Subnet; create a new IPPool instead"))]
+    pub subnet: String,
+
+    /// The pool's addresses: each entry is one IP (172.17.0.200), a range written 172.17.0.200..172.17.0.210 or
+    /// 172.17.0.200-172.17.0.210 (both ends included), or a CIDR (172.17.0.192/28). Mix IPv4 and IPv6 entries for a
+    /// dual-stack pool.
+    #[schemars(schema_with = "ips_schema")]
+    pub ips: Vec<String>,
+
+    /// Namespaces whose Pods may use the pool. Empty (the default) allows every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024), inner(length(max = 63)))]
+    pub namespaces: Vec<String>,
+
+    /// Gateway for Pods using the pool, overriding the Subnet's (e.g. 172.17.0.254; dual stack 172.17.0.254,fd00:17::fe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = cel::ip_pair("gateway"))]
+    pub gateway: Option<String>,
+
+    /// The networks (NetworkAttachmentDefinitions, written `<namespace>/<nad>`) the pool serves, as in Spiderpool.
+    /// Empty (the default) serves every network whose provider matches the Subnet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "multus_name_schema")]
+    pub multus_name: Vec<String>,
+}
+
+fn ips_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = cel::string_list(4096, 100, cel::address_entry("ips"));
+    schema.insert("minItems".into(), 1.into());
+    schema
+}
+
+fn multus_name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    cel::string_list(256, 317, cel::nad_ref("multusName entry"))
+}
+
+/// Observed state of an IPPool, maintained by the nadipam controller (`kubectl get nipp` shows it like Spiderpool's
+/// `kubectl get sp`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IPPoolStatus {
+    /// Number of addresses in ips, minus the gateway and the Subnet's excludeIps.
+    #[serde(default, rename = "totalIPCount")]
+    pub total_ip_count: i64,
+    /// Number of the pool's addresses held by IPLeases.
+    #[serde(default, rename = "allocatedIPCount")]
+    pub allocated_ip_count: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_user_yaml() {
+        let p: IPPool = serde_yaml::from_str(
+            r#"
+apiVersion: nadipam.io/v1
+kind: IPPool
+metadata: {name: ippool-test}
+spec:
+  subnet: macvlan
+  ips: [172.17.0.200-172.17.0.210, 172.17.0.220, "fd00:17::c8..fd00:17::d2"]
+  gateway: 172.17.0.254
+  multusName: [kube-system/ovs-conf]
+status: {totalIPCount: 11, allocatedIPCount: 2}
+"#,
+        )
+        .unwrap();
+        assert_eq!(p.spec.subnet, "macvlan");
+        assert_eq!(p.spec.ips.len(), 3);
+        assert_eq!(p.spec.multus_name, ["kube-system/ovs-conf"]);
+        assert!(p.spec.namespaces.is_empty());
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["spec"]["multusName"][0], "kube-system/ovs-conf");
+        assert_eq!(
+            v["status"],
+            serde_json::json!({"totalIPCount": 11, "allocatedIPCount": 2})
+        );
+        assert!(v["spec"].get("namespaces").is_none());
+        let back: IPPool = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
+}

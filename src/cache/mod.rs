@@ -1,0 +1,150 @@
+//! In-memory views of the cluster that admission decisions are made from.
+//!
+//! Reflectors keep NADs, Subnets, IPPools and IPLeases current; the allocation index turns the leases into
+//! per-subnet free sets. The only write on the admission hot path is the IPLease create, which is what
+//! actually reserves an address: the cache only has to be good enough to guess a free candidate.
+
+mod index;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::{Stream, StreamExt};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+
+pub use index::{Index, SubnetView, layout};
+
+use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet};
+
+/// Number of watched kinds; the cache is ready when each has listed once.
+const KINDS: usize = 4;
+
+pub struct Cache {
+    pub nads: Store<NetworkAttachmentDefinition>,
+    pub subnets: Store<Subnet>,
+    pub pools: Store<IPPool>,
+    pub leases: Store<IPLease>,
+    pub index: Index,
+    synced: Arc<AtomicUsize>,
+}
+
+impl Cache {
+    /// Starts the watches on the current tokio runtime. The returned cache fills in the background;
+    /// `is_ready` turns true once every kind has been listed.
+    pub fn start(client: &Client) -> Arc<Cache> {
+        let synced = Arc::new(AtomicUsize::new(0));
+        let (nads, nad_w) = reflector::store();
+        let (subnets, subnet_w) = reflector::store();
+        let (pools, pool_w) = reflector::store();
+        let (leases, lease_w) = reflector::store();
+        let cache = Arc::new(Cache {
+            nads,
+            subnets,
+            pools,
+            leases,
+            index: Index::default(),
+            synced: synced.clone(),
+        });
+
+        spawn_reflector(
+            Api::<NetworkAttachmentDefinition>::all(client.clone()),
+            nad_w,
+            synced.clone(),
+            |_| {},
+        );
+        let c = cache.clone();
+        spawn_reflector(
+            Api::<Subnet>::all(client.clone()),
+            subnet_w,
+            synced.clone(),
+            move |ev| {
+                if let Event::Apply(s) | Event::Delete(s) | Event::InitApply(s) = ev {
+                    c.index.forget_subnet(&kube::ResourceExt::name_any(s));
+                }
+            },
+        );
+        spawn_reflector(
+            Api::<IPPool>::all(client.clone()),
+            pool_w,
+            synced.clone(),
+            |_| {},
+        );
+        let c = cache.clone();
+        spawn_reflector(
+            Api::<IPLease>::all(client.clone()),
+            lease_w,
+            synced,
+            move |ev| match ev {
+                Event::Apply(l) => c.index.lease_applied(l),
+                Event::Delete(l) => c.index.lease_deleted(l),
+                // A relist replaces the store wholesale; rebuild the index from it lazily.
+                Event::InitDone => {
+                    c.index.reset();
+                    c.index.reindex(&c.leases);
+                }
+                Event::Init | Event::InitApply(_) => {}
+            },
+        );
+        cache
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.synced.load(Ordering::Acquire) >= KINDS
+    }
+
+    /// Waits until every kind has been listed once.
+    pub async fn wait_ready(&self) {
+        while !self.is_ready() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Runs one watch → store → hook pipeline forever (the watcher backs off and relists on errors).
+fn spawn_reflector<K, F>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    synced: Arc<AtomicUsize>,
+    hook: F,
+) where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    F: Fn(&Event<K>) + Send + 'static,
+{
+    let stream = watcher(api).reflect(writer);
+    tokio::spawn(drive(stream, synced, hook));
+}
+
+fn watcher<K>(api: Api<K>) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff()
+}
+
+async fn drive<K, S, F>(stream: S, synced: Arc<AtomicUsize>, hook: F)
+where
+    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+    F: Fn(&Event<K>),
+{
+    let mut counted = false;
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ev) => {
+                hook(&ev);
+                if matches!(ev, Event::InitDone) && !counted {
+                    counted = true;
+                    synced.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(kind = std::any::type_name::<K>(), error = %e, "watch error; retrying")
+            }
+        }
+    }
+}

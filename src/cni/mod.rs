@@ -1,0 +1,25 @@
+//! The node-side CNI IPAM plugin `nadipam`: it never allocates. The admission webhook already wrote the
+//! Pod's addresses as annotations; ADD reads them with one GET and prints them as a CNI result.
+//!
+//! - [`netconf`]: the `ipam` section (`provider`, `kubeconfig`, `routes`, `dns`) and `runtimeConfig`.
+//! - [`cni_args`]: `CNI_ARGS` (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_UID`, Multus' `MAC`/`IP`).
+//! - [`kubeconfig`] and [`apiclient`]: the one blocking API round trip, with a bounded retry.
+//! - [`render`]: the allocation as a CNI result; [`verify`]: request and CHECK consistency.
+//! - [`plugin`]: the operations (ADD, DEL, CHECK, STATUS, GC, VERSION) and [`run`], the binary's body.
+//! - [`error`]: [`CniError`], each with its CNI error code.
+
+pub mod apiclient;
+pub mod cni_args;
+pub mod error;
+pub mod kubeconfig;
+pub mod netconf;
+pub mod plugin;
+pub mod render;
+pub mod verify;
+
+pub use apiclient::{ApiClient, PodMeta, Retry};
+pub use cni_args::{CniArgs, PodRef};
+pub use error::CniError;
+pub use kubeconfig::ApiAccess;
+pub use netconf::{DEFAULT_KUBECONFIG, IpamConf};
+pub use plugin::{Nadipam, run};

@@ -1,0 +1,41 @@
+//! The state every handler and reconciler shares, passed as one `Arc<Context>` instead of long argument lists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::cache::Cache;
+use crate::metrics::Metrics;
+
+/// Knobs that change behaviour; set from the server's flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Namespace nadipam runs in (its Secret, Lease and Events live here).
+    pub namespace: String,
+    /// This replica's identity, for leader election and logs.
+    pub identity: String,
+    /// How long a Reserved lease may wait for its Pod before the controller reclaims it.
+    /// Must exceed the webhook timeout so a Pod still being admitted is never robbed.
+    pub reclaim_after: Duration,
+    /// Subnet usage (percent) above which an allocation carries an admission warning.
+    pub warn_usage_percent: u8,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "nadipam-system".to_string(),
+            identity: "nadipam".to_string(),
+            reclaim_after: Duration::from_secs(70),
+            warn_usage_percent: 90,
+        }
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub cache: Arc<Cache>,
+    pub metrics: Metrics,
+    pub settings: Settings,
+}

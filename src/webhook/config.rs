@@ -1,0 +1,212 @@
+//! The webhook configurations nadipam registers, built in one place so the Helm chart, the self-managed
+//! certificate path and the test bed all register exactly the same rules.
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta,
+};
+
+use super::paths;
+
+pub const MUTATING_NAME: &str = "nadipam-mutating";
+pub const VALIDATING_NAME: &str = "nadipam-validating";
+
+/// Where the apiserver reaches the webhook.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// In a cluster: a Service in front of the server replicas.
+    Service {
+        namespace: String,
+        name: String,
+        port: i32,
+    },
+    /// The test bed and out-of-cluster runs: a URL base such as `https://127.0.0.1:8443`.
+    Url(String),
+}
+
+/// The CEL condition that sends a Pod to the mutating webhook only when it asks for a Multus network;
+/// every other Pod never reaches nadipam, which is what makes `failurePolicy: Fail` safe.
+pub const POD_MATCH: &str = "has(object.metadata.annotations) && \
+    ('k8s.v1.cni.cncf.io/networks' in object.metadata.annotations || \
+     'v1.multus-cni.io/default-network' in object.metadata.annotations)";
+
+/// Workloads are validated only when their Pod template asks for a Multus network.
+const TEMPLATE_MATCH: &str = "has(object.spec.template) && has(object.spec.template.metadata) && \
+    has(object.spec.template.metadata.annotations) && \
+    ('k8s.v1.cni.cncf.io/networks' in object.spec.template.metadata.annotations || \
+     'v1.multus-cni.io/default-network' in object.spec.template.metadata.annotations)";
+const CRONJOB_MATCH: &str = "has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec.template.metadata) && \
+    has(object.spec.jobTemplate.spec.template.metadata.annotations) && \
+    ('k8s.v1.cni.cncf.io/networks' in object.spec.jobTemplate.spec.template.metadata.annotations || \
+     'v1.multus-cni.io/default-network' in object.spec.jobTemplate.spec.template.metadata.annotations)";
+
+/// Inputs shared by every webhook entry.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub endpoint: Endpoint,
+    /// PEM of the CA that signed the serving certificate; empty when cert-manager injects it.
+    pub ca_bundle: Vec<u8>,
+    /// Namespaces whose Pods are never sent (kube-system and nadipam's own are always added).
+    pub exclude_namespaces: Vec<String>,
+    /// Name suffix, so parallel test beds or releases don't overwrite each other.
+    pub suffix: String,
+    pub timeout_seconds: i32,
+}
+
+impl Registration {
+    fn client_config(&self, path: &str) -> WebhookClientConfig {
+        let ca = (!self.ca_bundle.is_empty()).then(|| ByteString(self.ca_bundle.clone()));
+        match &self.endpoint {
+            Endpoint::Service {
+                namespace,
+                name,
+                port,
+            } => WebhookClientConfig {
+                service: Some(ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some(path.to_string()),
+                    port: Some(*port),
+                }),
+                ca_bundle: ca,
+                url: None,
+            },
+            Endpoint::Url(base) => WebhookClientConfig {
+                url: Some(format!("{}{}", base.trim_end_matches('/'), path)),
+                ca_bundle: ca,
+                service: None,
+            },
+        }
+    }
+
+    fn namespace_selector(&self) -> LabelSelector {
+        let mut values = vec!["kube-system".to_string()];
+        values.extend(self.exclude_namespaces.iter().cloned());
+        values.sort();
+        values.dedup();
+        LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".to_string(),
+                operator: "NotIn".to_string(),
+                values: Some(values),
+            }]),
+            match_labels: None,
+        }
+    }
+
+    fn meta(&self, base: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(format!("{base}{}", self.suffix)),
+            ..Default::default()
+        }
+    }
+
+    pub fn mutating(&self) -> MutatingWebhookConfiguration {
+        MutatingWebhookConfiguration {
+            metadata: self.meta(MUTATING_NAME),
+            webhooks: Some(vec![MutatingWebhook {
+                name: "pods.nadipam.io".to_string(),
+                admission_review_versions: vec!["v1".to_string()],
+                client_config: self.client_config(paths::MUTATE_PODS),
+                rules: Some(vec![rule("", "v1", "pods", &["CREATE"])]),
+                match_conditions: Some(vec![MatchCondition {
+                    name: "asks-for-multus-network".to_string(),
+                    expression: POD_MATCH.to_string(),
+                }]),
+                failure_policy: Some("Fail".to_string()),
+                side_effects: "NoneOnDryRun".to_string(),
+                reinvocation_policy: Some("IfNeeded".to_string()),
+                timeout_seconds: Some(self.timeout_seconds),
+                namespace_selector: Some(self.namespace_selector()),
+                match_policy: Some("Equivalent".to_string()),
+                object_selector: None,
+            }]),
+        }
+    }
+
+    pub fn validating(&self) -> ValidatingWebhookConfiguration {
+        let entry =
+            |name: &str, path: &str, rules: Vec<RuleWithOperations>, cond: Option<(&str, &str)>| {
+                ValidatingWebhook {
+                    name: name.to_string(),
+                    admission_review_versions: vec!["v1".to_string()],
+                    client_config: self.client_config(path),
+                    rules: Some(rules),
+                    match_conditions: cond.map(|(n, e)| {
+                        vec![MatchCondition {
+                            name: n.to_string(),
+                            expression: e.to_string(),
+                        }]
+                    }),
+                    failure_policy: Some("Fail".to_string()),
+                    side_effects: "None".to_string(),
+                    timeout_seconds: Some(self.timeout_seconds),
+                    namespace_selector: None,
+                    match_policy: Some("Equivalent".to_string()),
+                    object_selector: None,
+                }
+            };
+        let cu = &["CREATE", "UPDATE"];
+        let cud = &["CREATE", "UPDATE", "DELETE"];
+        ValidatingWebhookConfiguration {
+            metadata: self.meta(VALIDATING_NAME),
+            webhooks: Some(vec![
+                entry(
+                    "nads.nadipam.io",
+                    paths::VALIDATE_NADS,
+                    vec![rule(
+                        "k8s.cni.cncf.io",
+                        "v1",
+                        "network-attachment-definitions",
+                        cu,
+                    )],
+                    None,
+                ),
+                entry(
+                    "subnets.nadipam.io",
+                    paths::VALIDATE_SUBNETS,
+                    vec![rule("nadipam.io", "v1", "subnets", cud)],
+                    None,
+                ),
+                entry(
+                    "ippools.nadipam.io",
+                    paths::VALIDATE_IPPOOLS,
+                    vec![rule("nadipam.io", "v1", "ippools", cud)],
+                    None,
+                ),
+                entry(
+                    "workloads.nadipam.io",
+                    paths::VALIDATE_WORKLOADS,
+                    vec![
+                        rule("apps", "v1", "deployments", cu),
+                        rule("apps", "v1", "statefulsets", cu),
+                        rule("apps", "v1", "daemonsets", cu),
+                        rule("apps", "v1", "replicasets", cu),
+                        rule("batch", "v1", "jobs", cu),
+                    ],
+                    Some(("template-asks-for-multus-network", TEMPLATE_MATCH)),
+                ),
+                entry(
+                    "cronjobs.nadipam.io",
+                    paths::VALIDATE_WORKLOADS,
+                    vec![rule("batch", "v1", "cronjobs", cu)],
+                    Some(("template-asks-for-multus-network", CRONJOB_MATCH)),
+                ),
+            ]),
+        }
+    }
+}
+
+fn rule(group: &str, version: &str, resource: &str, ops: &[&str]) -> RuleWithOperations {
+    RuleWithOperations {
+        api_groups: Some(vec![group.to_string()]),
+        api_versions: Some(vec![version.to_string()]),
+        resources: Some(vec![resource.to_string()]),
+        operations: Some(ops.iter().map(|s| s.to_string()).collect()),
+        scope: Some("*".to_string()),
+    }
+}

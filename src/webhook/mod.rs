@@ -1,0 +1,20 @@
+//! The admission webhook: Pod mutation (allocation) and validation of everything users apply.
+//!
+//! - [`pod`]: Pod CREATE → allocation plan → IPLease creates → JSON patch.
+//! - [`nad`], [`subnet`], [`ippool`], [`workload`]: validating webhooks.
+//! - [`config`]: the webhook configurations to register.
+//! - [`server`]: HTTPS, health, readiness, metrics; [`tls`]: certificates and reload.
+
+pub mod config;
+mod denial;
+mod ippool;
+mod nad;
+mod pod;
+mod respond;
+mod server;
+mod subnet;
+pub mod tls;
+mod workload;
+
+pub use denial::Denial;
+pub use server::{paths, router, serve};

@@ -1,0 +1,303 @@
+//! From a Pod's annotations to an allocation plan: which Subnet each attachment draws from and how the
+//! address is chosen. Reads only the caches; nothing is reserved here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::alloc::{IpPair, IpRange, Mac, parse_entries};
+use crate::annotations::{
+    self, AttachmentRequest, NetworkRef, PoolRequest, Route, SpiderPools, keys, provider_request,
+};
+use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
+use crate::cache::Cache;
+use crate::webhook::denial::Denial;
+
+/// How the address of one attachment is chosen.
+#[derive(Clone, Debug)]
+pub(crate) enum Choice {
+    /// `ip_address` or Multus `ips`.
+    Fixed(IpPair),
+    /// An `ip_pool` address list: the ordinal's entry for a StatefulSet Pod, else the first free entry.
+    List {
+        entries: Vec<IpPair>,
+        ordinal: Option<u32>,
+    },
+    /// Any free address inside these ranges (IPPool objects).
+    Ranges(Vec<IpRange>),
+    /// Any free address of the Subnet.
+    Any,
+}
+
+/// One attachment nadipam allocates for.
+#[derive(Clone, Debug)]
+pub(crate) struct Planned {
+    pub network: NetworkRef,
+    /// The explicit interface name (selects per-interface result keys).
+    pub interface: Option<String>,
+    pub provider: String,
+    pub subnet: Arc<Subnet>,
+    pub choice: Choice,
+    pub mac: Option<Mac>,
+    pub routes: Option<Vec<Route>>,
+    /// An IPPool's gateway override.
+    pub gateway: Option<String>,
+    /// The IPPool (or `ip_pool`) the address came from, recorded on the lease.
+    pub pool: Option<String>,
+}
+
+/// Who is asking: the parts of the Pod the plan depends on.
+pub(crate) struct PodIdentity<'a> {
+    pub namespace: &'a str,
+    /// Empty for a Pod created with generateName.
+    pub name: &'a str,
+    /// Set when a StatefulSet controls the Pod: its ordinal.
+    pub ordinal: Option<u32>,
+}
+
+/// Builds the plan for every attachment whose NAD uses nadipam; other attachments are left alone.
+pub(crate) fn plan(
+    cache: &Cache,
+    pod: &PodIdentity<'_>,
+    ann: &BTreeMap<String, String>,
+) -> Result<Vec<Planned>, Denial> {
+    let requests = annotations::attachments(ann, pod.namespace)?;
+    let spider = annotations::spider_pools(ann)?;
+    let mut out = Vec::new();
+    for (i, req) in requests.iter().enumerate() {
+        if let Some(p) = plan_one(cache, pod, ann, req, i == 0, spider.as_ref())? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn plan_one(
+    cache: &Cache,
+    pod: &PodIdentity<'_>,
+    ann: &BTreeMap<String, String>,
+    req: &AttachmentRequest,
+    first: bool,
+    spider: Option<&SpiderPools>,
+) -> Result<Option<Planned>, Denial> {
+    let network = req.network.to_string();
+    let nad_key = if req.is_default {
+        keys::DEFAULT_NETWORK
+    } else {
+        keys::NETWORKS
+    };
+    let nad = cache
+        .nads
+        .get(
+            &ObjectRef::<NetworkAttachmentDefinition>::new(&req.network.name)
+                .within(&req.network.namespace),
+        )
+        .ok_or_else(|| Denial::UnknownNad {
+            network: network.clone(),
+            key: nad_key,
+        })?;
+    let view = nad.ipam_view().map_err(|source| Denial::Nad {
+        network: network.clone(),
+        source: Box::new(source),
+    })?;
+    if !view.is_ours() {
+        return Ok(None);
+    }
+    let provider = nad.provider(&view);
+    let asks = provider_request(ann, &provider, req.interface.as_deref())?;
+
+    // Pools named by the Pod, resolved before the Subnet: a pool also says which Subnet it belongs to.
+    let mut pools: Vec<Arc<IPPool>> = Vec::new();
+    if let Some(PoolRequest::Named(name)) = &asks.ip_pool {
+        let key = keys::provider_key(&provider, keys::IP_POOL);
+        pools.push(find_pool(cache, &network, name, &key)?);
+    } else if asks.ip_pool.is_none()
+        && let Some(entry) = spider.and_then(|s| s.for_interface(&req.ifname, first))
+    {
+        let key = spider.map(|s| s.key).unwrap_or(keys::SPIDER_IPPOOL);
+        for name in entry.ipv4.iter().chain(entry.ipv6.iter()) {
+            pools.push(find_pool(cache, &network, name, key)?);
+        }
+    }
+
+    let subnet = match &asks.logical_switch {
+        Some(name) => {
+            cache
+                .subnets
+                .get(&ObjectRef::new(name))
+                .ok_or_else(|| Denial::UnknownSubnet {
+                    network: network.clone(),
+                    subnet: name.clone(),
+                    key: keys::provider_key(&provider, keys::LOGICAL_SWITCH),
+                })?
+        }
+        None => match subnet_by_provider(cache, &provider, pod.namespace) {
+            Some(s) => s,
+            None => match pools.first() {
+                Some(p) => cache
+                    .subnets
+                    .get(&ObjectRef::new(&p.spec.subnet))
+                    .ok_or_else(|| Denial::UnknownSubnet {
+                        network: network.clone(),
+                        subnet: p.spec.subnet.clone(),
+                        key: format!("IPPool {} spec.subnet", p.name_any()),
+                    })?,
+                None => return Err(Denial::NoSubnet { network, provider }),
+            },
+        },
+    };
+    check_subnet(&subnet, &network, &provider, pod.namespace)?;
+    for p in &pools {
+        check_pool(p, &subnet, &network, pod.namespace)?;
+    }
+
+    let fixed = asks.ip_address.or_else(|| req.ip_pair());
+    let (choice, pool) = match (fixed, &asks.ip_pool) {
+        (Some(pair), _) => (Choice::Fixed(pair), None),
+        (None, Some(PoolRequest::List(entries))) => (
+            Choice::List {
+                entries: entries.clone(),
+                ordinal: pod.ordinal,
+            },
+            Some(keys::IP_POOL.to_string()),
+        ),
+        (None, _) if !pools.is_empty() => {
+            let mut ranges = Vec::new();
+            for p in &pools {
+                ranges.extend(parse_entries(&p.spec.ips).map_err(|e| Denial::BadPool {
+                    network: network.clone(),
+                    pool: p.name_any(),
+                    reason: e.to_string(),
+                })?);
+            }
+            (Choice::Ranges(ranges), pools.first().map(|p| p.name_any()))
+        }
+        (None, _) => (Choice::Any, None),
+    };
+
+    let mut routes = asks.routes.clone().or_else(|| subnet_routes(&subnet));
+    for gw in &req.default_route {
+        routes.get_or_insert_with(Vec::new).push(Route {
+            dst: None,
+            gw: Some(gw.to_string()),
+        });
+    }
+    Ok(Some(Planned {
+        network: req.network.clone(),
+        interface: req.interface.clone(),
+        provider,
+        subnet,
+        choice,
+        mac: asks.mac_address.or(req.mac),
+        routes,
+        gateway: pools.iter().find_map(|p| p.spec.gateway.clone()),
+        pool,
+    }))
+}
+
+fn find_pool(cache: &Cache, network: &str, name: &str, key: &str) -> Result<Arc<IPPool>, Denial> {
+    cache
+        .pools
+        .get(&ObjectRef::new(name))
+        .ok_or_else(|| Denial::UnknownPool {
+            network: network.to_string(),
+            pool: name.to_string(),
+            key: key.to_string(),
+        })
+}
+
+/// The Subnet serving `provider`: among those with that provider, the first by name that admits the
+/// namespace (else the first, so the namespace denial names it).
+fn subnet_by_provider(cache: &Cache, provider: &str, namespace: &str) -> Option<Arc<Subnet>> {
+    let mut matching: Vec<Arc<Subnet>> = cache
+        .subnets
+        .state()
+        .into_iter()
+        .filter(|s| s.spec.provider == provider)
+        .collect();
+    matching.sort_by_key(|s| s.name_any());
+    let allowed = matching
+        .iter()
+        .find(|s| namespace_allowed(&s.spec.namespaces, namespace))
+        .cloned();
+    allowed.or_else(|| matching.into_iter().next())
+}
+
+fn namespace_allowed(allowed: &[String], namespace: &str) -> bool {
+    allowed.is_empty() || allowed.iter().any(|n| n == namespace)
+}
+
+fn check_subnet(
+    subnet: &Subnet,
+    network: &str,
+    provider: &str,
+    namespace: &str,
+) -> Result<(), Denial> {
+    let sp = &subnet.spec.provider;
+    if sp != provider && sp != keys::OVN_PROVIDER {
+        return Err(Denial::ForeignSubnet {
+            network: network.to_string(),
+            subnet: subnet.name_any(),
+            subnet_provider: sp.clone(),
+            provider: provider.to_string(),
+        });
+    }
+    if !namespace_allowed(&subnet.spec.namespaces, namespace) {
+        return Err(Denial::SubnetNamespace {
+            network: network.to_string(),
+            namespace: namespace.to_string(),
+            subnet: subnet.name_any(),
+            allowed: subnet.spec.namespaces.join(", "),
+        });
+    }
+    Ok(())
+}
+
+fn check_pool(
+    pool: &IPPool,
+    subnet: &Subnet,
+    network: &str,
+    namespace: &str,
+) -> Result<(), Denial> {
+    if pool.spec.subnet != subnet.name_any() {
+        return Err(Denial::PoolSubnet {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            pool_subnet: pool.spec.subnet.clone(),
+            subnet: subnet.name_any(),
+        });
+    }
+    if !namespace_allowed(&pool.spec.namespaces, namespace) {
+        return Err(Denial::PoolNamespace {
+            network: network.to_string(),
+            namespace: namespace.to_string(),
+            pool: pool.name_any(),
+            allowed: pool.spec.namespaces.join(", "),
+        });
+    }
+    if !pool.spec.multus_name.is_empty() && !pool.spec.multus_name.iter().any(|m| m == network) {
+        return Err(Denial::PoolNetwork {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            served: pool.spec.multus_name.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// Routes the Subnet gives every interface, when the Pod names none. (The NAD's own `ipam.routes` are
+/// added by the CNI plugin, which reads the config.)
+fn subnet_routes(subnet: &Subnet) -> Option<Vec<Route>> {
+    let routes: Vec<Route> = subnet
+        .spec
+        .routes
+        .iter()
+        .map(|r| Route {
+            dst: r.dst.clone(),
+            gw: r.gw.clone(),
+        })
+        .collect();
+    (!routes.is_empty()).then_some(routes)
+}

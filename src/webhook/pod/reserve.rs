@@ -1,0 +1,374 @@
+//! Reserving a planned attachment: choose candidates from the cached free set and create one IPLease per
+//! address. The create is the reservation; the cache only proposes candidates.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
+
+use super::plan::{Choice, Planned, PodIdentity};
+use crate::alloc::{AllocError, IpPair, Mac, Strategy};
+use crate::api::{IPLease, IPLeaseSpec, LeasePhase, OwnerKind, lease_labels, lease_name};
+use crate::cache::SubnetView;
+use crate::context::Context;
+use crate::metrics::SubnetLabels;
+use crate::webhook::denial::Denial;
+
+/// Attempts at a fresh candidate when creates keep finding addresses taken by other replicas.
+const MAX_ATTEMPTS: u32 = 16;
+
+/// The request-wide facts every reservation needs.
+pub(crate) struct Request<'a> {
+    pub ctx: &'a Context,
+    /// The reservation token: the admission request's UID, also written on the Pod.
+    pub token: &'a str,
+    pub pod: &'a PodIdentity<'a>,
+    pub owner: OwnerKind,
+    pub dry_run: bool,
+}
+
+/// What one attachment got.
+pub(crate) struct Reserved {
+    pub ip: IpPair,
+    pub mac: Mac,
+    /// Leases this request created (deleted again if a later attachment is denied).
+    pub created: Vec<String>,
+}
+
+impl Request<'_> {
+    fn api(&self) -> Api<IPLease> {
+        Api::all(self.ctx.client.clone())
+    }
+
+    /// Reserves addresses and a MAC for `p`.
+    pub async fn reserve(&self, p: &Planned) -> Result<Reserved, Denial> {
+        if let Some(found) = self.reuse(p).await? {
+            return Ok(found);
+        }
+        let mac = self.take_mac(p)?;
+        let result = self.reserve_addresses(p, mac).await;
+        if result.is_err() || self.dry_run {
+            self.with_view(p, |v| v.macs.release(mac)).ok();
+        }
+        result
+    }
+
+    /// Leases this Pod already holds for the attachment: the same admission retried (same token), or a
+    /// re-created StatefulSet Pod (same name). Reused instead of allocating again.
+    async fn reuse(&self, p: &Planned) -> Result<Option<Reserved>, Denial> {
+        let index = &self.ctx.cache.index;
+        let mut names = index.by_token(self.token);
+        let sts = self.owner == OwnerKind::StatefulSet && !self.pod.name.is_empty();
+        if sts {
+            names.extend(index.by_pod(self.pod.namespace, self.pod.name));
+        }
+        let subnet = p.subnet.name_any();
+        let leases: Vec<Arc<IPLease>> = names
+            .iter()
+            .filter_map(|n| self.ctx.cache.leases.get(&ObjectRef::new(n)))
+            .filter(|l| {
+                l.spec.subnet == subnet
+                    && l.spec.network == p.network.to_string()
+                    && l.spec.interface == p.interface
+                    && (l.spec.token == self.token || l.spec.owner_kind == OwnerKind::StatefulSet)
+            })
+            .collect();
+        let ip = IpPair::from_addrs(leases.iter().filter_map(|l| l.spec.ip.parse().ok()));
+        let mac = leases
+            .iter()
+            .find_map(|l| l.spec.mac.as_deref().and_then(|m| m.parse::<Mac>().ok()));
+        let (Some(ip), Some(mac)) = (ip.filter(|i| !i.is_empty()), mac) else {
+            return Ok(None);
+        };
+        if !self.dry_run {
+            for l in leases.iter().filter(|l| l.spec.token != self.token) {
+                // A StatefulSet lease moves to the new Pod incarnation: the controller binds by token.
+                let patch = serde_json::json!({
+                    "metadata": { "labels": lease_labels(&l.spec.subnet, self.token, l.spec.pool.as_deref()) },
+                    "spec": { "token": self.token, "phase": LeasePhase::Reserved, "podUid": null },
+                });
+                let ipaddr = l.spec.ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                self.api()
+                    .patch(
+                        &l.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(&patch),
+                    )
+                    .await
+                    .map_err(|e| Denial::Api {
+                        network: p.network.to_string(),
+                        ip: ipaddr,
+                        source: Box::new(e),
+                    })?;
+            }
+        }
+        Ok(Some(Reserved {
+            ip,
+            mac,
+            created: Vec::new(),
+        }))
+    }
+
+    fn with_view<R>(&self, p: &Planned, f: impl FnOnce(&mut SubnetView) -> R) -> Result<R, Denial> {
+        self.ctx
+            .cache
+            .index
+            .with_subnet(&p.subnet, &self.ctx.cache.leases, f)
+            .map_err(|source| Denial::Layout {
+                network: p.network.to_string(),
+                subnet: p.subnet.name_any(),
+                source: Box::new(source),
+            })
+    }
+
+    fn take_mac(&self, p: &Planned) -> Result<Mac, Denial> {
+        let network = p.network.to_string();
+        let picked = self.with_view(p, |v| match p.mac {
+            Some(mac) => v.macs.reserve(mac).map(|_| mac),
+            None => v.macs.pick(&mut rand::rng()),
+        })?;
+        picked.map_err(|source| Denial::Alloc { network, source })
+    }
+
+    async fn reserve_addresses(&self, p: &Planned, mac: Mac) -> Result<Reserved, Denial> {
+        let network = p.network.to_string();
+        let deny = |source: AllocError| Denial::Alloc {
+            network: network.clone(),
+            source,
+        };
+        match &p.choice {
+            Choice::Fixed(pair) => self.reserve_fixed(p, *pair, mac).await,
+            Choice::List {
+                entries,
+                ordinal: Some(ordinal),
+            } => {
+                let entry = self
+                    .with_view(p, |v| v.alloc.select_from_list(entries, Some(*ordinal)))?
+                    .map_err(deny)?;
+                self.reserve_fixed(p, entry, mac).await
+            }
+            Choice::List {
+                entries,
+                ordinal: None,
+            } => {
+                for _ in 0..entries.len().max(1) {
+                    let entry = self
+                        .with_view(p, |v| {
+                            let e = v.alloc.select_from_list(entries, None)?;
+                            v.alloc.reserve_pair(&e).map(|_| e)
+                        })?
+                        .map_err(deny)?;
+                    if let Some(done) = self.create_pair(p, entry, mac).await? {
+                        return Ok(done);
+                    }
+                }
+                Err(Denial::Contention {
+                    network,
+                    attempts: entries.len() as u32,
+                })
+            }
+            Choice::Ranges(ranges) => {
+                self.reserve_picked(p, mac, |v| {
+                    v.alloc
+                        .pick_pair_in(ranges, Strategy::Random, &mut rand::rng())
+                })
+                .await
+            }
+            Choice::Any => {
+                self.reserve_picked(p, mac, |v| {
+                    v.alloc.pick_pair(Strategy::Random, &mut rand::rng())
+                })
+                .await
+            }
+        }
+    }
+
+    /// Random candidates: pick (which marks the view), create; on a lost race pick again.
+    async fn reserve_picked(
+        &self,
+        p: &Planned,
+        mac: Mac,
+        pick: impl Fn(&mut SubnetView) -> Result<IpPair, AllocError>,
+    ) -> Result<Reserved, Denial> {
+        let network = p.network.to_string();
+        for _ in 0..MAX_ATTEMPTS {
+            let pair = self.with_view(p, &pick)?.map_err(|source| Denial::Alloc {
+                network: network.clone(),
+                source,
+            })?;
+            if let Some(done) = self.create_pair(p, pair, mac).await? {
+                return Ok(done);
+            }
+        }
+        Err(Denial::Contention {
+            network,
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// A requested address (or a StatefulSet ordinal's entry): valid, free, or a denial naming the holder.
+    async fn reserve_fixed(&self, p: &Planned, pair: IpPair, mac: Mac) -> Result<Reserved, Denial> {
+        let network = p.network.to_string();
+        for ip in pair.addrs() {
+            let checked = self.with_view(p, |v| v.alloc.check(ip))?;
+            match checked {
+                Ok(()) => {}
+                Err(AllocError::InUse { .. }) => {
+                    let name = lease_name(&p.subnet.name_any(), ip);
+                    let holder = self.ctx.cache.leases.get(&ObjectRef::new(&name));
+                    return Err(self.held(p, ip, holder.as_deref()));
+                }
+                Err(source) => return Err(Denial::Alloc { network, source }),
+            }
+        }
+        self.with_view(p, |v| v.alloc.reserve_pair(&pair))?
+            .map_err(|source| Denial::Alloc {
+                network: network.clone(),
+                source,
+            })?;
+        match self.create_pair(p, pair, mac).await? {
+            Some(done) => Ok(done),
+            None => {
+                // Lost a race the cache did not show: name the holder from a live read.
+                for ip in pair.addrs() {
+                    let name = lease_name(&p.subnet.name_any(), ip);
+                    if let Ok(Some(l)) = self.api().get_opt(&name).await {
+                        return Err(self.held(p, ip, Some(&l)));
+                    }
+                }
+                Err(Denial::Contention {
+                    network,
+                    attempts: 1,
+                })
+            }
+        }
+    }
+
+    fn held(&self, p: &Planned, ip: IpAddr, holder: Option<&IPLease>) -> Denial {
+        let network = p.network.to_string();
+        match holder {
+            Some(l) if l.spec.token == self.token => Denial::DuplicateInPod { network, ip },
+            Some(l) => Denial::Held {
+                network,
+                ip,
+                holder: describe_holder(l),
+            },
+            None => Denial::Alloc {
+                network,
+                source: AllocError::InUse {
+                    ip,
+                    subnet: p.subnet.name_any(),
+                },
+            },
+        }
+    }
+
+    /// Creates the leases of `pair` (already marked in the view). `Ok(None)`: an address was taken
+    /// meanwhile (it stays marked; the caller tries another). All or none: a partial pair is rolled back.
+    async fn create_pair(
+        &self,
+        p: &Planned,
+        pair: IpPair,
+        mac: Mac,
+    ) -> Result<Option<Reserved>, Denial> {
+        let subnet = p.subnet.name_any();
+        if self.dry_run {
+            self.with_view(p, |v| pair.addrs().for_each(|ip| _ = v.alloc.release(ip)))?;
+            return Ok(Some(Reserved {
+                ip: pair,
+                mac,
+                created: Vec::new(),
+            }));
+        }
+        let mut created = Vec::new();
+        for ip in pair.addrs() {
+            let lease = self.lease(p, ip, mac);
+            match self.api().create(&PostParams::default(), &lease).await {
+                Ok(_) => created.push(lease.name_any()),
+                Err(e) => {
+                    let taken = matches!(&e, kube::Error::Api(s) if s.code == 409);
+                    // Free what this attempt holds; a taken address stays marked as someone else's.
+                    self.with_view(p, |v| {
+                        pair.addrs()
+                            .filter(|a| *a != ip || !taken)
+                            .for_each(|a| _ = v.alloc.release(a))
+                    })?;
+                    self.delete_all(&created).await;
+                    if taken {
+                        self.ctx
+                            .metrics
+                            .lease_conflicts
+                            .get_or_create(&SubnetLabels { subnet })
+                            .inc();
+                        return Ok(None);
+                    }
+                    return Err(Denial::Api {
+                        network: p.network.to_string(),
+                        ip,
+                        source: Box::new(e),
+                    });
+                }
+            }
+        }
+        self.ctx
+            .metrics
+            .allocations
+            .get_or_create(&SubnetLabels { subnet })
+            .inc_by(created.len() as u64);
+        Ok(Some(Reserved {
+            ip: pair,
+            mac,
+            created,
+        }))
+    }
+
+    fn lease(&self, p: &Planned, ip: IpAddr, mac: Mac) -> IPLease {
+        let subnet = p.subnet.name_any();
+        let mut lease = IPLease::new(
+            &lease_name(&subnet, ip),
+            IPLeaseSpec {
+                subnet: subnet.clone(),
+                ip: ip.to_string(),
+                mac: Some(mac.to_string()),
+                provider: p.provider.clone(),
+                interface: p.interface.clone(),
+                pod_namespace: self.pod.namespace.to_string(),
+                pod_name: (!self.pod.name.is_empty()).then(|| self.pod.name.to_string()),
+                pod_uid: None,
+                phase: LeasePhase::Reserved,
+                token: self.token.to_string(),
+                owner_kind: self.owner,
+                pool: p.pool.clone(),
+                network: p.network.to_string(),
+            },
+        );
+        lease.metadata = ObjectMeta {
+            labels: Some(lease_labels(&subnet, self.token, p.pool.as_deref())),
+            ..lease.metadata
+        };
+        lease
+    }
+
+    /// Best-effort rollback; a lease left behind is Reserved without a Pod and the controller reclaims it.
+    pub async fn delete_all(&self, names: &[String]) {
+        for name in names {
+            if let Err(e) = self.api().delete(name, &DeleteParams::default()).await {
+                tracing::warn!(lease = %name, error = %e, "rollback delete failed; the reclaimer will remove it");
+            }
+        }
+    }
+}
+
+/// `pod default/static-ip`, or the namespace and token while the holder is still being created.
+pub(crate) fn describe_holder(l: &IPLease) -> String {
+    match &l.spec.pod_name {
+        Some(name) => format!("pod {}/{}", l.spec.pod_namespace, name),
+        None => format!(
+            "a pod being created in namespace {} (reservation {})",
+            l.spec.pod_namespace, l.spec.token
+        ),
+    }
+}
