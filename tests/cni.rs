@@ -129,7 +129,7 @@ async fn macvlan_dual_stack_add_check_del() {
     .await;
 
     let mut sandbox = Sandbox::new();
-    let master = sandbox.dummy();
+    let master = sandbox.master();
     let dirs = CniDirs::new(cluster_info());
     dirs.conflist(
         "nadipam-mv",

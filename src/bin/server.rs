@@ -9,7 +9,8 @@ use clap::Parser;
 use nadipam::cache::Cache;
 use nadipam::context::{Context, Settings};
 use nadipam::metrics::Metrics;
-use nadipam::webhook::{self, tls};
+use nadipam::webhook::config::{Endpoint, Registration};
+use nadipam::webhook::{self, register, tls};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "nadipam admission webhook and lease controller")]
@@ -40,6 +41,17 @@ struct Args {
     /// Seconds a Reserved lease may wait for its Pod before it is reclaimed (keep above the webhook timeout).
     #[arg(long, env = "NADIPAM_RECLAIM_AFTER", default_value_t = 70)]
     reclaim_after: u64,
+    /// Register the webhook configurations pointing at this URL base (e.g. https://127.0.0.1:8443) once the
+    /// caches are synced, and remove them on exit. For running outside the cluster; the Helm chart registers
+    /// them itself.
+    #[arg(long, env = "NADIPAM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// PEM CA bundle to publish in the registered configurations (with --webhook-url).
+    #[arg(long, env = "NADIPAM_WEBHOOK_CA")]
+    webhook_ca: Option<PathBuf>,
+    /// Suffix for the registered configurations' names.
+    #[arg(long, default_value = "")]
+    webhook_name_suffix: String,
     /// Exit when standard input closes (lets a test harness tie the server's life to its own).
     #[arg(long, hide = true)]
     exit_on_stdin_eof: bool,
@@ -81,17 +93,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (live, pem) = files.load().await?;
     tokio::spawn(files.watch(live.clone(), pem, Duration::from_secs(10)));
 
-    if args.exit_on_stdin_eof {
-        tokio::spawn(async {
+    let registration = match args.webhook_url {
+        Some(url) => {
+            let ca_bundle = match &args.webhook_ca {
+                Some(path) => std::fs::read(path)
+                    .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
+                None => Vec::new(),
+            };
+            Some(Registration {
+                endpoint: Endpoint::Url(url),
+                ca_bundle,
+                exclude_namespaces: vec![ctx.settings.namespace.clone()],
+                suffix: args.webhook_name_suffix,
+                timeout_seconds: 10,
+            })
+        }
+        None => None,
+    };
+
+    let server = tokio::spawn(webhook::serve(ctx.clone(), args.listen, live));
+    if let Some(reg) = &registration {
+        ctx.cache.wait_ready().await;
+        register::register(&ctx.client, reg).await?;
+        tracing::info!("webhook configurations registered");
+    }
+
+    tokio::select! {
+        r = server => r??,
+        _ = shutdown(args.exit_on_stdin_eof) => {}
+    }
+    if let Some(reg) = &registration
+        && let Err(e) = register::unregister(&ctx.client, reg).await
+    {
+        tracing::warn!(error = %e, "could not remove the webhook configurations");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM, Ctrl-C, or (when asked) the end of standard input.
+async fn shutdown(on_stdin_eof: bool) {
+    let stdin = async {
+        if on_stdin_eof {
             use tokio::io::AsyncReadExt;
             let mut buf = [0u8; 64];
             let mut stdin = tokio::io::stdin();
             while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
-            tracing::info!("standard input closed; exiting");
-            std::process::exit(0);
-        });
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = stdin => tracing::info!("standard input closed; shutting down"),
+        _ = term => tracing::info!("SIGTERM; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
     }
-
-    webhook::serve(ctx, args.listen, live).await?;
-    Ok(())
 }

@@ -167,16 +167,29 @@ impl ApiClient {
     }
 
     /// GET the Pod; 404 is [`CniError::PodNotFound`].
+    ///
+    /// Read with `resourceVersion=0`, which the API server answers from its watch cache without an etcd
+    /// round trip. That is safe here: the result annotations are written when the Pod is created, so every
+    /// cached version carries them. A miss — not found, or another UID than the runtime's — may only be the
+    /// cache lagging a recreation, so it is confirmed by a quorum read before it is reported.
     pub fn get_pod(&self, pod: &PodRef) -> Result<PodMeta, CniError> {
         let path = format!("/api/v1/namespaces/{}/pods/{}", pod.namespace, pod.name);
-        let (status, body) = self.get(&path)?;
+        match self.get_pod_at(pod, &format!("{path}?resourceVersion=0")) {
+            Ok(meta) if pod.uid.as_ref().is_none_or(|u| *u == meta.uid) => Ok(meta),
+            Ok(_) | Err(CniError::PodNotFound { .. }) => self.get_pod_at(pod, &path),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get_pod_at(&self, pod: &PodRef, path: &str) -> Result<PodMeta, CniError> {
+        let (status, body) = self.get(path)?;
         match status {
             200 => serde_json::from_slice::<PodDoc>(&body)
                 .map(|d| d.metadata)
                 .map_err(|e| CniError::ApiRefused {
                     server: self.server.clone(),
                     status,
-                    path,
+                    path: path.to_string(),
                     message: Shown::new(&format!("the body is not a Pod ({e})")),
                     hint: "",
                 }),
@@ -184,7 +197,7 @@ impl ApiClient {
                 pod: pod.to_string(),
                 server: self.server.clone(),
             }),
-            _ => Err(self.refused(status, path, &body)),
+            _ => Err(self.refused(status, path.to_string(), &body)),
         }
     }
 
@@ -393,7 +406,7 @@ mod tests {
         assert_eq!(meta.annotations.get("a").map(String::as_str), Some("b"));
         let heads = h.join().unwrap();
         assert!(
-            heads[0].starts_with("GET /api/v1/namespaces/ns1/pods/p1 HTTP/1.1"),
+            heads[0].starts_with("GET /api/v1/namespaces/ns1/pods/p1?resourceVersion=0 HTTP/1.1"),
             "{}",
             heads[0]
         );
@@ -444,11 +457,38 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_miss_is_confirmed_by_a_quorum_read() {
+        // Not found in the cache, found in etcd.
+        let (url, h) = serve(vec![(404, "{}"), (200, POD)]);
+        assert_eq!(client(&url, None).get_pod(&pod()).unwrap().uid, "u1");
+        let heads = h.join().unwrap();
+        assert!(
+            heads[1].starts_with("GET /api/v1/namespaces/ns1/pods/p1 HTTP/1.1"),
+            "{}",
+            heads[1]
+        );
+        // The cache still has the old Pod of that name; etcd has the runtime's.
+        let newer = r#"{"metadata":{"uid":"u2"}}"#;
+        let (url, h) = serve(vec![(200, POD), (200, newer)]);
+        let mut p = pod();
+        p.uid = Some("u2".into());
+        assert_eq!(client(&url, None).get_pod(&p).unwrap().uid, "u2");
+        assert_eq!(h.join().unwrap().len(), 2);
+    }
+
+    #[test]
     fn not_found_and_forbidden_are_not_retried() {
-        let (url, h) = serve(vec![(404, r#"{"message":"pods \"p1\" not found"}"#)]);
+        let (url, h) = serve(vec![
+            (404, r#"{"message":"pods \"p1\" not found"}"#),
+            (404, "{}"),
+        ]);
         let e = client(&url, None).get_pod(&pod()).unwrap_err();
         assert_eq!(e.code(), 100);
-        assert_eq!(h.join().unwrap().len(), 1);
+        assert_eq!(
+            h.join().unwrap().len(),
+            2,
+            "one cached read, one quorum read, no retries"
+        );
 
         let (url, h) = serve(vec![(
             403,
@@ -459,7 +499,7 @@ mod tests {
         assert_eq!(
             e.to_string(),
             format!(
-                "Kubernetes API at {url} answered 403 to GET /api/v1/namespaces/ns1/pods/p1: \"pods \\\"p1\\\" is forbidden: User \\\"x\\\" cannot get resource\"; the kubeconfig's identity may not get Pods — grant it get on pods (the nadipam node agent's ClusterRole does)"
+                "Kubernetes API at {url} answered 403 to GET /api/v1/namespaces/ns1/pods/p1?resourceVersion=0: \"pods \\\"p1\\\" is forbidden: User \\\"x\\\" cannot get resource\"; the kubeconfig's identity may not get Pods — grant it get on pods (the nadipam node agent's ClusterRole does)"
             )
         );
         h.join().unwrap();

@@ -105,6 +105,12 @@ pub enum Denial {
         ip: IpAddr,
         holder: String,
     },
+    #[error("network {network}: MAC {mac} is held by {holder}")]
+    MacHeld {
+        network: String,
+        mac: String,
+        holder: String,
+    },
     #[error(
         "network {network}: {ip} is requested by two attachments of this Pod; give each its own address"
     )]
@@ -149,7 +155,9 @@ impl Denial {
                 AllocError::InUse { .. } | AllocError::MacInUse { .. } => "in_use",
                 _ => "invalid_address",
             },
-            Denial::Held { .. } | Denial::DuplicateInPod { .. } => "in_use",
+            Denial::Held { .. } | Denial::MacHeld { .. } | Denial::DuplicateInPod { .. } => {
+                "in_use"
+            }
             Denial::Contention { .. } => "contention",
             Denial::Api { .. } => "api_error",
             Denial::NoNamespace => "malformed_request",
@@ -170,7 +178,7 @@ impl Denial {
             | Denial::NoSubnet { .. }
             | Denial::UnknownSubnet { .. }
             | Denial::UnknownPool { .. } => 404,
-            Denial::Held { .. } | Denial::Contention { .. } => 409,
+            Denial::Held { .. } | Denial::MacHeld { .. } | Denial::Contention { .. } => 409,
             Denial::Alloc { source, .. } => match source {
                 AllocError::InUse { .. } | AllocError::MacInUse { .. } => 409,
                 AllocError::Exhausted { .. }

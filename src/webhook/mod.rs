@@ -10,6 +10,7 @@ mod denial;
 mod ippool;
 mod nad;
 mod pod;
+pub mod register;
 mod respond;
 mod server;
 mod subnet;

@@ -61,10 +61,20 @@ impl Sandbox {
         format!("/var/run/netns/{}", self.netns)
     }
 
-    /// A `dummy` link in the host namespace (a macvlan master), up.
-    pub fn dummy(&mut self) -> String {
+    /// A master link in the host namespace for macvlan, up: a `dummy` link, or where the kernel has no
+    /// dummy driver (e.g. minimal VM kernels) one end of a `veth` pair (deleting it deletes its peer).
+    pub fn master(&mut self) -> String {
         let name = format!("nd{}", suffix());
-        ip(&["link", "add", &name, "type", "dummy"]);
+        let dummy = Command::new("ip")
+            .args(["link", "add", &name, "type", "dummy"])
+            .stderr(Stdio::null())
+            .status()
+            .expect("running ip");
+        if !dummy.success() {
+            let peer = format!("{name}p");
+            ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]);
+            ip(&["link", "set", &peer, "up"]);
+        }
         self.links.push(name.clone());
         ip(&["link", "set", &name, "up"]);
         name

@@ -48,6 +48,9 @@ impl Request<'_> {
         if let Some(found) = self.reuse(p).await? {
             return Ok(found);
         }
+        if let Choice::Fixed(pair) = &p.choice {
+            self.precheck_fixed(p, *pair)?;
+        }
         let mac = self.take_mac(p)?;
         let result = self.reserve_addresses(p, mac).await;
         if result.is_err() || self.dry_run {
@@ -130,7 +133,28 @@ impl Request<'_> {
             Some(mac) => v.macs.reserve(mac).map(|_| mac),
             None => v.macs.pick(&mut rand::rng()),
         })?;
-        picked.map_err(|source| Denial::Alloc { network, source })
+        picked.map_err(|source| match (&source, p.mac) {
+            (AllocError::MacInUse { .. }, Some(mac)) => {
+                let subnet = p.subnet.name_any();
+                let text = mac.to_string();
+                let holder = self.ctx.cache.leases.state().into_iter().find(|l| {
+                    l.spec.subnet == subnet
+                        && l.spec
+                            .mac
+                            .as_deref()
+                            .is_some_and(|m| m.eq_ignore_ascii_case(&text))
+                });
+                match holder {
+                    Some(l) => Denial::MacHeld {
+                        network,
+                        mac: text,
+                        holder: describe_holder(&l),
+                    },
+                    None => Denial::Alloc { network, source },
+                }
+            }
+            _ => Denial::Alloc { network, source },
+        })
     }
 
     async fn reserve_addresses(&self, p: &Planned, mac: Mac) -> Result<Reserved, Denial> {
@@ -209,21 +233,31 @@ impl Request<'_> {
         })
     }
 
-    /// A requested address (or a StatefulSet ordinal's entry): valid, free, or a denial naming the holder.
-    async fn reserve_fixed(&self, p: &Planned, pair: IpPair, mac: Mac) -> Result<Reserved, Denial> {
-        let network = p.network.to_string();
+    /// Checks requested addresses against the cache: valid and free, or a denial naming the holder.
+    fn precheck_fixed(&self, p: &Planned, pair: IpPair) -> Result<(), Denial> {
         for ip in pair.addrs() {
-            let checked = self.with_view(p, |v| v.alloc.check(ip))?;
-            match checked {
+            match self.with_view(p, |v| v.alloc.check(ip))? {
                 Ok(()) => {}
                 Err(AllocError::InUse { .. }) => {
                     let name = lease_name(&p.subnet.name_any(), ip);
                     let holder = self.ctx.cache.leases.get(&ObjectRef::new(&name));
                     return Err(self.held(p, ip, holder.as_deref()));
                 }
-                Err(source) => return Err(Denial::Alloc { network, source }),
+                Err(source) => {
+                    return Err(Denial::Alloc {
+                        network: p.network.to_string(),
+                        source,
+                    });
+                }
             }
         }
+        Ok(())
+    }
+
+    /// A requested address (or a StatefulSet ordinal's entry): valid, free, or a denial naming the holder.
+    async fn reserve_fixed(&self, p: &Planned, pair: IpPair, mac: Mac) -> Result<Reserved, Denial> {
+        let network = p.network.to_string();
+        self.precheck_fixed(p, pair)?;
         self.with_view(p, |v| v.alloc.reserve_pair(&pair))?
             .map_err(|source| Denial::Alloc {
                 network: network.clone(),
