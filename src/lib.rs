@@ -16,6 +16,8 @@ pub mod cache;
 pub mod cni;
 /// The state shared by every handler and reconciler.
 pub mod context;
+/// The lease lifecycle controller: binding, release, reclaim, Subnet and IPPool status (leader only).
+pub mod controller;
 /// Prometheus metrics.
 pub mod metrics;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.

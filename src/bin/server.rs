@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use nadipam::cache::Cache;
 use nadipam::context::{Context, Settings};
+use nadipam::controller;
 use nadipam::metrics::Metrics;
 use nadipam::webhook::config::{Endpoint, Registration};
 use nadipam::webhook::{self, register, tls};
@@ -41,6 +42,9 @@ struct Args {
     /// Seconds a Reserved lease may wait for its Pod before it is reclaimed (keep above the webhook timeout).
     #[arg(long, env = "NADIPAM_RECLAIM_AFTER", default_value_t = 70)]
     reclaim_after: u64,
+    /// Seconds the controller's leader Lease lasts (how long a crashed leader keeps other replicas waiting).
+    #[arg(long, env = "NADIPAM_LEADER_LEASE_SECONDS", default_value_t = 15)]
+    leader_lease_seconds: u64,
     /// Register the webhook configurations pointing at this URL base (e.g. https://127.0.0.1:8443) once the
     /// caches are synced, and remove them on exit. For running outside the cluster; the Helm chart registers
     /// them itself.
@@ -64,6 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,kube=warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     tls::install_crypto_provider();
     let args = Args::parse();
@@ -112,6 +117,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let server = tokio::spawn(webhook::serve(ctx.clone(), args.listen, live));
+    // Waits for the caches itself, then runs on the elected replica only.
+    let controller = controller::start(
+        ctx.clone(),
+        controller::Options {
+            lease_duration: Duration::from_secs(args.leader_lease_seconds),
+            ..controller::Options::default()
+        },
+    );
     if let Some(reg) = &registration {
         ctx.cache.wait_ready().await;
         register::register(&ctx.client, reg).await?;
@@ -122,6 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         r = server => r??,
         _ = shutdown(args.exit_on_stdin_eof) => {}
     }
+    controller.shutdown().await;
     if let Some(reg) = &registration
         && let Err(e) = register::unregister(&ctx.client, reg).await
     {

@@ -24,7 +24,7 @@ use crate::annotations::Shown;
 
 /// The bounded retry policy.
 #[derive(Clone, Copy, Debug)]
-pub struct Retry {
+pub(crate) struct Retry {
     pub attempts: u32,
     /// Pause before the 2nd, 3rd, ... attempt (the last value repeats).
     pub backoff: [Duration; 2],
@@ -44,7 +44,7 @@ impl Default for Retry {
 
 /// The parts of a Pod the plugin reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-pub struct PodMeta {
+pub(crate) struct PodMeta {
     pub uid: String,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
@@ -56,7 +56,7 @@ struct PodDoc {
 }
 
 /// A client for one API server, as the kubeconfig describes it.
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     agent: Agent,
     server: String,
     kubeconfig: String,
@@ -72,7 +72,7 @@ enum Attempt {
 }
 
 impl ApiClient {
-    pub fn new(access: &ApiAccess) -> Result<ApiClient, CniError> {
+    pub(crate) fn new(access: &ApiAccess) -> Result<ApiClient, CniError> {
         let kubeconfig = access.path.display().to_string();
         let bad = |problem: String| CniError::Kubeconfig {
             path: kubeconfig.clone(),
@@ -157,13 +157,10 @@ impl ApiClient {
         })
     }
 
-    pub fn with_retry(mut self, retry: Retry) -> ApiClient {
+    #[cfg(test)]
+    pub(crate) fn with_retry(mut self, retry: Retry) -> ApiClient {
         self.retry = retry;
         self
-    }
-
-    pub fn server(&self) -> &str {
-        &self.server
     }
 
     /// GET the Pod; 404 is [`CniError::PodNotFound`].
@@ -172,7 +169,7 @@ impl ApiClient {
     /// round trip. That is safe here: the result annotations are written when the Pod is created, so every
     /// cached version carries them. A miss — not found, or another UID than the runtime's — may only be the
     /// cache lagging a recreation, so it is confirmed by a quorum read before it is reported.
-    pub fn get_pod(&self, pod: &PodRef) -> Result<PodMeta, CniError> {
+    pub(crate) fn get_pod(&self, pod: &PodRef) -> Result<PodMeta, CniError> {
         let path = format!("/api/v1/namespaces/{}/pods/{}", pod.namespace, pod.name);
         match self.get_pod_at(pod, &format!("{path}?resourceVersion=0")) {
             Ok(meta) if pod.uid.as_ref().is_none_or(|u| *u == meta.uid) => Ok(meta),
@@ -202,7 +199,7 @@ impl ApiClient {
     }
 
     /// STATUS: the API answers and accepts our credentials.
-    pub fn probe(&self) -> Result<(), CniError> {
+    pub(crate) fn probe(&self) -> Result<(), CniError> {
         let path = "/version".to_string();
         let (status, body) = self.get(&path)?;
         if status == 200 {

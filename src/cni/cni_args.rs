@@ -9,7 +9,7 @@ const VAR: &str = "CNI_ARGS";
 
 /// The entries nadipam reads; every other key is ignored (as `IgnoreUnknown=1` asks).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CniArgs {
+pub(crate) struct CniArgs {
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub uid: Option<String>,
@@ -21,7 +21,7 @@ pub struct CniArgs {
 
 /// The Pod the runtime is setting up.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodRef {
+pub(crate) struct PodRef {
     pub namespace: String,
     pub name: String,
     pub uid: Option<String>,
@@ -35,7 +35,7 @@ impl std::fmt::Display for PodRef {
 
 impl CniArgs {
     /// Parses the raw value; empty segments are skipped, a segment without `=` is an error.
-    pub fn parse(raw: &str) -> Result<CniArgs, CniError> {
+    pub(crate) fn parse(raw: &str) -> Result<CniArgs, CniError> {
         let mut out = CniArgs::default();
         for segment in raw.split(';') {
             let segment = segment.trim();
@@ -67,7 +67,7 @@ impl CniArgs {
 
     /// The Pod, which ADD and CHECK need; its namespace and name become part of an API path, so they must
     /// be valid Kubernetes names.
-    pub fn pod(&self) -> Result<PodRef, CniError> {
+    pub(crate) fn pod(&self) -> Result<PodRef, CniError> {
         let namespace = required(self.namespace.as_deref(), "K8S_POD_NAMESPACE")?;
         let name = required(self.name.as_deref(), "K8S_POD_NAME")?;
         if !is_label(namespace) {

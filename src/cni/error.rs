@@ -10,21 +10,21 @@ use rscni_plugin::error::Error as RsError;
 use crate::annotations::{AnnotationError, Shown};
 
 /// Plugin-specific codes (the spec reserves 0-99).
-pub mod code {
-    pub const POD_NOT_FOUND: u32 = 100;
-    pub const NO_ALLOCATION: u32 = 101;
-    pub const UID_MISMATCH: u32 = 102;
-    pub const BAD_ALLOCATION: u32 = 103;
-    pub const REQUEST_MISMATCH: u32 = 104;
-    pub const KUBECONFIG: u32 = 105;
-    pub const API_REFUSED: u32 = 106;
-    pub const CHECK_MISMATCH: u32 = 107;
-    pub const TLS: u32 = 108;
+pub(crate) mod code {
+    pub(crate) const POD_NOT_FOUND: u32 = 100;
+    pub(crate) const NO_ALLOCATION: u32 = 101;
+    pub(crate) const UID_MISMATCH: u32 = 102;
+    pub(crate) const BAD_ALLOCATION: u32 = 103;
+    pub(crate) const REQUEST_MISMATCH: u32 = 104;
+    pub(crate) const KUBECONFIG: u32 = 105;
+    pub(crate) const API_REFUSED: u32 = 106;
+    pub(crate) const CHECK_MISMATCH: u32 = 107;
+    pub(crate) const TLS: u32 = 108;
 }
 
 /// A failed CNI operation. `Display` is the `details` of the CNI error JSON; [`CniError::msg`] the `msg`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CniError {
+pub(crate) enum CniError {
     /// Code 4: a `CNI_*` variable or a `CNI_ARGS` entry is missing or malformed.
     #[error("{var}: {problem}")]
     Env { var: &'static str, problem: String },
@@ -135,7 +135,7 @@ pub enum CniError {
 }
 
 impl CniError {
-    pub fn code(&self) -> u32 {
+    pub(crate) fn code(&self) -> u32 {
         match self {
             CniError::Env { .. } => 4,
             CniError::Config { .. } => 7,
@@ -154,7 +154,7 @@ impl CniError {
     }
 
     /// The short `msg` of the CNI error JSON. Spec codes use the spec's wording (rscni supplies it).
-    pub fn msg(&self) -> &'static str {
+    pub(crate) fn msg(&self) -> &'static str {
         match self {
             CniError::Env { .. } => "Invalid necessary environment variables",
             CniError::Config { .. } => "Invalid network config",

@@ -20,7 +20,7 @@ use crate::annotations::Shown;
 
 /// How to reach and authenticate to the API server.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiAccess {
+pub(crate) struct ApiAccess {
     /// The kubeconfig it came from, for messages.
     pub path: PathBuf,
     /// `https://host:port[/prefix]`, without a trailing slash.
@@ -114,7 +114,7 @@ struct RawUser {
 impl ApiAccess {
     /// Reads and resolves the kubeconfig at `path` (current-context, or the only context; relative file
     /// paths are relative to the kubeconfig's directory, as kubectl resolves them).
-    pub fn load(path: &Path) -> Result<ApiAccess, CniError> {
+    pub(crate) fn load(path: &Path) -> Result<ApiAccess, CniError> {
         let fail = |problem: String| CniError::Kubeconfig {
             path: path.display().to_string(),
             problem,

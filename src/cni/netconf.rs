@@ -26,14 +26,14 @@ pub const DEFAULT_KUBECONFIG: &str = "/etc/cni/net.d/nadipam.d/nadipam.kubeconfi
 
 /// A route from `ipam.routes` (CNI's route format: `dst`, optional `gw`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConfRoute {
+pub(crate) struct ConfRoute {
     pub dst: IpNet,
     pub gw: Option<IpAddr>,
 }
 
 /// The IPAM section and the runtime requests, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IpamConf {
+pub(crate) struct IpamConf {
     pub provider: String,
     pub kubeconfig: PathBuf,
     pub routes: Vec<ConfRoute>,
@@ -47,7 +47,7 @@ pub struct IpamConf {
 
 impl IpamConf {
     /// Everything ADD and CHECK need from the config.
-    pub fn parse(conf: &NetConf) -> Result<IpamConf, CniError> {
+    pub(crate) fn parse(conf: &NetConf) -> Result<IpamConf, CniError> {
         let ipam = conf.ipam.as_ref().ok_or_else(|| {
             CniError::config(
                 "ipam",
@@ -116,7 +116,7 @@ impl IpamConf {
     }
 
     /// Only what STATUS needs: the kubeconfig path (the provider is not required there).
-    pub fn kubeconfig_only(conf: &NetConf) -> PathBuf {
+    pub(crate) fn kubeconfig_only(conf: &NetConf) -> PathBuf {
         conf.ipam
             .as_ref()
             .and_then(|i| i.custom.get("kubeconfig"))

@@ -28,7 +28,7 @@ const ABOUT: &str = concat!(
 );
 
 /// The plugin. Stateless: every invocation is one process.
-pub struct Nadipam;
+pub(crate) struct Nadipam;
 
 impl Cni for Nadipam {
     fn add(&self, args: Args) -> Result<CNIResult, Error> {

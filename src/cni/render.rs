@@ -11,9 +11,9 @@
 //!   docs/cni.md). It is reported here so a runtime calling nadipam directly sees the whole allocation.
 //! - `dns`: `ipam.dns`, else the top-level `dns`.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rscni_plugin::types::{CNIResult, Interface, IpConfig, Route};
 
 use super::error::CniError;
@@ -23,14 +23,14 @@ use crate::annotations::keys::{ROUTES, provider_key};
 
 /// Where the result goes: the interface and sandbox the runtime named.
 #[derive(Clone, Copy, Debug)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     pub ifname: &'a str,
     pub netns: Option<&'a str>,
     /// `namespace/name`, for messages.
     pub pod: &'a str,
 }
 
-pub fn render(
+pub(crate) fn render(
     parsed: &ParsedResult,
     conf: &IpamConf,
     target: Target<'_>,
@@ -79,11 +79,16 @@ fn routes(
         let gw = r.gw_ip();
         let dst = match (r.dst_net(), gw) {
             (Some(d), _) => d,
-            (None, Some(IpAddr::V4(_))) => IpNet::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
-                .map_err(|_| bad(target, &key, i, "default route"))?,
-            (None, Some(IpAddr::V6(_))) => IpNet::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
-                .map_err(|_| bad(target, &key, i, "default route"))?,
-            (None, None) => return Err(bad(target, &key, i, "has neither dst nor gw")),
+            // No dst: the default route of the gateway's family (0.0.0.0/0 or ::/0).
+            (None, Some(IpAddr::V4(_))) => IpNet::V4(Ipv4Net::default()),
+            (None, Some(IpAddr::V6(_))) => IpNet::V6(Ipv6Net::default()),
+            (None, None) => {
+                return Err(CniError::BadRoute {
+                    pod: target.pod.to_string(),
+                    key,
+                    problem: format!("route [{i}] has neither dst nor gw"),
+                });
+            }
         };
         if !has_family(dst.addr()) {
             return Err(CniError::BadRoute {
@@ -121,14 +126,6 @@ fn push_unique(out: &mut Vec<Route>, dst: IpNet, gw: Option<IpAddr>) {
         table: None,
         scope: None,
     });
-}
-
-fn bad(target: Target<'_>, key: &str, i: usize, problem: &str) -> CniError {
-    CniError::BadRoute {
-        pod: target.pod.to_string(),
-        key: key.to_string(),
-        problem: format!("route [{i}] {problem}"),
-    }
 }
 
 fn family(a: IpAddr) -> &'static str {

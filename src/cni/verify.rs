@@ -18,7 +18,7 @@ use crate::alloc::Mac;
 use crate::annotations::{ParsedResult, Shown};
 
 /// Refuses an ADD whose requested IPs/MAC differ from the allocation.
-pub fn requested(
+pub(crate) fn requested(
     conf: &IpamConf,
     args: &CniArgs,
     parsed: &ParsedResult,
@@ -78,7 +78,7 @@ pub fn requested(
 }
 
 /// CHECK: the prevResult's addresses for `ifname` equal the Pod's current allocation.
-pub fn prev_result(
+pub(crate) fn prev_result(
     prev: Option<&CNIResult>,
     parsed: &ParsedResult,
     ifname: &str,

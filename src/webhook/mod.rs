@@ -15,6 +15,7 @@ mod respond;
 mod server;
 mod subnet;
 pub mod tls;
+mod validate_util;
 mod workload;
 
 pub use denial::Denial;

@@ -4,6 +4,8 @@
 //! Every test binary that says `mod common;` gets these; each uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,428 @@
+//! What to do with one lease, given what is known about its Pod and StatefulSet. Pure: the reconciler
+//! gathers the facts (from the caches, then again from live reads before anything is deleted) and acts.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::alloc::statefulset_ordinal;
+use crate::api::{IPLease, LeasePhase, OwnerKind};
+
+use super::facts::{PodFacts, SetFacts};
+
+/// What is known about a lease's surroundings.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Observed {
+    /// The Pod the lease names (`spec.podName`), or for a lease without a name, the Pod carrying its token.
+    pub pod: Option<PodFacts>,
+    /// For a StatefulSet lease: its StatefulSet, `None` when it does not exist.
+    pub set: Option<SetFacts>,
+    /// A Pod carrying the lease's token was deleted recently.
+    pub pod_deleted: bool,
+    /// Time since the lease was created.
+    pub age: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Nothing to do until something changes.
+    Keep,
+    /// Look again after this long (a reservation still inside its reclaim window).
+    RecheckIn(Duration),
+    /// Record the Pod as the holder: podName, podUid, phase Bound.
+    Bind(PodFacts),
+    /// The holder is gone or done: delete the lease.
+    Release(Release),
+    /// The Pod never appeared: delete the reservation.
+    Reclaim { age: Duration },
+}
+
+impl Decision {
+    /// Decisions that delete the lease; they are confirmed with live reads first.
+    pub(crate) fn deletes(&self) -> bool {
+        matches!(self, Decision::Release(_) | Decision::Reclaim { .. })
+    }
+}
+
+/// Why a lease is released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    PodDeleted {
+        namespace: String,
+        pod: String,
+    },
+    PodFinished {
+        namespace: String,
+        pod: String,
+        phase: String,
+    },
+    SetDeleted {
+        namespace: String,
+        set: String,
+    },
+    ScaledDown {
+        namespace: String,
+        set: String,
+        ordinal: u32,
+        replicas: i32,
+    },
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Release::PodDeleted { namespace, pod } => {
+                write!(f, "pod {namespace}/{pod} no longer exists")
+            }
+            Release::PodFinished {
+                namespace,
+                pod,
+                phase,
+            } => write!(f, "pod {namespace}/{pod} has finished (phase {phase})"),
+            Release::SetDeleted { namespace, set } => {
+                write!(f, "statefulset {namespace}/{set} no longer exists")
+            }
+            Release::ScaledDown {
+                namespace,
+                set,
+                ordinal,
+                replicas,
+            } => write!(
+                f,
+                "statefulset {namespace}/{set} has {replicas} replicas and no longer runs ordinal {ordinal}"
+            ),
+        }
+    }
+}
+
+/// The StatefulSet name and ordinal of a StatefulSet lease.
+pub(crate) fn set_member(lease: &IPLease) -> Option<(String, u32)> {
+    if lease.spec.owner_kind != OwnerKind::StatefulSet {
+        return None;
+    }
+    let pod = lease.spec.pod_name.as_deref()?;
+    let ordinal = statefulset_ordinal(pod)?;
+    let (set, _) = pod.rsplit_once('-')?;
+    Some((set.to_string(), ordinal))
+}
+
+/// The decision for `lease`. A StatefulSet lease survives its Pod (the re-created Pod of the same name reuses
+/// it) and goes only when its StatefulSet is deleted or scaled below its ordinal; every other lease lives as
+/// long as the Pod carrying its token runs.
+pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) -> Decision {
+    if lease.metadata.deletion_timestamp.is_some() {
+        return Decision::Keep;
+    }
+    let spec = &lease.spec;
+    let member = set_member(lease);
+    if let Some(pod) = &seen.pod {
+        let carries = pod.token.as_deref() == Some(spec.token.as_str());
+        let bound_to = spec.phase == LeasePhase::Bound && spec.pod_uid.as_deref() == Some(&pod.uid);
+        if carries || bound_to {
+            if let (None, Some(phase)) = (&member, &pod.finished) {
+                return Decision::Release(Release::PodFinished {
+                    namespace: pod.namespace.clone(),
+                    pod: pod.name.clone(),
+                    phase: phase.clone(),
+                });
+            }
+            return if bound_to {
+                Decision::Keep
+            } else {
+                Decision::Bind(pod.clone())
+            };
+        }
+    }
+    let namespace = spec.pod_namespace.clone();
+    if let Some((set, ordinal)) = member {
+        return match seen.set {
+            None => Decision::Release(Release::SetDeleted { namespace, set }),
+            Some(f) if !f.keeps(ordinal) => Decision::Release(Release::ScaledDown {
+                namespace,
+                set,
+                ordinal,
+                replicas: f.replicas,
+            }),
+            Some(_) => Decision::Keep,
+        };
+    }
+    let gone = || {
+        Decision::Release(Release::PodDeleted {
+            namespace: namespace.clone(),
+            pod: spec
+                .pod_name
+                .clone()
+                .unwrap_or_else(|| format!("<reservation {}>", spec.token)),
+        })
+    };
+    match spec.phase {
+        LeasePhase::Bound => gone(),
+        LeasePhase::Reserved if seen.pod_deleted => gone(),
+        LeasePhase::Reserved if seen.age >= reclaim_after => Decision::Reclaim { age: seen.age },
+        LeasePhase::Reserved => Decision::RecheckIn(reclaim_after - seen.age),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::IPLeaseSpec;
+
+    const TTL: Duration = Duration::from_secs(70);
+
+    fn lease(owner: OwnerKind, phase: LeasePhase, pod: Option<&str>, uid: Option<&str>) -> IPLease {
+        IPLease::new(
+            "s.10.0.0.5",
+            IPLeaseSpec {
+                subnet: "s".into(),
+                ip: "10.0.0.5".into(),
+                mac: None,
+                provider: "n.ns".into(),
+                interface: None,
+                pod_namespace: "ns".into(),
+                pod_name: pod.map(str::to_string),
+                pod_uid: uid.map(str::to_string),
+                phase,
+                token: "t1".into(),
+                owner_kind: owner,
+                pool: None,
+                network: "ns/n".into(),
+            },
+        )
+    }
+
+    fn pod(name: &str, uid: &str, token: Option<&str>, finished: Option<&str>) -> PodFacts {
+        PodFacts {
+            namespace: "ns".into(),
+            name: name.into(),
+            uid: uid.into(),
+            token: token.map(str::to_string),
+            finished: finished.map(str::to_string),
+        }
+    }
+
+    fn seen(pod: Option<PodFacts>) -> Observed {
+        Observed {
+            pod,
+            ..Observed::default()
+        }
+    }
+
+    use LeasePhase::{Bound, Reserved};
+    use OwnerKind::{Pod as PodOwned, StatefulSet};
+
+    #[test]
+    fn reserved_lease_binds_to_the_pod_carrying_its_token() {
+        let l = lease(PodOwned, Reserved, None, None);
+        let p = pod("web-abc", "u1", Some("t1"), None);
+        assert_eq!(decide(&l, &seen(Some(p.clone())), TTL), Decision::Bind(p));
+        let bound = lease(PodOwned, Bound, Some("web-abc"), Some("u1"));
+        let p = pod("web-abc", "u1", Some("t1"), None);
+        assert_eq!(decide(&bound, &seen(Some(p)), TTL), Decision::Keep);
+    }
+
+    #[test]
+    fn finished_pods_release_at_once() {
+        let l = lease(PodOwned, Bound, Some("job-x"), Some("u1"));
+        let p = pod("job-x", "u1", Some("t1"), Some("Succeeded"));
+        let d = decide(&l, &seen(Some(p)), TTL);
+        assert_eq!(
+            d,
+            Decision::Release(Release::PodFinished {
+                namespace: "ns".into(),
+                pod: "job-x".into(),
+                phase: "Succeeded".into()
+            })
+        );
+        assert!(d.deletes());
+        // Still Reserved (finished before the controller bound it): released too.
+        let l = lease(PodOwned, Reserved, None, None);
+        let p = pod("job-y", "u2", Some("t1"), Some("Failed"));
+        assert!(matches!(
+            decide(&l, &seen(Some(p)), TTL),
+            Decision::Release(Release::PodFinished { .. })
+        ));
+    }
+
+    #[test]
+    fn bound_lease_goes_with_its_pod() {
+        let l = lease(PodOwned, Bound, Some("web-abc"), Some("u1"));
+        let gone = Decision::Release(Release::PodDeleted {
+            namespace: "ns".into(),
+            pod: "web-abc".into(),
+        });
+        assert_eq!(decide(&l, &seen(None), TTL), gone);
+        // A new Pod with the same name is not the holder.
+        let other = pod("web-abc", "u2", Some("t2"), None);
+        assert_eq!(decide(&l, &seen(Some(other)), TTL), gone);
+        // The holder whose annotation was edited away still holds the lease.
+        let edited = pod("web-abc", "u1", None, None);
+        assert_eq!(decide(&l, &seen(Some(edited)), TTL), Decision::Keep);
+    }
+
+    #[test]
+    fn reservations_wait_for_their_pod_then_are_reclaimed() {
+        let l = lease(PodOwned, Reserved, None, None);
+        let mut s = seen(None);
+        s.age = Duration::from_secs(10);
+        assert_eq!(
+            decide(&l, &s, TTL),
+            Decision::RecheckIn(Duration::from_secs(60))
+        );
+        s.age = TTL;
+        assert_eq!(decide(&l, &s, TTL), Decision::Reclaim { age: TTL });
+        // Its Pod came and went before it was bound: no need to wait.
+        s.age = Duration::from_secs(1);
+        s.pod_deleted = true;
+        assert_eq!(
+            decide(&l, &s, TTL),
+            Decision::Release(Release::PodDeleted {
+                namespace: "ns".into(),
+                pod: "<reservation t1>".into()
+            })
+        );
+        // Another Pod with the lease's name (a retried bare Pod) does not save it.
+        let l = lease(PodOwned, Reserved, Some("x"), None);
+        let s = Observed {
+            pod: Some(pod("x", "u9", Some("t2"), None)),
+            age: TTL + Duration::from_secs(1),
+            ..Observed::default()
+        };
+        assert!(matches!(decide(&l, &s, TTL), Decision::Reclaim { .. }));
+    }
+
+    #[test]
+    fn statefulset_leases_outlive_their_pods() {
+        let set = SetFacts {
+            replicas: 3,
+            start: 0,
+        };
+        let l = lease(StatefulSet, Bound, Some("web-1"), Some("u1"));
+        let s = Observed {
+            set: Some(set),
+            age: TTL * 10,
+            ..Observed::default()
+        };
+        assert_eq!(
+            decide(&l, &s, TTL),
+            Decision::Keep,
+            "pod deleted, set keeps ordinal 1"
+        );
+        // The re-created Pod (new token, patched onto the lease by the webhook) binds it again.
+        let mut moved = lease(StatefulSet, Reserved, Some("web-1"), None);
+        moved.spec.token = "t2".into();
+        let p = pod("web-1", "u2", Some("t2"), None);
+        let s2 = Observed {
+            pod: Some(p.clone()),
+            set: Some(set),
+            ..Observed::default()
+        };
+        assert_eq!(decide(&moved, &s2, TTL), Decision::Bind(p));
+        // A finished StatefulSet Pod keeps its address: the StatefulSet re-creates it.
+        let done = pod("web-1", "u1", Some("t1"), Some("Failed"));
+        let s3 = Observed {
+            pod: Some(done),
+            set: Some(set),
+            ..Observed::default()
+        };
+        assert_eq!(decide(&l, &s3, TTL), Decision::Keep);
+        // Reserved and never bound, Pod missing: still kept while the StatefulSet wants the ordinal.
+        let r = lease(StatefulSet, Reserved, Some("web-2"), None);
+        assert_eq!(decide(&r, &s, TTL), Decision::Keep);
+    }
+
+    #[test]
+    fn statefulset_leases_go_when_scaled_down_or_deleted() {
+        let l = lease(StatefulSet, Bound, Some("web-2"), Some("u1"));
+        let s = Observed {
+            set: Some(SetFacts {
+                replicas: 1,
+                start: 0,
+            }),
+            ..Observed::default()
+        };
+        assert_eq!(
+            decide(&l, &s, TTL),
+            Decision::Release(Release::ScaledDown {
+                namespace: "ns".into(),
+                set: "web".into(),
+                ordinal: 2,
+                replicas: 1
+            })
+        );
+        // Scaled down but the Pod still runs (terminating): keep until it is gone.
+        let s2 = Observed {
+            pod: Some(pod("web-2", "u1", Some("t1"), None)),
+            ..s.clone()
+        };
+        assert_eq!(decide(&l, &s2, TTL), Decision::Keep);
+        assert_eq!(
+            decide(&l, &seen(None), TTL),
+            Decision::Release(Release::SetDeleted {
+                namespace: "ns".into(),
+                set: "web".into()
+            })
+        );
+    }
+
+    #[test]
+    fn leases_being_deleted_are_left_alone() {
+        let mut l = lease(PodOwned, Bound, Some("x"), Some("u1"));
+        l.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(decide(&l, &seen(None), TTL), Decision::Keep);
+    }
+
+    #[test]
+    fn release_reasons_name_the_objects() {
+        let texts: Vec<String> = [
+            Release::PodDeleted {
+                namespace: "ns".into(),
+                pod: "web-abc".into(),
+            },
+            Release::PodFinished {
+                namespace: "ns".into(),
+                pod: "job-x".into(),
+                phase: "Succeeded".into(),
+            },
+            Release::SetDeleted {
+                namespace: "ns".into(),
+                set: "web".into(),
+            },
+            Release::ScaledDown {
+                namespace: "ns".into(),
+                set: "web".into(),
+                ordinal: 2,
+                replicas: 1,
+            },
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            texts,
+            [
+                "pod ns/web-abc no longer exists",
+                "pod ns/job-x has finished (phase Succeeded)",
+                "statefulset ns/web no longer exists",
+                "statefulset ns/web has 1 replicas and no longer runs ordinal 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn set_member_needs_an_ordinal() {
+        assert_eq!(
+            set_member(&lease(StatefulSet, Bound, Some("db-main-0"), None)),
+            Some(("db-main".into(), 0))
+        );
+        assert_eq!(
+            set_member(&lease(StatefulSet, Bound, Some("db"), None)),
+            None
+        );
+        assert_eq!(
+            set_member(&lease(PodOwned, Bound, Some("db-0"), None)),
+            None
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! The watches that fill the controller's caches and turn every relevant change into lease reconcile
+//! requests: a lease changed; a Pod carrying a token appeared, changed or went; a StatefulSet changed or went;
+//! a relist finished; the periodic resync fired.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::UnboundedSender;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::task::JoinSet;
+
+use super::facts::{trim_pod, trim_set};
+use super::index::pod_token;
+use super::state::{Ctl, Writers};
+use crate::api::IPLease;
+
+/// Where reconcile requests go.
+pub(crate) type Queue = UnboundedSender<ObjectRef<IPLease>>;
+
+/// Spawns the three watches and the resync ticker into `tasks` (they stop when the set is dropped).
+pub(crate) fn spawn(
+    ctl: &Arc<Ctl>,
+    writers: Writers,
+    queue: Queue,
+    resync: Duration,
+    tasks: &mut JoinSet<()>,
+) {
+    let client = ctl.ctx.client.clone();
+    let config = || watcher::Config::default().any_semantic();
+
+    let leases = watcher::watcher(Api::<IPLease>::all(client.clone()), config())
+        .default_backoff()
+        .reflect(writers.leases);
+    tasks.spawn(drive(leases, ctl.clone(), queue.clone(), on_lease));
+
+    let pods = watcher::watcher(Api::<Pod>::all(client.clone()), config())
+        .default_backoff()
+        .modify(trim_pod)
+        .reflect(writers.pods);
+    tasks.spawn(drive(pods, ctl.clone(), queue.clone(), on_pod));
+
+    let sets = watcher::watcher(Api::<StatefulSet>::all(client), config())
+        .default_backoff()
+        .modify(trim_set)
+        .reflect(writers.sets);
+    tasks.spawn(drive(sets, ctl.clone(), queue.clone(), on_set));
+
+    let ctl = ctl.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(resync);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !all(&ctl, &queue) {
+                return;
+            }
+        }
+    });
+}
+
+/// Requests a reconcile of every cached lease; false once the queue is closed.
+fn all(ctl: &Ctl, queue: &Queue) -> bool {
+    ctl.leases.state().iter().all(|l| {
+        queue
+            .unbounded_send(ObjectRef::from_obj(l.as_ref()))
+            .is_ok()
+    })
+}
+
+fn send(queue: &Queue, refs: Vec<ObjectRef<IPLease>>) -> bool {
+    refs.into_iter().all(|r| queue.unbounded_send(r).is_ok())
+}
+
+/// Runs one watch until the queue closes; `handle` updates indices and returns false when the queue is gone.
+async fn drive<K, S>(
+    stream: S,
+    ctl: Arc<Ctl>,
+    queue: Queue,
+    handle: fn(&Ctl, &Queue, &Event<K>) -> bool,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(ev) => {
+                if !handle(&ctl, &queue, &ev) {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "controller watch error; retrying")
+            }
+        }
+    }
+}
+
+fn on_lease(ctl: &Ctl, queue: &Queue, ev: &Event<IPLease>) -> bool {
+    match ev {
+        Event::Apply(l) => {
+            ctl.lease_index.apply(l);
+            send(queue, vec![ObjectRef::from_obj(l)])
+        }
+        Event::Delete(l) => {
+            ctl.lease_index.remove(l);
+            true
+        }
+        // A (re)list is complete: the store now holds exactly the listed leases; look at every one of them.
+        Event::InitDone => {
+            let state = ctl.leases.state();
+            ctl.lease_index.rebuild(state.iter().map(|l| l.as_ref()));
+            all(ctl, queue)
+        }
+        Event::Init | Event::InitApply(_) => true,
+    }
+}
+
+fn on_pod(ctl: &Ctl, queue: &Queue, ev: &Event<Pod>) -> bool {
+    match ev {
+        Event::Apply(p) => {
+            ctl.pod_index.apply(p);
+            send(queue, leases_of(ctl, p))
+        }
+        Event::Delete(p) => {
+            ctl.pod_index.deleted(p, Instant::now());
+            send(queue, leases_of(ctl, p))
+        }
+        // Pods deleted while the watch was down sent no event: look at every lease.
+        Event::InitDone => {
+            let state = ctl.pods.state();
+            ctl.pod_index.rebuild(state.iter().map(|p| p.as_ref()));
+            all(ctl, queue)
+        }
+        Event::Init | Event::InitApply(_) => true,
+    }
+}
+
+fn leases_of(ctl: &Ctl, pod: &Pod) -> Vec<ObjectRef<IPLease>> {
+    pod_token(pod)
+        .map(|t| ctl.lease_index.by_token(t))
+        .unwrap_or_default()
+}
+
+fn on_set(ctl: &Ctl, queue: &Queue, ev: &Event<StatefulSet>) -> bool {
+    match ev {
+        Event::Apply(s) | Event::Delete(s) => send(
+            queue,
+            ctl.lease_index
+                .by_set(&s.namespace().unwrap_or_default(), &s.name_any()),
+        ),
+        Event::InitDone => all(ctl, queue),
+        Event::Init | Event::InitApply(_) => true,
+    }
+}

@@ -1,0 +1,343 @@
+//! Lookups the reconciler needs and the reflector stores do not offer: leases by reservation token and by
+//! StatefulSet, Pods by reservation token, and recently deleted Pods' tokens.
+//!
+//! Kept next to the controller's own stores and updated from the same watch events, so a Pod event mapped
+//! through these indices always sees every lease the reconciler has already seen (no gap between two caches).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use super::decide::set_member;
+use crate::annotations::keys;
+use crate::api::IPLease;
+
+/// How long a deleted Pod's token is remembered: long enough for its leases' reconciles to run, short enough
+/// to stay small under churn.
+const TOMBSTONE_TTL: Duration = Duration::from_secs(600);
+/// Tombstones are pruned when the map grows past this size.
+const TOMBSTONE_PRUNE_AT: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps are rebuilt from the stores on every relist, so a poisoned lock is safe to reuse.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `namespace/statefulset` of a StatefulSet lease (its Pod is named `<statefulset>-<ordinal>`).
+pub(crate) fn set_key_of_lease(lease: &IPLease) -> Option<String> {
+    set_member(lease).map(|(set, _)| set_key(&lease.spec.pod_namespace, &set))
+}
+
+pub(crate) fn set_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+/// The reservation token a Pod carries, if nadipam allocated for it.
+pub(crate) fn pod_token(pod: &Pod) -> Option<&str> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(keys::RESERVATION)
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+}
+
+#[derive(Default)]
+struct LeaseMaps {
+    by_token: HashMap<String, BTreeSet<String>>,
+    by_set: HashMap<String, BTreeSet<String>>,
+    /// lease name → (token, set key): what to remove when the lease changes or goes.
+    keys: HashMap<String, (String, Option<String>)>,
+}
+
+/// Leases by token and by StatefulSet. Also raises a flag on every change, which the status writer polls.
+#[derive(Default)]
+pub(crate) struct LeaseIndex {
+    maps: Mutex<LeaseMaps>,
+    changed: AtomicBool,
+}
+
+impl LeaseIndex {
+    pub(crate) fn apply(&self, lease: &IPLease) {
+        let name = lease.name_any();
+        let token = lease.spec.token.clone();
+        let set = set_key_of_lease(lease);
+        let mut m = lock(&self.maps);
+        m.forget(&name);
+        m.by_token
+            .entry(token.clone())
+            .or_default()
+            .insert(name.clone());
+        if let Some(set) = &set {
+            m.by_set
+                .entry(set.clone())
+                .or_default()
+                .insert(name.clone());
+        }
+        m.keys.insert(name, (token, set));
+        self.changed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn remove(&self, lease: &IPLease) {
+        lock(&self.maps).forget(&lease.name_any());
+        self.changed.store(true, Ordering::Release);
+    }
+
+    /// Replaces everything with `leases` (after a relist).
+    pub(crate) fn rebuild<'a>(&self, leases: impl IntoIterator<Item = &'a IPLease>) {
+        *lock(&self.maps) = LeaseMaps::default();
+        for l in leases {
+            self.apply(l);
+        }
+        self.changed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn by_token(&self, token: &str) -> Vec<ObjectRef<IPLease>> {
+        refs(lock(&self.maps).by_token.get(token))
+    }
+
+    pub(crate) fn by_set(&self, namespace: &str, name: &str) -> Vec<ObjectRef<IPLease>> {
+        refs(lock(&self.maps).by_set.get(&set_key(namespace, name)))
+    }
+
+    /// True once after any lease changed since the last call.
+    pub(crate) fn take_changed(&self) -> bool {
+        self.changed.swap(false, Ordering::AcqRel)
+    }
+}
+
+fn refs(names: Option<&BTreeSet<String>>) -> Vec<ObjectRef<IPLease>> {
+    names
+        .map(|s| s.iter().map(|n| ObjectRef::new(n)).collect())
+        .unwrap_or_default()
+}
+
+impl LeaseMaps {
+    fn forget(&mut self, name: &str) {
+        let Some((token, set)) = self.keys.remove(name) else {
+            return;
+        };
+        remove_from(&mut self.by_token, &token, name);
+        if let Some(set) = set {
+            remove_from(&mut self.by_set, &set, name);
+        }
+    }
+}
+
+fn remove_from(map: &mut HashMap<String, BTreeSet<String>>, key: &str, name: &str) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(name);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+#[derive(Default)]
+struct PodMaps {
+    /// token → Pod.
+    by_token: HashMap<String, ObjectRef<Pod>>,
+    /// `namespace/name` → token, to drop the old token when a Pod's annotation changes.
+    tokens: HashMap<String, String>,
+    /// Tokens of Pods deleted recently, with when the deletion was seen.
+    gone: HashMap<String, Instant>,
+    pruned: Option<Instant>,
+}
+
+/// Pods by reservation token (Pods created with generateName have no name at admission, so their leases
+/// name only the token), and the tokens of Pods deleted recently.
+#[derive(Default)]
+pub(crate) struct PodIndex {
+    maps: Mutex<PodMaps>,
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
+impl PodIndex {
+    pub(crate) fn apply(&self, pod: &Pod) {
+        let key = pod_key(pod);
+        let mut m = lock(&self.maps);
+        if let Some(old) = m.tokens.remove(&key) {
+            m.by_token.remove(&old);
+        }
+        if let Some(token) = pod_token(pod) {
+            m.by_token
+                .insert(token.to_string(), ObjectRef::from_obj(pod));
+            m.tokens.insert(key, token.to_string());
+        }
+    }
+
+    /// A Pod was deleted: forget it and remember its token for a while.
+    pub(crate) fn deleted(&self, pod: &Pod, now: Instant) {
+        let key = pod_key(pod);
+        let mut m = lock(&self.maps);
+        if let Some(old) = m.tokens.remove(&key) {
+            m.by_token.remove(&old);
+        }
+        if let Some(token) = pod_token(pod) {
+            m.gone.insert(token.to_string(), now);
+        }
+        if m.gone.len() > TOMBSTONE_PRUNE_AT
+            && m.pruned
+                .is_none_or(|p| now.saturating_duration_since(p) > Duration::from_secs(60))
+        {
+            m.gone
+                .retain(|_, at| now.saturating_duration_since(*at) < TOMBSTONE_TTL);
+            m.pruned = Some(now);
+        }
+    }
+
+    /// Replaces the token map with `pods` (after a relist); tombstones are kept.
+    pub(crate) fn rebuild<'a>(&self, pods: impl IntoIterator<Item = &'a Pod>) {
+        {
+            let mut m = lock(&self.maps);
+            m.by_token.clear();
+            m.tokens.clear();
+        }
+        for p in pods {
+            self.apply(p);
+        }
+    }
+
+    pub(crate) fn by_token(&self, token: &str) -> Option<ObjectRef<Pod>> {
+        lock(&self.maps).by_token.get(token).cloned()
+    }
+
+    /// Whether a Pod carrying `token` was deleted within the last [`TOMBSTONE_TTL`].
+    pub(crate) fn was_deleted(&self, token: &str, now: Instant) -> bool {
+        lock(&self.maps)
+            .gone
+            .get(token)
+            .is_some_and(|at| now.saturating_duration_since(*at) < TOMBSTONE_TTL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{IPLeaseSpec, LeasePhase, OwnerKind};
+    use std::collections::BTreeMap;
+
+    pub(crate) fn lease(name: &str, token: &str, owner: OwnerKind, pod: Option<&str>) -> IPLease {
+        IPLease::new(
+            name,
+            IPLeaseSpec {
+                subnet: "s".into(),
+                ip: "10.0.0.2".into(),
+                mac: None,
+                provider: "n.ns".into(),
+                interface: None,
+                pod_namespace: "ns".into(),
+                pod_name: pod.map(str::to_string),
+                pod_uid: None,
+                phase: LeasePhase::Reserved,
+                token: token.into(),
+                owner_kind: owner,
+                pool: None,
+                network: "ns/n".into(),
+            },
+        )
+    }
+
+    fn pod(name: &str, token: Option<&str>) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.namespace = Some("ns".into());
+        if let Some(t) = token {
+            p.metadata.annotations = Some(BTreeMap::from([(
+                keys::RESERVATION.to_string(),
+                t.to_string(),
+            )]));
+        }
+        p
+    }
+
+    fn names(v: Vec<ObjectRef<IPLease>>) -> Vec<String> {
+        v.into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn leases_follow_token_changes_and_deletes() {
+        let idx = LeaseIndex::default();
+        let a = lease("s.10.0.0.2", "t1", OwnerKind::StatefulSet, Some("web-1"));
+        idx.apply(&a);
+        idx.apply(&lease("s.10.0.0.3", "t1", OwnerKind::Pod, None));
+        assert!(idx.take_changed());
+        assert!(!idx.take_changed());
+        assert_eq!(names(idx.by_token("t1")), ["s.10.0.0.2", "s.10.0.0.3"]);
+        assert_eq!(names(idx.by_set("ns", "web")), ["s.10.0.0.2"]);
+
+        // A re-created StatefulSet Pod takes the lease over with a new token.
+        let mut moved = a.clone();
+        moved.spec.token = "t2".into();
+        idx.apply(&moved);
+        assert_eq!(names(idx.by_token("t1")), ["s.10.0.0.3"]);
+        assert_eq!(names(idx.by_token("t2")), ["s.10.0.0.2"]);
+        assert_eq!(names(idx.by_set("ns", "web")), ["s.10.0.0.2"]);
+
+        idx.remove(&moved);
+        assert!(idx.by_token("t2").is_empty());
+        assert!(idx.by_set("ns", "web").is_empty());
+        assert!(idx.take_changed());
+
+        idx.rebuild([&lease("s.10.0.0.9", "t9", OwnerKind::Pod, None)]);
+        assert!(idx.by_token("t1").is_empty());
+        assert_eq!(names(idx.by_token("t9")), ["s.10.0.0.9"]);
+    }
+
+    #[test]
+    fn set_keys_need_a_statefulset_pod_name() {
+        let l = |owner, pod| set_key_of_lease(&lease("x", "t", owner, pod));
+        assert_eq!(
+            l(OwnerKind::StatefulSet, Some("my-web-10")).as_deref(),
+            Some("ns/my-web")
+        );
+        assert_eq!(l(OwnerKind::StatefulSet, Some("web")), None);
+        assert_eq!(l(OwnerKind::StatefulSet, None), None);
+        assert_eq!(l(OwnerKind::Pod, Some("web-1")), None);
+    }
+
+    #[test]
+    fn pods_by_token_and_tombstones() {
+        let idx = PodIndex::default();
+        let now = Instant::now();
+        idx.apply(&pod("a", Some("t1")));
+        idx.apply(&pod("b", None));
+        assert_eq!(idx.by_token("t1").map(|r| r.name).as_deref(), Some("a"));
+        // The annotation changed: the old token no longer finds the Pod.
+        idx.apply(&pod("a", Some("t2")));
+        assert!(idx.by_token("t1").is_none());
+        idx.deleted(&pod("a", Some("t2")), now);
+        assert!(idx.by_token("t2").is_none());
+        assert!(idx.was_deleted("t2", now));
+        assert!(!idx.was_deleted("t2", now + TOMBSTONE_TTL));
+        assert!(!idx.was_deleted("t1", now));
+
+        idx.apply(&pod("c", Some("t3")));
+        idx.rebuild([&pod("d", Some("t4"))]);
+        assert!(idx.by_token("t3").is_none());
+        assert!(idx.by_token("t4").is_some());
+        assert!(idx.was_deleted("t2", now), "tombstones survive a relist");
+    }
+
+    #[test]
+    fn tombstones_are_pruned() {
+        let idx = PodIndex::default();
+        let start = Instant::now();
+        for i in 0..=TOMBSTONE_PRUNE_AT {
+            idx.deleted(&pod(&format!("p{i}"), Some(&format!("t{i}"))), start);
+        }
+        let later = start + TOMBSTONE_TTL + Duration::from_secs(1);
+        idx.deleted(&pod("last", Some("last")), later);
+        let m = lock(&idx.maps);
+        assert_eq!(m.gone.len(), 1);
+        assert!(m.gone.contains_key("last"));
+    }
+}

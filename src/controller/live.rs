@@ -1,0 +1,88 @@
+//! Live reads from the apiserver that confirm a deletion the caches suggest: a lease is deleted only when the
+//! apiserver itself shows that no Pod holds it (and, for a StatefulSet lease, what its StatefulSet wants).
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::{Client, ResourceExt};
+
+use super::decide::{Observed, set_member};
+use super::error::Error;
+use super::facts::{PodFacts, SetFacts};
+use super::index::pod_token;
+use crate::api::IPLease;
+
+/// Page size when listing a namespace's Pods for a lease without a Pod name.
+const PAGE: u32 = 500;
+
+/// The same observation as the caches give, read live. `pod_deleted` and the age carry over from the cached
+/// observation (they are not the apiserver's to tell).
+pub(crate) async fn observe(
+    client: &Client,
+    lease: &IPLease,
+    cached: &Observed,
+) -> Result<Observed, Error> {
+    let set = match set_member(lease) {
+        Some((name, _)) => statefulset(client, lease, &name).await?,
+        None => None,
+    };
+    Ok(Observed {
+        pod: pod(client, lease).await?,
+        set,
+        pod_deleted: cached.pod_deleted,
+        age: cached.age,
+    })
+}
+
+fn read_error(lease: &IPLease, object: String) -> impl FnOnce(kube::Error) -> Error {
+    let lease = lease.name_any();
+    move |e| Error::Read {
+        lease,
+        object,
+        source: Box::new(e),
+    }
+}
+
+/// The Pod the lease names, or (without a name) the Pod in its namespace that carries its token.
+async fn pod(client: &Client, lease: &IPLease) -> Result<Option<PodFacts>, Error> {
+    let ns = &lease.spec.pod_namespace;
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    if let Some(name) = &lease.spec.pod_name {
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(read_error(lease, format!("pod {ns}/{name}")))?;
+        return Ok(found.as_ref().map(PodFacts::of));
+    }
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(read_error(lease, format!("pods in namespace {ns}")))?;
+        if let Some(p) = page
+            .items
+            .iter()
+            .find(|p| pod_token(p) == Some(lease.spec.token.as_str()))
+        {
+            return Ok(Some(PodFacts::of(p)));
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(None),
+        }
+    }
+}
+
+async fn statefulset(
+    client: &Client,
+    lease: &IPLease,
+    name: &str,
+) -> Result<Option<SetFacts>, Error> {
+    let ns = &lease.spec.pod_namespace;
+    let found = Api::<StatefulSet>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(read_error(lease, format!("statefulset {ns}/{name}")))?;
+    Ok(found.as_ref().map(SetFacts::of))
+}

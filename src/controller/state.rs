@@ -1,0 +1,126 @@
+//! What the reconciler reads: the controller's own caches (leases, trimmed Pods, trimmed StatefulSets), their
+//! indices, and the shared context.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+
+use super::decide::{Observed, set_member};
+use super::events::Events;
+use super::facts::{PodFacts, SetFacts};
+use super::index::{LeaseIndex, PodIndex};
+use crate::api::IPLease;
+use crate::context::Context;
+
+pub(crate) struct Ctl {
+    pub ctx: Arc<Context>,
+    pub leases: Store<IPLease>,
+    pub pods: Store<Pod>,
+    pub sets: Store<StatefulSet>,
+    pub lease_index: LeaseIndex,
+    pub pod_index: PodIndex,
+    pub events: Events,
+}
+
+/// The write halves of the caches, handed to the watch feeds.
+pub(crate) struct Writers {
+    pub leases: Writer<IPLease>,
+    pub pods: Writer<Pod>,
+    pub sets: Writer<StatefulSet>,
+}
+
+impl Ctl {
+    pub(crate) fn new(ctx: Arc<Context>) -> (Arc<Ctl>, Writers) {
+        let (leases, lease_w) = reflector::store();
+        let (pods, pod_w) = reflector::store();
+        let (sets, set_w) = reflector::store();
+        let events = Events::new(ctx.client.clone(), &ctx.settings.identity);
+        let ctl = Ctl {
+            ctx,
+            leases,
+            pods,
+            sets,
+            lease_index: LeaseIndex::default(),
+            pod_index: PodIndex::default(),
+            events,
+        };
+        let writers = Writers {
+            leases: lease_w,
+            pods: pod_w,
+            sets: set_w,
+        };
+        (Arc::new(ctl), writers)
+    }
+
+    /// Waits until every cache has listed once.
+    pub(crate) async fn wait_ready(&self) {
+        // An error means the writer is gone, i.e. the controller is stopping; nothing to wait for then.
+        let _ = self.leases.wait_until_ready().await;
+        let _ = self.pods.wait_until_ready().await;
+        let _ = self.sets.wait_until_ready().await;
+    }
+
+    /// What the caches say about `lease`'s Pod and StatefulSet.
+    pub(crate) fn observe(&self, lease: &IPLease, now: Instant) -> Observed {
+        let spec = &lease.spec;
+        let ns = &spec.pod_namespace;
+        let pod = match &spec.pod_name {
+            Some(name) => self.pods.get(&ObjectRef::new(name).within(ns)),
+            None => self
+                .pod_index
+                .by_token(&spec.token)
+                .and_then(|r| self.pods.get(&r)),
+        };
+        let set = set_member(lease)
+            .and_then(|(name, _)| self.sets.get(&ObjectRef::new(&name).within(ns)))
+            .map(|s| SetFacts::of(&s));
+        Observed {
+            pod: pod.map(|p| PodFacts::of(&p)),
+            set,
+            pod_deleted: self.pod_index.was_deleted(&spec.token, now),
+            age: age(lease, Timestamp::now()),
+        }
+    }
+}
+
+/// Time since the lease was created (zero if its timestamp is missing or in the future). creationTimestamp
+/// has whole-second precision, so the lease may be up to a second younger than it says: count from the end
+/// of that second, so a reservation is never reclaimed before its window has passed.
+pub(crate) fn age(lease: &IPLease, now: Timestamp) -> Duration {
+    lease
+        .creation_timestamp()
+        .and_then(|t| Duration::try_from(now.duration_since(t.0)).ok())
+        .map(|d| d.saturating_sub(Duration::from_secs(1)))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    #[test]
+    fn age_is_never_negative() {
+        let mut l: IPLease = serde_json::from_value(serde_json::json!({
+            "apiVersion": "nadipam.io/v1", "kind": "IPLease", "metadata": {"name": "s.10.0.0.5"},
+            "spec": {"subnet": "s", "ip": "10.0.0.5", "provider": "n.ns", "podNamespace": "ns",
+                     "phase": "Reserved", "token": "t", "ownerKind": "Pod", "network": "ns/n"}
+        }))
+        .unwrap();
+        let now = Timestamp::from_second(1_000).unwrap();
+        assert_eq!(age(&l, now), Duration::ZERO);
+        l.metadata.creation_timestamp = Some(Time(Timestamp::from_second(925).unwrap()));
+        assert_eq!(
+            age(&l, now),
+            Duration::from_secs(74),
+            "counted from the end of the second"
+        );
+        l.metadata.creation_timestamp = Some(Time(Timestamp::from_second(1_005).unwrap()));
+        assert_eq!(age(&l, now), Duration::ZERO, "clock skew");
+    }
+}

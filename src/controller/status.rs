@@ -1,0 +1,366 @@
+//! Subnet and IPPool status computed from the specs and the leases: pure arithmetic on address intervals, so a
+//! /64 costs the same as a /24.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use crate::alloc::{Family, IpRange, SubnetLayout, parse_entries};
+use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
+use crate::cache::layout;
+
+/// Inclusive interval of addresses as numbers.
+type Span = (u128, u128);
+
+/// Sorted, merged spans.
+fn merge(mut v: Vec<Span>) -> Vec<Span> {
+    v.sort_unstable();
+    let mut out: Vec<Span> = Vec::with_capacity(v.len());
+    for (lo, hi) in v {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+/// The intersection of two merged lists.
+fn intersect(a: &[Span], b: &[Span]) -> Vec<Span> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        let lo = a[i].0.max(b[j].0);
+        let hi = a[i].1.min(b[j].1);
+        if lo <= hi {
+            out.push((lo, hi));
+        }
+        if a[i].1 < b[j].1 { i += 1 } else { j += 1 }
+    }
+    out
+}
+
+fn total(v: &[Span]) -> u128 {
+    v.iter()
+        .fold(0u128, |acc, &(lo, hi)| acc.saturating_add(hi - lo + 1))
+}
+
+/// The addresses of one family that may ever be handed out: usable range minus gateway and excludes.
+fn assignable(layout: &SubnetLayout, family: Family) -> Vec<Span> {
+    let Some(usable) = layout.usable(family) else {
+        return Vec::new();
+    };
+    let mut reserved: Vec<Span> = layout.excluded(family).iter().map(|r| r.bounds()).collect();
+    if let Some(gw) = layout.gateway(family) {
+        reserved.push(IpRange::single(gw).bounds());
+    }
+    let reserved = merge(reserved);
+    let mut out = Vec::new();
+    let mut next = usable.bounds().0;
+    let end = usable.bounds().1;
+    for &(lo, hi) in &reserved {
+        if hi < next || lo > end {
+            continue;
+        }
+        if lo > next {
+            out.push((next, lo - 1));
+        }
+        match hi.checked_add(1) {
+            Some(n) => next = n,
+            None => return out,
+        }
+        if next > end {
+            return out;
+        }
+    }
+    out.push((next, end));
+    out
+}
+
+/// Count as an f64, exact below 2^53 (the SubnetStatus contract).
+fn count(n: u128) -> f64 {
+    n as f64
+}
+
+const READY: &str = "Ready";
+
+/// The Subnet's status: addresses in use and still free per family, and a Ready condition that says why the
+/// spec cannot be used. `leases` are the Subnet's leases. A lease on an address the Subnet no longer hands out
+/// (since excluded) is not counted as using an assignable address.
+pub(crate) fn subnet_status(subnet: &Subnet, leases: &[&IPLease], now: Timestamp) -> SubnetStatus {
+    let previous = subnet.status.as_ref();
+    let ips: Vec<IpAddr> = leases
+        .iter()
+        .filter_map(|l| l.spec.ip.parse().ok())
+        .collect();
+    let using = |keep: &dyn Fn(IpAddr) -> bool| {
+        let v4 = ips.iter().filter(|ip| ip.is_ipv4() && keep(**ip)).count() as u128;
+        let v6 = ips.iter().filter(|ip| ip.is_ipv6() && keep(**ip)).count() as u128;
+        (v4, v6)
+    };
+    let (mut status, problem) = match layout(subnet) {
+        Ok(layout) => {
+            let (using4, using6) = using(&|ip| layout.contains(ip) && !layout.is_reserved(ip));
+            let free = |f, n: u128| count(total(&assignable(&layout, f)).saturating_sub(n));
+            let status = SubnetStatus {
+                v4_using_ips: count(using4),
+                v4_available_ips: free(Family::V4, using4),
+                v6_using_ips: count(using6),
+                v6_available_ips: free(Family::V6, using6),
+                conditions: Vec::new(),
+            };
+            (status, None)
+        }
+        // Nothing can be allocated until the spec is fixed; the leases still hold their addresses.
+        Err(e) => {
+            let (using4, using6) = using(&|_| true);
+            let status = SubnetStatus {
+                v4_using_ips: count(using4),
+                v6_using_ips: count(using6),
+                ..SubnetStatus::default()
+            };
+            (status, Some(e.to_string()))
+        }
+    };
+    let (cond_status, reason, message) = match problem {
+        None => ("True", "Valid", "the Subnet can allocate".to_string()),
+        Some(m) => ("False", "InvalidSpec", m),
+    };
+    let old = previous.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    let since = match old {
+        Some(c) if c.status == cond_status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    status.conditions = vec![Condition {
+        type_: READY.to_string(),
+        status: cond_status.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time: since,
+        observed_generation: subnet.metadata.generation,
+    }];
+    // Keep any condition someone else added.
+    if let Some(prev) = previous {
+        status
+            .conditions
+            .extend(prev.conditions.iter().filter(|c| c.type_ != READY).cloned());
+    }
+    status
+}
+
+/// The IPPool's status: `total` is the number of its addresses its Subnet may hand out (inside the CIDR, not
+/// the network, broadcast or gateway address, not excluded); `allocated` the number of leases taken from it.
+/// A pool whose Subnet is missing or invalid, or whose ips do not parse, has a total of 0.
+pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64) -> IPPoolStatus {
+    let total_ip_count = subnet
+        .and_then(|s| layout(s).ok())
+        .zip(parse_entries(&pool.spec.ips).ok())
+        .map(|(layout, ranges)| {
+            [Family::V4, Family::V6]
+                .into_iter()
+                .map(|f| {
+                    let mine = merge(
+                        ranges
+                            .iter()
+                            .filter(|r| r.family() == f)
+                            .map(IpRange::bounds)
+                            .collect(),
+                    );
+                    total(&intersect(&mine, &assignable(&layout, f)))
+                })
+                .fold(0u128, u128::saturating_add)
+        })
+        .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    IPPoolStatus {
+        total_ip_count,
+        allocated_ip_count: allocated,
+    }
+}
+
+/// Leases per `(subnet, pool)`, for every pool's allocated count in one pass over the leases.
+pub(crate) fn pool_counts<'a>(
+    leases: impl IntoIterator<Item = &'a IPLease>,
+) -> HashMap<(String, String), i64> {
+    let mut out: HashMap<(String, String), i64> = HashMap::new();
+    for l in leases {
+        if let Some(pool) = &l.spec.pool {
+            *out.entry((l.spec.subnet.clone(), pool.clone()))
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+/// The allocated count of `pool` from [`pool_counts`].
+pub(crate) fn allocated(counts: &HashMap<(String, String), i64>, pool: &IPPool) -> i64 {
+    counts
+        .get(&(pool.spec.subnet.clone(), pool.name_any()))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{IPLeaseSpec, LeasePhase, OwnerKind};
+
+    fn subnet(cidr: &str, gw: Option<&str>, exclude: &[&str]) -> Subnet {
+        let protocol = match (cidr.contains('.'), cidr.contains(':')) {
+            (true, true) => "Dual",
+            (false, true) => "IPv6",
+            _ => "IPv4",
+        };
+        let mut s: Subnet = serde_json::from_value(serde_json::json!({
+            "apiVersion": "nadipam.io/v1", "kind": "Subnet",
+            "metadata": {"name": "s", "generation": 3},
+            "spec": {"protocol": protocol, "cidrBlock": cidr, "provider": "n.ns", "excludeIps": exclude}
+        }))
+        .unwrap();
+        s.spec.gateway = gw.map(str::to_string);
+        s
+    }
+
+    fn lease(ip: &str, pool: Option<&str>) -> IPLease {
+        IPLease::new(
+            &format!("s.{ip}"),
+            IPLeaseSpec {
+                subnet: "s".into(),
+                ip: ip.into(),
+                mac: None,
+                provider: "n.ns".into(),
+                interface: None,
+                pod_namespace: "ns".into(),
+                pod_name: None,
+                pod_uid: None,
+                phase: LeasePhase::Bound,
+                token: "t".into(),
+                owner_kind: OwnerKind::Pod,
+                pool: pool.map(str::to_string),
+                network: "ns/n".into(),
+            },
+        )
+    }
+
+    fn pool(ips: &[&str]) -> IPPool {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "nadipam.io/v1", "kind": "IPPool",
+            "metadata": {"name": "p"},
+            "spec": {"subnet": "s", "ips": ips}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(
+            merge(vec![(5, 9), (1, 2), (3, 3), (20, 30)]),
+            vec![(1, 3), (5, 9), (20, 30)]
+        );
+        assert_eq!(
+            intersect(&[(1, 10), (20, 30)], &[(5, 25)]),
+            vec![(5, 10), (20, 25)]
+        );
+        assert_eq!(intersect(&[(1, 2)], &[(3, 4)]), vec![]);
+        assert_eq!(total(&[(1, 3), (5, 5)]), 4);
+    }
+
+    #[test]
+    fn subnet_counts_follow_the_layout() {
+        // 172.17.0.0/24: 254 usable, minus gateway .1, minus .2-.10 excluded = 244.
+        let s = subnet("172.17.0.0/24", None, &["172.17.0.2..172.17.0.10"]);
+        let leases = [
+            lease("172.17.0.11", None),
+            lease("172.17.0.12", None),
+            lease("172.17.0.5", None),
+        ];
+        let refs: Vec<&IPLease> = leases.iter().collect();
+        let st = subnet_status(&s, &refs, Timestamp::UNIX_EPOCH);
+        assert_eq!((st.v4_using_ips, st.v4_available_ips), (2.0, 242.0));
+        assert_eq!((st.v6_using_ips, st.v6_available_ips), (0.0, 0.0));
+        assert_eq!(st.conditions.len(), 1);
+        let c = &st.conditions[0];
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str(), c.reason.as_str()),
+            ("Ready", "True", "Valid")
+        );
+        assert_eq!(c.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn dual_stack_and_huge_v6() {
+        let s = subnet("10.0.0.0/30,fd00::/64", None, &[]);
+        let leases = [lease("10.0.0.2", None), lease("fd00::5", None)];
+        let refs: Vec<&IPLease> = leases.iter().collect();
+        let st = subnet_status(&s, &refs, Timestamp::UNIX_EPOCH);
+        // /30: .1 and .2 usable, .1 is the gateway.
+        assert_eq!((st.v4_using_ips, st.v4_available_ips), (1.0, 0.0));
+        assert_eq!(st.v6_using_ips, 1.0);
+        // 2^64 minus subnet-router anycast, last address, gateway, one in use.
+        assert_eq!(st.v6_available_ips, (2f64.powi(64)) - 4.0);
+    }
+
+    #[test]
+    fn invalid_spec_is_not_ready_and_keeps_the_transition_time() {
+        let mut s = subnet("172.17.0.0/24", Some("10.9.9.9"), &[]);
+        let t1 = Timestamp::from_second(1000).unwrap();
+        let st = subnet_status(&s, &[], t1);
+        let c = &st.conditions[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "InvalidSpec")
+        );
+        assert_eq!(
+            c.message,
+            "subnet s: gateway 10.9.9.9 is outside 172.17.0.0/24 (expected an address from 172.17.0.1 to 172.17.0.254)"
+        );
+        s.status = Some(st.clone());
+        let again = subnet_status(&s, &[], Timestamp::from_second(2000).unwrap());
+        assert_eq!(again, st, "unchanged status: same transition time");
+        s.spec.gateway = None;
+        let fixed = subnet_status(&s, &[], Timestamp::from_second(3000).unwrap());
+        assert_eq!(fixed.conditions[0].status, "True");
+        assert_eq!(fixed.conditions[0].last_transition_time.0.as_second(), 3000);
+    }
+
+    #[test]
+    fn pool_total_is_what_the_subnet_may_hand_out() {
+        let s = subnet("172.17.0.0/24", Some("172.17.0.254"), &["172.17.0.200"]);
+        // 196..205 = 10 addresses, minus excluded .200; .254 gateway and .255 broadcast; 1 outside the subnet.
+        let p = pool(&[
+            "172.17.0.196-172.17.0.205",
+            "172.17.0.250..172.17.0.255",
+            "172.17.0.198",
+            "10.0.0.1",
+        ]);
+        let st = pool_status(&p, Some(&s), 2);
+        assert_eq!(st.total_ip_count, 9 + 4);
+        assert_eq!(st.allocated_ip_count, 2);
+        assert_eq!(pool_status(&p, None, 0).total_ip_count, 0);
+        assert_eq!(
+            pool_status(&pool(&["bogus"]), Some(&s), 0).total_ip_count,
+            0
+        );
+        let v6 = subnet("fd00::/120", None, &[]);
+        assert_eq!(
+            pool_status(&pool(&["fd00::/124", "10.0.0.1"]), Some(&v6), 0).total_ip_count,
+            14,
+            "16 minus the subnet-router anycast address and the gateway"
+        );
+    }
+
+    #[test]
+    fn pool_counts_group_by_subnet_and_pool() {
+        let leases = [
+            lease("10.0.0.2", Some("p")),
+            lease("10.0.0.3", Some("p")),
+            lease("10.0.0.4", None),
+        ];
+        let counts = pool_counts(&leases);
+        assert_eq!(allocated(&counts, &pool(&["10.0.0.0/24"])), 2);
+        let mut other = pool(&["10.0.0.0/24"]);
+        other.spec.subnet = "t".into();
+        assert_eq!(allocated(&counts, &other), 0);
+    }
+}

@@ -1,0 +1,696 @@
+//! The admission webhook on the real control plane: every example of the Kube-OVN multi-NIC guide and the
+//! Spiderpool ovs-cni guide (with nadipam's group and CNI type), dual stack, dry-run, a concurrent burst,
+//! and every denial asserted by its message.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use nadipam::api::IPLease;
+
+use common::server::nadipam;
+use common::{DeleteOnDrop, cluster, cluster_info, test_namespace, wait_for};
+
+/// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it.
+struct Net {
+    client: Client,
+    ns: String,
+    subnet: String,
+    _guards: Vec<DeleteOnDrop>,
+}
+
+/// `kubectl apply -f -` of `yaml`; Ok(stdout) or Err(stderr).
+fn apply(yaml: &str) -> Result<String, String> {
+    kubectl(&["apply", "-f", "-"], yaml)
+}
+
+fn kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
+    let mut child = cluster_info()
+        .kubectl()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running kubectl: {e}"));
+    if let Some(mut s) = child.stdin.take() {
+        s.write_all(stdin.as_bytes())
+            .unwrap_or_else(|e| panic!("writing to kubectl: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn must_apply(yaml: &str) {
+    if let Err(e) = apply(yaml) {
+        panic!(
+            "kubectl apply failed: {e}\n--- yaml\n{yaml}\n--- nadipam log\n{}",
+            nadipam().log_tail()
+        );
+    }
+}
+
+/// Asserts that applying `yaml` is refused with a message containing every one of `needles`.
+fn must_deny(yaml: &str, needles: &[&str]) -> String {
+    match apply(yaml) {
+        Ok(out) => {
+            panic!("expected a denial containing {needles:?}, but apply succeeded: {out}\n{yaml}")
+        }
+        Err(e) => {
+            for n in needles {
+                assert!(e.contains(n), "denial {e:?} does not contain {n:?}");
+            }
+            e
+        }
+    }
+}
+
+async fn setup(prefix: &str, cidr: &str, extra_subnet: &str) -> Net {
+    nadipam();
+    let client = cluster().await;
+    let (ns, ns_guard) = test_namespace(&client, prefix).await;
+    let subnet = format!("{ns}-macvlan");
+    must_apply(&format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: macvlan, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "mode": "bridge",
+    "ipam": {{"type": "nadipam", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock", "provider": "macvlan.{ns}"}}}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {{name: {subnet}}}
+spec:
+  provider: macvlan.{ns}
+  cidrBlock: {cidr}
+{extra_subnet}
+"#
+    ));
+    let guards = vec![DeleteOnDrop::new("subnet", &subnet, None), ns_guard];
+    wait_cached(&format!("subnet/{subnet}")).await;
+    Net {
+        client,
+        ns,
+        subnet,
+        _guards: guards,
+    }
+}
+
+/// The webhook decides from its caches; give a just-created object time to reach them.
+async fn wait_cached(_what: &str) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+fn pod_yaml(ns: &str, name: &str, annotations: &[(&str, &str)]) -> String {
+    let ann: String = annotations
+        .iter()
+        .map(|(k, v)| format!("    {k}: {}\n", yaml_str(v)))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{ann}spec:\n  containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]\n"
+    )
+}
+
+fn yaml_str(v: &str) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+async fn annotations(client: &Client, ns: &str, name: &str) -> BTreeMap<String, String> {
+    let pod = Api::<Pod>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("get pod {ns}/{name}: {e}"));
+    pod.metadata.annotations.unwrap_or_default()
+}
+
+fn ip_of(ann: &BTreeMap<String, String>, provider: &str) -> IpAddr {
+    let key = format!("{provider}.kubernetes.io/ip_address");
+    ann.get(&key)
+        .unwrap_or_else(|| panic!("no {key} in {ann:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+async fn leases_of_subnet(client: &Client, subnet: &str) -> Vec<IPLease> {
+    Api::<IPLease>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("nadipam.io/subnet={subnet}")))
+        .await
+        .unwrap_or_else(|e| panic!("listing leases: {e}"))
+        .items
+}
+
+const EXCLUDE: &str = "  gateway: 172.17.0.1\n  excludeIps:\n  - 172.17.0.0..172.17.0.10\n";
+
+#[tokio::test]
+async fn random_ip_writes_every_result_annotation_and_one_lease() {
+    let net = setup("wh-random", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    must_apply(&pod_yaml(
+        &net.ns,
+        "samplepod",
+        &[(
+            "k8s.v1.cni.cncf.io/networks",
+            &format!("{}/macvlan", net.ns),
+        )],
+    ));
+    let ann = annotations(&net.client, &net.ns, "samplepod").await;
+    let ip = ip_of(&ann, &p);
+    let IpAddr::V4(v4) = ip else {
+        panic!("expected IPv4, got {ip}")
+    };
+    assert_eq!(v4.octets()[..2], [172, 17], "{ip} outside 172.17.0.0/16");
+    assert!(
+        v4 > std::net::Ipv4Addr::new(172, 17, 0, 10),
+        "{ip} is in the excluded range"
+    );
+    assert_eq!(ann[&format!("{p}.kubernetes.io/cidr")], "172.17.0.0/16");
+    assert_eq!(ann[&format!("{p}.kubernetes.io/gateway")], "172.17.0.1");
+    assert_eq!(ann[&format!("{p}.kubernetes.io/allocated")], "true");
+    assert_eq!(
+        ann[&format!("{p}.kubernetes.io/logical_switch")],
+        net.subnet
+    );
+    let mac = &ann[&format!("{p}.kubernetes.io/mac_address")];
+    let mac: nadipam::alloc::Mac = mac.parse().unwrap_or_else(|e| panic!("{mac}: {e}"));
+    assert_eq!(
+        mac.0[0] & 0x03,
+        0x02,
+        "MAC {mac} is not locally administered unicast"
+    );
+    let token = &ann["nadipam.io/reservation"];
+    let leases = leases_of_subnet(&net.client, &net.subnet).await;
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    let l = &leases[0];
+    assert_eq!(l.spec.ip, ip.to_string());
+    assert_eq!(&l.spec.token, token);
+    assert_eq!(l.spec.mac.as_deref(), Some(mac.to_string().as_str()));
+    assert_eq!(l.spec.pod_name.as_deref(), Some("samplepod"));
+    assert_eq!(l.spec.network, format!("{}/macvlan", net.ns));
+    assert_eq!(l.name_any(), format!("{}.{ip}", net.subnet));
+}
+
+#[tokio::test]
+async fn fixed_ip_and_mac_then_the_same_ip_is_refused_naming_the_holder() {
+    let net = setup("wh-fixed", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    let nets = format!("{}/macvlan", net.ns);
+    let ipk = format!("{p}.kubernetes.io/ip_address");
+    let mack = format!("{p}.kubernetes.io/mac_address");
+    must_apply(&pod_yaml(
+        &net.ns,
+        "static-ip",
+        &[
+            ("k8s.v1.cni.cncf.io/networks", &nets),
+            ("ovn.kubernetes.io/ip_address", "10.16.0.15"),
+            ("ovn.kubernetes.io/mac_address", "00:00:00:53:6B:B6"),
+            (&ipk, "172.17.0.100"),
+            (&mack, "00:00:00:53:6B:BB"),
+        ],
+    ));
+    let ann = annotations(&net.client, &net.ns, "static-ip").await;
+    assert_eq!(ann[&ipk], "172.17.0.100");
+    assert_eq!(ann[&mack], "00:00:00:53:6b:bb");
+    let msg = must_deny(
+        &pod_yaml(
+            &net.ns,
+            "static-ip-2",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &nets),
+                (&ipk, "172.17.0.100"),
+            ],
+        ),
+        &[&format!(
+            "network {nets}: 172.17.0.100 is held by pod {}/static-ip",
+            net.ns
+        )],
+    );
+    assert!(msg.contains("Conflict"), "{msg}");
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "static-mac-2",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &nets),
+                (&mack, "00:00:00:53:6b:bb"),
+            ],
+        ),
+        &[&format!(
+            "MAC 00:00:00:53:6b:bb is held by pod {}/static-ip",
+            net.ns
+        )],
+    );
+    assert_eq!(leases_of_subnet(&net.client, &net.subnet).await.len(), 1);
+}
+
+#[tokio::test]
+async fn deployment_with_ip_pool_takes_distinct_pool_entries() {
+    let net = setup("wh-pool", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    must_apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: static-workload, namespace: {ns}, labels: {{app: static-workload}}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: static-workload}}}}
+  template:
+    metadata:
+      labels: {{app: static-workload}}
+      annotations:
+        k8s.v1.cni.cncf.io/networks: {ns}/macvlan
+        ovn.kubernetes.io/ip_pool: 10.16.0.15,10.16.0.16,10.16.0.17
+        {p}.kubernetes.io/ip_pool: 172.17.0.200,172.17.0.201,172.17.0.202
+    spec:
+      containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]
+"#,
+        ns = net.ns
+    ));
+    let pods = Api::<Pod>::namespaced(net.client.clone(), &net.ns);
+    let ips: Vec<IpAddr> = wait_for("2 pods with addresses", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        let p = p.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app=static-workload"))
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.items.len() < 2 {
+                return Err(format!("{} pods", list.items.len()));
+            }
+            Ok(list
+                .items
+                .iter()
+                .map(|pod| {
+                    ip_of(
+                        pod.metadata
+                            .annotations
+                            .as_ref()
+                            .unwrap_or(&BTreeMap::new()),
+                        &p,
+                    )
+                })
+                .collect())
+        }
+    })
+    .await;
+    let pool: HashSet<IpAddr> = ["172.17.0.200", "172.17.0.201", "172.17.0.202"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let got: HashSet<IpAddr> = ips.iter().copied().collect();
+    assert_eq!(got.len(), 2, "duplicate addresses: {ips:?}");
+    assert!(got.is_subset(&pool), "{ips:?} not all from the pool");
+}
+
+#[tokio::test]
+async fn default_route_from_the_network_selection_element_becomes_a_route() {
+    let net = setup("wh-route", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    let nets = format!(
+        r#"[{{"name": "macvlan", "namespace": "{}", "default-route": ["172.17.0.1"]}}]"#,
+        net.ns
+    );
+    must_apply(&pod_yaml(
+        &net.ns,
+        "samplepod-route",
+        &[("k8s.v1.cni.cncf.io/networks", &nets)],
+    ));
+    let ann = annotations(&net.client, &net.ns, "samplepod-route").await;
+    let routes: serde_json::Value =
+        serde_json::from_str(&ann[&format!("{p}.kubernetes.io/routes")]).unwrap();
+    assert_eq!(routes, serde_json::json!([{"gw": "172.17.0.1"}]));
+}
+
+#[tokio::test]
+async fn primary_network_via_default_network() {
+    let net = setup("wh-primary", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    must_apply(&pod_yaml(
+        &net.ns,
+        "samplepod-macvlan",
+        &[(
+            "v1.multus-cni.io/default-network",
+            &format!("{}/macvlan", net.ns),
+        )],
+    ));
+    let ann = annotations(&net.client, &net.ns, "samplepod-macvlan").await;
+    ip_of(&ann, &p);
+    assert_eq!(
+        ann[&format!("{p}.kubernetes.io/logical_switch")],
+        net.subnet
+    );
+}
+
+#[tokio::test]
+async fn logical_switch_picks_an_ovn_provider_subnet_over_the_provider_match() {
+    let net = setup("wh-ls", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    let ovn = format!("{}-ovn", net.ns);
+    must_apply(&format!(
+        "apiVersion: nadipam.io/v1\nkind: Subnet\nmetadata: {{name: {ovn}}}\nspec:\n  provider: ovn\n  cidrBlock: 172.18.0.0/16\n  gateway: 172.18.0.1\n  excludeIps: [172.18.0.0..172.18.0.10]\n"
+    ));
+    let _g = DeleteOnDrop::new("subnet", &ovn, None);
+    wait_cached("ovn subnet").await;
+    must_apply(&pod_yaml(
+        &net.ns,
+        "samplepod",
+        &[
+            (
+                "k8s.v1.cni.cncf.io/networks",
+                &format!("{}/macvlan", net.ns),
+            ),
+            (&format!("{p}.kubernetes.io/logical_switch"), &ovn),
+        ],
+    ));
+    let ann = annotations(&net.client, &net.ns, "samplepod").await;
+    let ip = ip_of(&ann, &p);
+    assert!(ip.to_string().starts_with("172.18."), "{ip} not from {ovn}");
+    assert_eq!(ann[&format!("{p}.kubernetes.io/logical_switch")], ovn);
+    assert_eq!(ann[&format!("{p}.kubernetes.io/cidr")], "172.18.0.0/16");
+    // A logical_switch naming another network's Subnet is refused.
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "thief",
+            &[
+                (
+                    "k8s.v1.cni.cncf.io/networks",
+                    &format!("{}/macvlan", net.ns),
+                ),
+                (
+                    &format!("{p}.kubernetes.io/logical_switch"),
+                    "nonexistent-subnet",
+                ),
+            ],
+        ),
+        &["Subnet nonexistent-subnet named by", "does not exist"],
+    );
+    let leases = leases_of_subnet(&net.client, &ovn).await;
+    for l in &leases {
+        let _ = kubectl(&["delete", "iplease", &l.name_any(), "--wait=false"], "");
+    }
+}
+
+#[tokio::test]
+async fn ovn_provider_attachment_with_routes() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "wh-ovn").await;
+    let subnet = format!("{ns}-attachnet");
+    must_apply(&format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: attachnet, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "0.3.0", "type": "kube-ovn", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock", "provider": "attachnet.{ns}.ovn"}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {{name: {subnet}}}
+spec:
+  protocol: IPv4
+  provider: attachnet.{ns}.ovn
+  cidrBlock: 172.17.0.0/16
+  gateway: 172.17.0.1
+  excludeIps: [172.17.0.0..172.17.0.10]
+"#
+    ));
+    let _gs = DeleteOnDrop::new("subnet", &subnet, None);
+    wait_cached("subnet").await;
+    let p = format!("attachnet.{ns}.ovn");
+    let routes = r#"[{"dst": "192.168.0.101/24", "gw": "172.17.0.254"}, {"gw": "172.17.0.254"}]"#;
+    must_apply(&pod_yaml(
+        &ns,
+        "custom-routes-attach",
+        &[
+            ("k8s.v1.cni.cncf.io/networks", &format!("{ns}/attachnet")),
+            (&format!("{p}.kubernetes.io/routes"), routes),
+        ],
+    ));
+    let ann = annotations(&client, &ns, "custom-routes-attach").await;
+    ip_of(&ann, &p);
+    let got: serde_json::Value =
+        serde_json::from_str(&ann[&format!("{p}.kubernetes.io/routes")]).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!([{"dst": "192.168.0.101/24", "gw": "172.17.0.254"}, {"gw": "172.17.0.254"}])
+    );
+}
+
+#[tokio::test]
+async fn spiderpool_ippool_annotation_on_a_two_replica_deployment() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "wh-spider").await;
+    let subnet = format!("{ns}-ovs");
+    let pool = format!("{ns}-ippool-test");
+    must_apply(&format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: ovs-conf, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "0.3.1", "type": "ovs", "bridge": "br1", "ipam": {{"type": "nadipam", "provider": "ovs-conf.{ns}"}}}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {{name: {subnet}}}
+spec:
+  provider: ovs-conf.{ns}
+  cidrBlock: 172.18.0.0/16
+  gateway: 172.18.0.1
+---
+apiVersion: nadipam.io/v1
+kind: IPPool
+metadata: {{name: {pool}}}
+spec:
+  subnet: {subnet}
+  ips: [172.18.30.131-172.18.30.140]
+  multusName: [{ns}/ovs-conf]
+"#
+    ));
+    let _gs = (
+        DeleteOnDrop::new("ippool", &pool, None),
+        DeleteOnDrop::new("subnet", &subnet, None),
+    );
+    wait_cached("pool").await;
+    must_apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: test-app, namespace: {ns}}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: test-app}}}}
+  template:
+    metadata:
+      labels: {{app: test-app}}
+      annotations:
+        ipam.spidernet.io/ippool: |-
+          {{
+            "ipv4": ["{pool}"]
+          }}
+        v1.multus-cni.io/default-network: {ns}/ovs-conf
+    spec:
+      containers: [{{name: test-app, image: registry.k8s.io/pause:3.10}}]
+"#
+    ));
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let p = format!("ovs-conf.{ns}");
+    let ips: Vec<IpAddr> = wait_for("2 pods", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        let p = p.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app=test-app"))
+                .await
+                .map_err(|e| e.to_string())?;
+            if list.items.len() < 2 {
+                return Err(format!("{} pods", list.items.len()));
+            }
+            Ok(list
+                .items
+                .iter()
+                .map(|pod| {
+                    ip_of(
+                        pod.metadata
+                            .annotations
+                            .as_ref()
+                            .unwrap_or(&BTreeMap::new()),
+                        &p,
+                    )
+                })
+                .collect())
+        }
+    })
+    .await;
+    for ip in &ips {
+        let IpAddr::V4(v4) = ip else { panic!("{ip}") };
+        let o = v4.octets();
+        assert!(
+            o[..3] == [172, 18, 30] && (131..=140).contains(&o[3]),
+            "{ip} outside the pool"
+        );
+    }
+    assert_ne!(ips[0], ips[1]);
+    let leases = leases_of_subnet(&client, &subnet).await;
+    assert!(
+        leases
+            .iter()
+            .all(|l| l.spec.pool.as_deref() == Some(pool.as_str())),
+        "{leases:?}"
+    );
+}
+
+#[tokio::test]
+async fn dual_stack_reserves_both_families() {
+    let net = setup(
+        "wh-dual",
+        "10.20.0.0/24,fd00:20::/120",
+        "  protocol: Dual\n",
+    )
+    .await;
+    let p = format!("macvlan.{}", net.ns);
+    let nets = format!("{}/macvlan", net.ns);
+    must_apply(&pod_yaml(
+        &net.ns,
+        "dual",
+        &[("k8s.v1.cni.cncf.io/networks", &nets)],
+    ));
+    let ann = annotations(&net.client, &net.ns, "dual").await;
+    let v = &ann[&format!("{p}.kubernetes.io/ip_address")];
+    let (v4, v6) = v
+        .split_once(',')
+        .unwrap_or_else(|| panic!("{v} is not v4,v6"));
+    assert!(
+        v4.starts_with("10.20.0.") && v6.starts_with("fd00:20::"),
+        "{v}"
+    );
+    assert_eq!(
+        ann[&format!("{p}.kubernetes.io/cidr")],
+        "10.20.0.0/24,fd00:20::/120"
+    );
+    assert_eq!(
+        ann[&format!("{p}.kubernetes.io/gateway")],
+        "10.20.0.1,fd00:20::1"
+    );
+    assert_eq!(leases_of_subnet(&net.client, &net.subnet).await.len(), 2);
+    // A fixed pair; then the same IPv6 again is refused and its IPv4 half is not left reserved.
+    let ipk = format!("{p}.kubernetes.io/ip_address");
+    must_apply(&pod_yaml(
+        &net.ns,
+        "dual-fixed",
+        &[
+            ("k8s.v1.cni.cncf.io/networks", &nets),
+            (&ipk, "10.20.0.50,fd00:20::50"),
+        ],
+    ));
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "dual-fixed-2",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &nets),
+                (&ipk, "10.20.0.51,fd00:20::50"),
+            ],
+        ),
+        &["fd00:20::50 is held by pod"],
+    );
+    let leases = leases_of_subnet(&net.client, &net.subnet).await;
+    assert_eq!(
+        leases.len(),
+        4,
+        "{:?}",
+        leases.iter().map(|l| &l.spec.ip).collect::<Vec<_>>()
+    );
+    assert!(
+        !leases.iter().any(|l| l.spec.ip == "10.20.0.51"),
+        "half of a refused pair stayed reserved"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_previews_without_reserving() {
+    let net = setup("wh-dry", "172.17.0.0/16", EXCLUDE).await;
+    let p = format!("macvlan.{}", net.ns);
+    let out = kubectl(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        &pod_yaml(
+            &net.ns,
+            "preview",
+            &[(
+                "k8s.v1.cni.cncf.io/networks",
+                &format!("{}/macvlan", net.ns),
+            )],
+        ),
+    )
+    .unwrap_or_else(|e| panic!("dry run: {e}"));
+    let pod: Pod = serde_json::from_str(&out).unwrap();
+    ip_of(pod.metadata.annotations.as_ref().unwrap(), &p);
+    assert!(
+        leases_of_subnet(&net.client, &net.subnet).await.is_empty(),
+        "dry run created a lease"
+    );
+}
+
+#[tokio::test]
+async fn burst_of_200_concurrent_pods_gets_200_distinct_addresses() {
+    let net = setup("wh-burst", "10.30.0.0/16", "").await;
+    let p = format!("macvlan.{}", net.ns);
+    let pods = Api::<Pod>::namespaced(net.client.clone(), &net.ns);
+    let nets = format!("{}/macvlan", net.ns);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let pods = pods.clone();
+        let mut pod: Pod = serde_yaml::from_str(&pod_yaml(
+            &net.ns,
+            &format!("burst-{i}"),
+            &[("k8s.v1.cni.cncf.io/networks", &nets)],
+        ))
+        .unwrap();
+        pod.metadata.namespace = None;
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let created = pods.create(&PostParams::default(), &pod).await;
+            (created, t.elapsed())
+        });
+    }
+    let mut ips = HashSet::new();
+    let mut latencies = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (created, took) = r.unwrap();
+        let pod =
+            created.unwrap_or_else(|e| panic!("create failed: {e}\n{}", nadipam().log_tail()));
+        latencies.push(took);
+        assert!(
+            ips.insert(ip_of(pod.metadata.annotations.as_ref().unwrap(), &p)),
+            "duplicate address"
+        );
+    }
+    let wall = start.elapsed();
+    latencies.sort();
+    assert_eq!(ips.len(), 200);
+    assert_eq!(leases_of_subnet(&net.client, &net.subnet).await.len(), 200);
+    eprintln!(
+        "burst: 200 pods in {wall:?}; client create latency p50 {:?} p99 {:?}",
+        latencies[100], latencies[197]
+    );
+}
