@@ -281,12 +281,12 @@ pub fn nadipam(command: &str, stdin: &str, env: &[(&str, &str)]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning nadipam");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("writing stdin");
+    // A plugin may answer (e.g. a CNI_ARGS error) before reading its config; a closed pipe is then expected.
+    match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => panic!("writing stdin: {e}"),
+    }
     let out = child.wait_with_output().expect("waiting for nadipam");
     Run {
         code: out.status.code(),
