@@ -97,7 +97,8 @@ pub(super) fn ip_pair(field: &str) -> Rule {
 /// own rule reports that), so a user sees one error per mistake.
 pub(super) fn protocol_matches_cidr() -> Rule {
     rule(
-        "!self.cidrBlock.split(',').all(c, isCIDR(c)) || !(self.protocol in ['IPv4', 'IPv6', 'Dual']) \
+        "!has(self.protocol) || !self.cidrBlock.split(',').all(c, isCIDR(c)) \
+         || !(self.protocol in ['IPv4', 'IPv6', 'Dual']) \
          || (self.protocol == 'Dual' \
              ? (self.cidrBlock.split(',').size() == 2 \
                 && cidr(self.cidrBlock.split(',')[0]).ip().family() \

@@ -62,9 +62,12 @@ pub struct RouteSpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = cel::protocol_matches_cidr(), validation = cel::gateway_in_cidr())]
 pub struct SubnetSpec {
-    /// Address families: IPv4, IPv6 or Dual (one CIDR of each family in cidrBlock). Immutable.
+    /// Address families: IPv4, IPv6 or Dual (one CIDR of each family in cidrBlock). Optional: left out, it is
+    /// the families of cidrBlock (as Kube-OVN defaults it). Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "protocol_schema")]
     #[x_kube(validation = cel::immutable("protocol", "leases already taken belong to its families; create a new Subnet instead"))]
-    pub protocol: Protocol,
+    pub protocol: Option<Protocol>,
 
     /// The subnet's CIDR, e.g. 172.17.0.0/16; for Dual an IPv4 and an IPv6 CIDR separated by a comma, e.g.
     /// 172.17.0.0/16,fd00:17::/64. Immutable: create a new Subnet to renumber.
@@ -102,6 +105,12 @@ pub struct SubnetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub routes: Vec<RouteSpec>,
+}
+
+/// An optional string enum. schemars would list `null` among an `Option`'s enum values, which a structural
+/// schema forbids; absence already says "infer it".
+fn protocol_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "enum": ["IPv4", "IPv6", "Dual"]})
 }
 
 fn exclude_ips_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -155,7 +164,7 @@ spec:
     fn seed_subnet_parses() {
         let s: Subnet = serde_yaml::from_str(SEED).unwrap();
         assert_eq!(s.metadata.name.as_deref(), Some("macvlan"));
-        assert_eq!(s.spec.protocol, Protocol::Ipv4);
+        assert_eq!(s.spec.protocol, Some(Protocol::Ipv4));
         assert_eq!(s.spec.provider, "macvlan.default");
         assert_eq!(s.spec.cidr_block, "172.17.0.0/16");
         assert_eq!(s.spec.gateway.as_deref(), Some("172.17.0.1"));
@@ -188,7 +197,7 @@ status:
 "#,
         )
         .unwrap();
-        assert_eq!(s.spec.protocol, Protocol::Dual);
+        assert_eq!(s.spec.protocol, Some(Protocol::Dual));
         assert_eq!(s.spec.routes[1].dst, None);
         let status = s.status.as_ref().unwrap();
         assert_eq!(status.v6_available_ips, 2f64.powi(64));

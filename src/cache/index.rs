@@ -42,7 +42,7 @@ pub fn layout(subnet: &Subnet) -> Result<SubnetLayout, LayoutError> {
     let s = &subnet.spec;
     SubnetLayout::parse(
         &subnet.name_any(),
-        Some(protocol(s.protocol)),
+        s.protocol.map(protocol),
         &s.cidr_block,
         s.gateway.as_deref(),
         &s.exclude_ips,

@@ -521,7 +521,7 @@ mod tests {
         Subnet::new(
             "macvlan",
             SubnetSpec {
-                protocol: Protocol::Ipv4,
+                protocol: Some(Protocol::Ipv4),
                 cidr_block: "172.17.0.0/16".into(),
                 gateway: Some("172.17.0.1".into()),
                 exclude_ips: vec!["172.17.0.0..172.17.0.10".into()],

@@ -229,7 +229,7 @@ mod tests {
         Subnet::new(
             name,
             SubnetSpec {
-                protocol,
+                protocol: Some(protocol),
                 cidr_block: cidr.into(),
                 gateway: gw.map(str::to_string),
                 exclude_ips: excl.iter().map(|s| s.to_string()).collect(),
@@ -319,7 +319,7 @@ mod tests {
             )
         );
         let mut s = macvlan();
-        s.spec.protocol = Protocol::Dual;
+        s.spec.protocol = Some(Protocol::Dual);
         assert_eq!(
             refuse(check_subnet(&s, None, &[], &[])).0,
             "Subnet macvlan: protocol Dual does not match cidrBlock \"172.17.0.0/16\", which holds only an IPv4 \

@@ -883,11 +883,11 @@ mod tests {
         Arc::new(Subnet::new(
             name,
             SubnetSpec {
-                protocol: if cidr.contains(',') {
+                protocol: Some(if cidr.contains(',') {
                     Protocol::Dual
                 } else {
                     Protocol::Ipv4
-                },
+                }),
                 cidr_block: cidr.into(),
                 gateway: None,
                 exclude_ips: if name == "macvlan" {
