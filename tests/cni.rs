@@ -1,7 +1,7 @@
-//! The `nadipam` CNI IPAM plugin against the real local control plane: Pods carrying result annotations
-//! (written here directly — no Multus keys, so no admission webhook takes them), the reference macvlan and
-//! bridge plugins driven by cnitool in real network namespaces, and every error asserted by running the
-//! binary with env + stdin.
+//! The `nadipam` CNI IPAM plugin against the real local control plane: one Pod allocated by nadipam's webhook
+//! end to end, Pods carrying result annotations written here directly (no Multus keys, so no admission webhook
+//! takes them) for exact shapes, the reference macvlan and bridge plugins driven by cnitool in real network
+//! namespaces, and every error asserted by running the binary with env + stdin.
 
 mod common;
 #[path = "cni/support.rs"]
@@ -99,6 +99,114 @@ fn conf(version: &str, provider: &str, kubeconfig: &str, extra: Value) -> String
 
 fn pod_args(ns: &str, name: &str) -> String {
     format!("IgnoreUnknown=1;K8S_POD_NAMESPACE={ns};K8S_POD_NAME={name}")
+}
+
+/// The whole path: Subnet and NAD applied, a Pod created through the apiserver (the webhook allocates), then
+/// the node side: macvlan with `ipam.type: nadipam` puts exactly the webhook's address and MAC on the interface.
+#[tokio::test]
+async fn webhook_allocated_pod_gets_its_address_on_a_macvlan_interface() {
+    common::server::nadipam();
+    let client = cluster().await;
+    let (ns, _ns_guard) = test_namespace(&client, "cni-e2e").await;
+    let subnet = format!("{ns}-mv");
+    let provider = format!("macvlan.{ns}");
+    let manifest = format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: macvlan, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "1.0.0", "type": "macvlan", "mode": "bridge", "ipam": {{"type": "nadipam", "provider": "{provider}"}}}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {{name: {subnet}}}
+spec:
+  provider: {provider}
+  cidrBlock: 10.78.0.0/24,fd00:78::/64
+  excludeIps: [10.78.0.1..10.78.0.9]
+  routes: [{{dst: 192.168.78.0/24, gw: 10.78.0.254}}]
+"#
+    );
+    let mut apply = cluster_info()
+        .kubectl()
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    std::io::Write::write_all(&mut apply.stdin.take().unwrap(), manifest.as_bytes()).unwrap();
+    let out = apply.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _subnet_guard = common::DeleteOnDrop::new("subnet", &subnet, None);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "app", "annotations": {"k8s.v1.cni.cncf.io/networks": "macvlan"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let pod = pods
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("pod admitted");
+    let ann = pod.metadata.annotations.clone().unwrap_or_default();
+    let ip = ann[&format!("{provider}.kubernetes.io/ip_address")].clone();
+    let mac = ann[&format!("{provider}.kubernetes.io/mac_address")].to_lowercase();
+    let (v4, v6) = ip.split_once(',').expect("dual stack: v4,v6");
+
+    let mut sandbox = Sandbox::new();
+    let master = sandbox.master();
+    let dirs = CniDirs::new(cluster_info());
+    dirs.conflist(
+        "nadipam-e2e",
+        &json!({
+            "cniVersion": "1.0.0", "name": "nadipam-e2e",
+            "plugins": [{
+                "type": "macvlan", "master": master, "mode": "bridge", "capabilities": {"mac": true},
+                "ipam": {"type": "nadipam", "provider": provider, "kubeconfig": kubeconfig()}
+            }]
+        }),
+    );
+    let args = format!("{};K8S_POD_UID={}", pod_args(&ns, "app"), uid(&pod));
+    // Multus hands the allocated MAC to the plugin as runtimeConfig.mac.
+    let cap = json!({"mac": mac});
+    let out = dirs.cnitool("add", "nadipam-e2e", &sandbox, "net1", &args, Some(&cap));
+    assert!(
+        out.status.success(),
+        "cnitool add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut addrs = sandbox.addrs("net1");
+    addrs.sort();
+    assert_eq!(addrs, [format!("{v4}/24"), format!("{v6}/64")]);
+    assert_eq!(sandbox.mac("net1"), mac);
+    let routes = sandbox.routes("-4", "net1");
+    assert!(
+        routes.contains(&("192.168.78.0/24".into(), "10.78.0.254".into())),
+        "the Subnet's route is on net1: {routes:?}"
+    );
+    let out = dirs.cnitool("check", "nadipam-e2e", &sandbox, "net1", &args, Some(&cap));
+    assert!(
+        out.status.success(),
+        "cnitool check: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dirs.cnitool("del", "nadipam-e2e", &sandbox, "net1", &args, Some(&cap));
+    assert!(
+        out.status.success(),
+        "cnitool del: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pods.delete("app", &Default::default())
+        .await
+        .expect("delete pod");
 }
 
 #[tokio::test]

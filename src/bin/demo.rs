@@ -8,7 +8,6 @@
 //! The control plane stays up afterwards so the objects can be explored; `e2e/cluster down` stops it.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,9 +30,7 @@ fn repo() -> PathBuf {
 
 /// Runs a command to completion; its stdout, or an error carrying its stderr.
 fn run(cmd: &mut Command) -> Result<String, Error> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "{cmd:?} failed ({}):\n{}{}",
@@ -90,6 +87,29 @@ impl Bed {
         run(self.kubectl().args(args))
     }
 
+    /// `kubectl apply -f -` with `doc`: Ok(stdout) when applied, Err(stderr) when refused.
+    fn apply_stdin(&self, doc: &str) -> Result<Result<String, String>, Error> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .ok_or("kubectl stdin")?
+            .write_all(doc.as_bytes())?;
+        let out = child.wait_with_output()?;
+        Ok(if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        })
+    }
+
     async fn client(&self) -> Result<Client, Error> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)?;
         let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
@@ -97,32 +117,34 @@ impl Bed {
     }
 }
 
-/// Builds the release binaries the demo runs (the outer `cargo run` built only this one).
+/// Builds the binaries the demo runs, in the demo's own profile (the outer `cargo run` built only the demo).
 fn build_binaries() -> Result<(PathBuf, PathBuf), Error> {
     step("nadipam: building nadipam-server and the nadipam CNI plugin");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let (flag, profile) = if cfg!(debug_assertions) {
+        (None, "debug")
+    } else {
+        (Some("--release"), "release")
+    };
     run(Command::new(cargo)
         .current_dir(repo())
-        .args([
-            "build",
-            "--release",
-            "--bin",
-            "nadipam-server",
-            "--bin",
-            "nadipam",
-        ])
+        .arg("build")
+        .args(flag)
+        .args(["--bin", "nadipam-server", "--bin", "nadipam"])
         .stderr(Stdio::inherit()))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target"));
     Ok((
-        target.join("release/nadipam-server"),
-        target.join("release/nadipam"),
+        target.join(profile).join("nadipam-server"),
+        target.join(profile).join("nadipam"),
     ))
 }
 
 fn install_crds(bed: &Bed) -> Result<(), Error> {
-    step("CRDs: nadipam.io (Subnet, IPPool, IPLease) and k8s.cni.cncf.io (NetworkAttachmentDefinition)");
+    step(
+        "CRDs: nadipam.io (Subnet, IPPool, IPLease) and k8s.cni.cncf.io (NetworkAttachmentDefinition)",
+    );
     let crds = repo().join("manifests/crds");
     let nad = repo().join("e2e/manifests/nad-crd.yaml");
     print!(
@@ -135,6 +157,11 @@ fn install_crds(bed: &Bed) -> Result<(), Error> {
             .arg("-f")
             .arg(&nad))?
     );
+    // The server keeps its leader-election Lease and Events in its own namespace.
+    bed.apply_stdin(
+        r#"{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "nadipam-system"}}"#,
+    )?
+    .map_err(|e| format!("creating namespace nadipam-system: {e}"))?;
     bed.kubectl_out(&[
         "wait",
         "--for=condition=Established",
@@ -185,16 +212,17 @@ impl Server {
         let mut server = Server { child, log };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
-            if server.log_text().contains("webhook configurations registered") {
+            if server
+                .log_text()
+                .contains("webhook configurations registered")
+            {
                 println!("listening on {url}; log: {}", server.log.display());
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
-                return Err(format!(
-                    "nadipam-server exited ({status}):\n{}",
-                    server.log_text()
-                )
-                .into());
+                return Err(
+                    format!("nadipam-server exited ({status}):\n{}", server.log_text()).into(),
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -290,11 +318,7 @@ async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(), Error> {
 
 fn apply(bed: &Bed, file: &str) -> Result<(), Error> {
     step(&format!("kubectl apply -f {file}"));
-    let out = run(bed
-        .kubectl()
-        .arg("apply")
-        .arg("-f")
-        .arg(repo().join(file)))?;
+    let out = run(bed.kubectl().arg("apply").arg("-f").arg(repo().join(file)))?;
     print!("{out}");
     Ok(())
 }
@@ -391,31 +415,18 @@ fn show_rejections(bed: &Bed) -> Result<(), Error> {
             .skip_while(|l| !l.starts_with("metadata:"))
             .find_map(|l| l.trim().strip_prefix("name: "))
             .unwrap_or("?");
-        let out = bed
-            .kubectl()
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut child| {
-                use std::io::Write;
-                child
-                    .stdin
-                    .take()
-                    .expect("piped stdin")
-                    .write_all(doc.as_bytes())?;
-                child.wait_with_output()
-            })?;
-        if out.status.success() {
-            return Err(format!(
-                "{name} was accepted; nadipam should have refused it:\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-            .into());
+        match bed.apply_stdin(doc)? {
+            Ok(stdout) => {
+                return Err(format!(
+                    "{name} was accepted; nadipam should have refused it:\n{stdout}"
+                )
+                .into());
+            }
+            Err(stderr) => {
+                println!("$ kubectl apply  # {name}");
+                print!("{stderr}");
+            }
         }
-        println!("$ kubectl apply  # {name}");
-        print!("{}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
 }
@@ -423,7 +434,9 @@ fn show_rejections(bed: &Bed) -> Result<(), Error> {
 /// Runs `samplepod`'s attachment on a real interface: a network namespace, a dummy master link, the macvlan
 /// plugin with `ipam.type: nadipam`, through cnitool, as a kubelet and Multus would. Needs root.
 fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
-    step("on a node: macvlan + the nadipam IPAM plugin put samplepod's address on a real interface");
+    step(
+        "on a node: macvlan + the nadipam IPAM plugin put samplepod's address on a real interface",
+    );
     let root = run(Command::new("id").arg("-u"))
         .map(|u| u.trim() == "0")
         .unwrap_or(false);
@@ -434,8 +447,15 @@ fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
     let netns = "nadipam-demo";
     let master = "nddemo0";
     let work = std::env::temp_dir().join("nadipam-demo-cni");
-    let _ = Command::new("ip").args(["netns", "del", netns]).status();
-    let _ = Command::new("ip").args(["link", "del", master]).status();
+    let quiet = |args: &[&str]| {
+        let _ = Command::new("ip")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    };
+    quiet(&["netns", "del", netns]);
+    quiet(&["link", "del", master]);
     let result = (|| -> Result<(), Error> {
         run(Command::new("ip").args(["netns", "add", netns]))?;
         if run(Command::new("ip").args(["link", "add", master, "type", "dummy"])).is_err() {
@@ -493,11 +513,13 @@ fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
                 .env("CNI_IFNAME", "net1")
                 .env(
                     "CNI_ARGS",
-                    "K8S_POD_NAMESPACE=default;K8S_POD_NAME=samplepod",
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=samplepod",
                 )
                 .env("CAP_ARGS", serde_json::json!({ "mac": mac }).to_string()))
         };
-        println!("$ cnitool add macvlan /var/run/netns/{netns}   # CNI_IFNAME=net1, pod default/samplepod");
+        println!(
+            "$ cnitool add macvlan /var/run/netns/{netns}   # CNI_IFNAME=net1, pod default/samplepod"
+        );
         let added: serde_json::Value = serde_json::from_str(&cnitool("add")?)?;
         println!("{}", serde_json::to_string(&added)?);
         println!("$ ip -n {netns} addr show net1");
@@ -508,8 +530,8 @@ fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
         cnitool("del")?;
         Ok(())
     })();
-    let _ = Command::new("ip").args(["netns", "del", netns]).status();
-    let _ = Command::new("ip").args(["link", "del", master]).status();
+    quiet(&["netns", "del", netns]);
+    quiet(&["link", "del", master]);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
