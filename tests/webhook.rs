@@ -656,6 +656,7 @@ async fn burst_of_200_concurrent_pods_gets_200_distinct_addresses() {
     let p = format!("macvlan.{}", net.ns);
     let pods = Api::<Pod>::namespaced(net.client.clone(), &net.ns);
     let nets = format!("{}/macvlan", net.ns);
+    let before = pod_admission_buckets(&nadipam().metrics());
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
@@ -689,8 +690,64 @@ async fn burst_of_200_concurrent_pods_gets_200_distinct_addresses() {
     latencies.sort();
     assert_eq!(ips.len(), 200);
     assert_eq!(leases_of_subnet(&net.client, &net.subnet).await.len(), 200);
+    // The webhook's own view, from its histogram: buckets counted during the burst only.
+    let after = pod_admission_buckets(&nadipam().metrics());
+    let during: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let was = before.iter().find(|(l, _)| l == le).map_or(0.0, |b| b.1);
+            (*le, n - was)
+        })
+        .collect();
+    let total = during.last().map_or(0.0, |b| b.1);
+    assert!(total >= 200.0, "histogram saw {total} pod admissions");
+    let quantile = |q: f64| {
+        during
+            .iter()
+            .find(|(_, n)| *n >= q * total)
+            .map_or(f64::INFINITY, |b| b.0)
+    };
     eprintln!(
-        "burst: 200 pods in {wall:?}; client create latency p50 {:?} p99 {:?}",
-        latencies[100], latencies[197]
+        "burst: 200 pods in {wall:?}; client create latency p50 {:?} p99 {:?}; \
+         webhook admission p50 <= {} ms, p99 <= {} ms (histogram bucket bounds)",
+        latencies[100],
+        latencies[197],
+        quantile(0.5) * 1000.0,
+        quantile(0.99) * 1000.0
     );
+}
+
+/// Cumulative buckets `(le, count)` of allowed Pod admissions in a `/metrics` text, summed over outcomes.
+fn pod_admission_buckets(metrics: &str) -> Vec<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("nadipam_admission_duration_seconds_bucket{") else {
+            continue;
+        };
+        if !rest.contains("resource=\"pods\"") {
+            continue;
+        }
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let Some(le) = labels
+            .split("le=\"")
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+        else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::NAN)
+        };
+        let n: f64 = value.trim().parse().unwrap_or(0.0);
+        match buckets.iter_mut().find(|(l, _)| *l == le) {
+            Some(b) => b.1 += n,
+            None => buckets.push((le, n)),
+        }
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
 }
