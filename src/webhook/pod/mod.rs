@@ -5,6 +5,7 @@ mod reserve;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tracing::Instrument;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
@@ -42,9 +43,14 @@ pub async fn mutate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> AdmissionR
         .or_else(|| pod.namespace())
         .unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
+    // `instrument`, not `span.enter()`: a guard held across an await would tag other requests' lines with
+    // this request's span while this one is suspended.
     let span = tracing::info_span!("mutate", uid = %req.uid, namespace = %namespace, pod = %display_name(pod));
+    let outcome = allocate(&ctx, &req, pod, &namespace, &name, &ann)
+        .instrument(span.clone())
+        .await;
     let _guard = span.enter();
-    match allocate(&ctx, &req, pod, &namespace, &name, &ann).await {
+    match outcome {
         Ok(None) => resp,
         Ok(Some((patch, warnings))) => match resp.with_patch(patch) {
             Ok(mut r) => {
