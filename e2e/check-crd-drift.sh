@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fails when manifests/crds/ differs from what the Rust types generate (crdgen), so the committed CRDs can never
-# silently disagree with the code. Fix a failure with:  cargo run --bin crdgen -- --out manifests/crds
+# Fails when manifests/crds/ differs from what the Rust types generate (crdgen), or the Helm chart's copy
+# (manifests/chart/nadipam/crds/) differs from manifests/crds/, so the committed CRDs can never silently
+# disagree with the code. Fix a failure with:
+#   cargo run --bin crdgen -- --out manifests/crds && cp manifests/crds/*.yaml manifests/chart/nadipam/crds/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +31,11 @@ if ! diff -ru "$committed" "$generated" >"$work/drift.diff" 2>&1; then
     echo "  Regenerate and commit: cargo run --bin crdgen -- --out $committed" >&2
     exit 1
 fi
-echo "check-crd-drift: OK: $committed/ matches src/api/ ($(find "$generated" -type f | wc -l) CRDs)"
+chart=manifests/chart/nadipam/crds
+if ! diff -ru "$committed" "$chart" >&2; then
+    echo >&2
+    echo "check-crd-drift: FAILED: $chart/ (the Helm chart's CRDs) differs from $committed/." >&2
+    echo "  Copy them: cp $committed/*.yaml $chart/" >&2
+    exit 1
+fi
+echo "check-crd-drift: OK: $committed/ and $chart/ match src/api/ ($(find "$generated" -type f | wc -l) CRDs)"

@@ -4,6 +4,8 @@
 //! as one `IPLease` object per address, so the IP exists the moment the Pod exists. The CNI plugin on the
 //! node only reads what the webhook wrote.
 
+/// The node agent: installs the CNI plugin and keeps its kubeconfig current.
+pub mod agent;
 /// Pure allocation core: ranges, free sets, pools, MACs. No Kubernetes, no I/O.
 pub mod alloc;
 /// The typed model of every annotation dialect users write, and the annotations nadipam writes back.
@@ -12,12 +14,16 @@ pub mod annotations;
 pub mod api;
 /// Reflector caches and the per-subnet allocation index the webhook decides from.
 pub mod cache;
+/// The webhook's serving certificate when nadipam issues, rotates and publishes it itself.
+pub mod certs;
 /// The node-side CNI IPAM plugin: reports the webhook's allocation from the Pod's annotations.
 pub mod cni;
 /// The state shared by every handler and reconciler.
 pub mod context;
 /// The lease lifecycle controller: binding, release, reclaim, Subnet and IPPool status (leader only).
 pub mod controller;
+/// Durations in flags (`8760h`, `1y`).
+pub mod duration;
 /// Prometheus metrics.
 pub mod metrics;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.

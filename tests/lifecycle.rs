@@ -31,7 +31,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::{Client, ResourceExt};
-use nadipam::api::{IPLease, IPPool, LeasePhase, NetworkAttachmentDefinition, OwnerKind, Subnet};
+use nadipam::api::{IPLease, IPPool, LeasePhase, OwnerKind, Subnet};
 use serde_json::json;
 use tokio::sync::RwLock;
 
@@ -156,40 +156,14 @@ struct Net {
 async fn setup(prefix: &str, cidr: &str) -> Net {
     let client = cluster().await;
     let (ns, ns_guard) = test_namespace(&client, prefix).await;
-    let provider = format!("macvlan.{ns}");
-    let subnet = format!("{ns}-macvlan");
-    let config = json!({"cniVersion": "0.3.1", "type": "macvlan", "master": "eth0",
-                        "ipam": {"type": "nadipam", "provider": provider}});
-    let nad: NetworkAttachmentDefinition = serde_json::from_value(json!({
-        "apiVersion": "k8s.cni.cncf.io/v1", "kind": "NetworkAttachmentDefinition",
-        "metadata": {"name": "macvlan", "namespace": ns},
-        "spec": {"config": config.to_string()}
-    }))
-    .expect("NAD literal");
-    Api::<NetworkAttachmentDefinition>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &nad)
-        .await
-        .unwrap_or_else(|e| panic!("creating NAD {ns}/macvlan: {e}"));
-    let s: Subnet = serde_json::from_value(json!({
-        "apiVersion": "nadipam.io/v1", "kind": "Subnet",
-        "metadata": {"name": subnet},
-        "spec": {"protocol": "IPv4", "cidrBlock": cidr, "provider": provider}
-    }))
-    .expect("Subnet literal");
-    Api::<Subnet>::all(client.clone())
-        .create(&PostParams::default(), &s)
-        .await
-        .unwrap_or_else(|e| panic!("creating Subnet {subnet}: {e}"));
-    let subnet_guard = DeleteOnDrop::new("subnet", &subnet, None);
-    // The webhook allocates from its caches: give them the new NAD and Subnet.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let m = common::net::macvlan(&client, &ns, cidr).await;
     Net {
         client,
         ns,
-        subnet,
-        provider,
+        subnet: m.subnet,
+        provider: m.provider,
         _ns_guard: ns_guard,
-        _subnet_guard: subnet_guard,
+        _subnet_guard: m.guard,
     }
 }
 

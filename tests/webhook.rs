@@ -5,9 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -32,21 +30,7 @@ fn apply(yaml: &str) -> Result<String, String> {
 }
 
 fn kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
-    let mut child = cluster_info()
-        .kubectl()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("running kubectl: {e}"));
-    if let Some(mut s) = child.stdin.take() {
-        s.write_all(stdin.as_bytes())
-            .unwrap_or_else(|e| panic!("writing to kubectl: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"));
+    let out = common::run_with_input(cluster_info().kubectl().args(args), stdin);
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {

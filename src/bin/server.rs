@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use nadipam::cache::Cache;
+use nadipam::certs::{self, CertMode, ManagedCerts, Targets};
 use nadipam::context::{Context, Settings};
 use nadipam::controller;
+use nadipam::duration::parse_duration;
 use nadipam::metrics::Metrics;
 use nadipam::webhook::config::{Endpoint, Registration};
 use nadipam::webhook::{self, register, tls};
@@ -19,6 +21,49 @@ struct Args {
     /// Address the HTTPS admission server listens on.
     #[arg(long, env = "NADIPAM_LISTEN", default_value = "0.0.0.0:8443")]
     listen: SocketAddr,
+    /// Where the serving certificate comes from: `files` (--tls-cert/--tls-key, e.g. a mounted cert-manager
+    /// Secret), `self-managed` (the server issues, rotates and publishes it, kept in --cert-secret), or
+    /// `cert-manager` (the server applies a cert-manager Issuer and Certificate and serves their Secret).
+    #[arg(long, env = "NADIPAM_CERT_MODE", value_enum, default_value_t = CertMode::Files)]
+    cert_mode: CertMode,
+    /// Secret (in --namespace) holding the serving certificate in the self-managed and cert-manager modes.
+    #[arg(
+        long,
+        env = "NADIPAM_CERT_SECRET",
+        default_value = "nadipam-webhook-tls"
+    )]
+    cert_secret: String,
+    /// The Service in front of the replicas: the serving certificate names <service>, <service>.<ns>,
+    /// <service>.<ns>.svc and <service>.<ns>.svc.cluster.local.
+    #[arg(long, env = "NADIPAM_SERVICE_NAME", default_value = "nadipam-webhook")]
+    service_name: String,
+    /// More names for the serving certificate (DNS names or IP addresses; repeat or separate with commas).
+    #[arg(
+        long = "cert-extra-san",
+        env = "NADIPAM_CERT_EXTRA_SANS",
+        value_delimiter = ','
+    )]
+    cert_extra_sans: Vec<String>,
+    /// Lifetime of a serving certificate (s, m, h, d, y; e.g. 8760h).
+    #[arg(long, env = "NADIPAM_CERT_VALIDITY", default_value = "1y", value_parser = parse_duration)]
+    cert_validity: Duration,
+    /// Re-issue the serving certificate this long before it expires (default: a third of --cert-validity).
+    #[arg(long, env = "NADIPAM_CERT_RENEW_BEFORE", value_parser = parse_duration)]
+    cert_renew_before: Option<Duration>,
+    /// Lifetime of the CA (replaced at two thirds of it; at least 3 × --cert-validity).
+    #[arg(long, env = "NADIPAM_CA_VALIDITY", default_value = "5y", value_parser = parse_duration)]
+    ca_validity: Duration,
+    /// How often each replica reads the certificate Secret (to follow rotations by other replicas).
+    #[arg(long, env = "NADIPAM_CERT_POLL_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    cert_poll_interval: Duration,
+    /// How long a change of the Secret or of caBundle needs to reach every replica and apiserver; a new CA
+    /// signs the serving certificate only this long after it is published.
+    #[arg(long, env = "NADIPAM_CERT_PROPAGATION_DELAY", default_value = "60s", value_parser = parse_duration)]
+    cert_propagation_delay: Duration,
+    /// With --cert-mode=cert-manager: `Issuer/<name>` or `ClusterIssuer/<name>` to sign the serving
+    /// certificate; without it a private CA is bootstrapped with a self-signed Issuer.
+    #[arg(long, env = "NADIPAM_CERT_MANAGER_ISSUER")]
+    cert_manager_issuer: Option<String>,
     /// PEM serving certificate (reloaded when its content changes).
     #[arg(
         long,
@@ -53,8 +98,9 @@ struct Args {
     /// PEM CA bundle to publish in the registered configurations (with --webhook-url).
     #[arg(long, env = "NADIPAM_WEBHOOK_CA")]
     webhook_ca: Option<PathBuf>,
-    /// Suffix for the registered configurations' names.
-    #[arg(long, default_value = "")]
+    /// Suffix of the webhook configurations' names (registered with --webhook-url; their caBundle is kept
+    /// current in the self-managed and cert-manager modes).
+    #[arg(long, env = "NADIPAM_WEBHOOK_NAME_SUFFIX", default_value = "")]
     webhook_name_suffix: String,
     /// Exit when standard input closes (lets a test harness tie the server's life to its own).
     #[arg(long, hide = true)]
@@ -62,7 +108,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: every error names the object, field or flag and what is valid.
+            eprintln!("nadipam-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -76,10 +133,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await?;
     let identity = args
         .identity
+        .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("nadipam-{}", std::process::id()));
     let settings = Settings {
-        namespace: args.namespace,
+        namespace: args.namespace.clone(),
         identity,
         reclaim_after: Duration::from_secs(args.reclaim_after),
         ..Settings::default()
@@ -91,19 +149,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         settings,
     });
 
-    let files = tls::FileCerts {
-        cert: args.tls_cert,
-        key: args.tls_key,
-    };
-    let (live, pem) = files.load().await?;
-    tokio::spawn(files.watch(live.clone(), pem, Duration::from_secs(10)));
+    let (live, managed_bundle, certs) = serving_certificate(&args, &ctx.client).await?;
 
     let registration = match args.webhook_url {
         Some(url) => {
-            let ca_bundle = match &args.webhook_ca {
-                Some(path) => std::fs::read(path)
+            let ca_bundle = match (&args.webhook_ca, managed_bundle) {
+                (Some(path), None) => std::fs::read(path)
                     .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
-                None => Vec::new(),
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "--webhook-ca cannot be used with --cert-mode={}: the CA bundle published is the one in Secret {}/{}",
+                        mode_name(args.cert_mode),
+                        ctx.settings.namespace,
+                        args.cert_secret
+                    )
+                    .into());
+                }
+                (None, bundle) => bundle.unwrap_or_default(),
             };
             Some(Registration {
                 endpoint: Endpoint::Url(url),
@@ -133,6 +195,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tokio::select! {
         r = server => r??,
+        // It never returns; ending means it panicked, and a replica that cannot follow rotations must restart.
+        r = certs => return Err(format!("the serving-certificate task stopped: {r:?}").into()),
         _ = shutdown(args.exit_on_stdin_eof) => {}
     }
     controller.shutdown().await;
@@ -142,6 +206,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!(error = %e, "could not remove the webhook configurations");
     }
     Ok(())
+}
+
+fn mode_name(m: CertMode) -> &'static str {
+    match m {
+        CertMode::Files => "files",
+        CertMode::SelfManaged => "self-managed",
+        CertMode::CertManager => "cert-manager",
+    }
+}
+
+/// The live TLS configuration for `--cert-mode`; when the server manages the CA, the bundle to register; and
+/// the spawned task that keeps both current.
+async fn serving_certificate(
+    args: &Args,
+    client: &kube::Client,
+) -> Result<
+    (
+        axum_server::tls_rustls::RustlsConfig,
+        Option<Vec<u8>>,
+        tokio::task::JoinHandle<()>,
+    ),
+    Box<dyn std::error::Error>,
+> {
+    let settings = certs::Settings {
+        namespace: args.namespace.clone(),
+        secret: args.cert_secret.clone(),
+        service: args.service_name.clone(),
+        extra_sans: args.cert_extra_sans.clone(),
+        serving_validity: args.cert_validity,
+        renew_before: args.cert_renew_before,
+        ca_validity: args.ca_validity,
+        poll: args.cert_poll_interval,
+        propagation: args.cert_propagation_delay,
+        issuer: args.cert_manager_issuer.clone(),
+        targets: Targets::with_suffix(&args.webhook_name_suffix),
+    };
+    let (managed, live) = match args.cert_mode {
+        CertMode::Files => {
+            let files = tls::FileCerts {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+            };
+            let (live, pem) = files.load().await?;
+            let task = tokio::spawn(files.watch(live.clone(), pem, Duration::from_secs(10)));
+            return Ok((live, None, task));
+        }
+        CertMode::SelfManaged => ManagedCerts::self_managed(client.clone(), &settings).await?,
+        CertMode::CertManager => ManagedCerts::cert_manager(client.clone(), &settings).await?,
+    };
+    let bundle = managed.ca_bundle();
+    let task = tokio::spawn(managed.run(live.clone()));
+    Ok((live, Some(bundle), task))
 }
 
 /// Resolves on SIGTERM, Ctrl-C, or (when asked) the end of standard input.

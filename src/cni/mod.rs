@@ -13,7 +13,7 @@
 mod apiclient;
 mod cni_args;
 mod error;
-mod kubeconfig;
+pub(crate) mod kubeconfig;
 mod netconf;
 mod plugin;
 mod render;

@@ -20,10 +20,11 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
-    NoCertificate { path: PathBuf },
-    #[error("{path} holds no PEM private key (expected PKCS#8, PKCS#1 or SEC1 PEM): {reason}")]
-    NoKey { path: PathBuf, reason: String },
+    /// `origin` names where the PEM came from: a file, or a Secret's key.
+    #[error("{origin} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCertificate { origin: String },
+    #[error("{origin} holds no PEM private key (expected PKCS#8, PKCS#1 or SEC1 PEM): {reason}")]
+    NoKey { origin: String, reason: String },
     #[error("certificate and key do not form a usable TLS identity: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -57,18 +58,19 @@ impl PemPair {
         })
     }
 
-    /// A rustls server configuration (TLS 1.2 and 1.3 only, as rustls supports nothing older).
-    pub fn server_config(&self, origin: &Path) -> Result<ServerConfig, TlsError> {
+    /// A rustls server configuration (TLS 1.2 and 1.3 only, as rustls supports nothing older). `origin`
+    /// names the source in errors.
+    pub fn server_config(&self, origin: &str) -> Result<ServerConfig, TlsError> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&self.cert)
             .filter_map(Result::ok)
             .collect();
         if certs.is_empty() {
             return Err(TlsError::NoCertificate {
-                path: origin.to_path_buf(),
+                origin: origin.to_string(),
             });
         }
         let key = PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| TlsError::NoKey {
-            path: origin.to_path_buf(),
+            origin: origin.to_string(),
             reason: e.to_string(),
         })?;
         let mut config =
@@ -91,7 +93,7 @@ impl FileCerts {
     /// Loads the files once; fails at start when they are missing or unusable.
     pub async fn load(&self) -> Result<(RustlsConfig, PemPair), TlsError> {
         let pair = PemPair::read(&self.cert, &self.key).await?;
-        let config = pair.server_config(&self.cert)?;
+        let config = pair.server_config(&self.cert.display().to_string())?;
         Ok((RustlsConfig::from_config(Arc::new(config)), pair))
     }
 
@@ -111,7 +113,7 @@ impl FileCerts {
             if next == current {
                 continue;
             }
-            match next.server_config(&self.cert) {
+            match next.server_config(&self.cert.display().to_string()) {
                 Ok(cfg) => {
                     live.reload_from_config(Arc::new(cfg));
                     current = next;
@@ -143,7 +145,7 @@ mod tests {
     fn builds_config_from_pem() {
         install_crypto_provider();
         let pair = self_signed();
-        let cfg = pair.server_config(Path::new("tls.crt")).expect("config");
+        let cfg = pair.server_config("tls.crt").expect("config");
         assert_eq!(cfg.alpn_protocols.len(), 2);
     }
 
@@ -153,14 +155,14 @@ mod tests {
             cert: b"garbage".to_vec(),
             key: b"garbage".to_vec(),
         };
-        let err = pair.server_config(Path::new("/certs/tls.crt")).unwrap_err();
+        let err = pair.server_config("/certs/tls.crt").unwrap_err();
         assert_eq!(
             err.to_string(),
             "/certs/tls.crt holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
         );
         let mut good = self_signed();
         good.key = b"nope".to_vec();
-        let err = good.server_config(Path::new("/certs/tls.crt")).unwrap_err();
+        let err = good.server_config("/certs/tls.crt").unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("/certs/tls.crt holds no PEM private key"),

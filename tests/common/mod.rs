@@ -4,6 +4,7 @@
 //! Every test binary that says `mod common;` gets these; each uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod net;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -126,6 +127,25 @@ fn start() -> Cluster {
         bin_dir,
         env,
     }
+}
+
+/// Runs a command with `input` on its standard input and returns its output, whatever its exit status.
+pub fn run_with_input(cmd: &mut Command, input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    if let Some(mut s) = child.stdin.take() {
+        s.write_all(input.as_bytes())
+            .unwrap_or_else(|e| panic!("writing to {cmd:?}: {e}"));
+    }
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"))
 }
 
 /// The last 40 lines of each component log, for failure messages.

@@ -24,6 +24,22 @@ impl Server {
         self.child.lock().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Closes the server's standard input and waits (up to 15 s) for it to exit, so the webhook
+    /// configurations it registered are gone when this returns.
+    pub fn stop(&self) {
+        let Ok(mut c) = self.child.lock() else { return };
+        drop(c.stdin.take());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if matches!(c.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     /// The server's `/metrics` text.
     pub fn metrics(&self) -> String {
         let out = Command::new("curl")
@@ -52,19 +68,30 @@ pub fn install_crds(cluster: &Cluster) {
                 .args(["apply", "--server-side", "--force-conflicts", "-f"])
                 .arg(repo.join(f)));
         }
-        run(cluster.kubectl().args([
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/subnets.nadipam.io",
-            "crd/ippools.nadipam.io",
-            "crd/ipleases.nadipam.io",
-            "crd/network-attachment-definitions.k8s.cni.cncf.io",
-        ]));
+        wait_established(
+            cluster,
+            &[
+                "subnets.nadipam.io",
+                "ippools.nadipam.io",
+                "ipleases.nadipam.io",
+                "network-attachment-definitions.k8s.cni.cncf.io",
+            ],
+        );
     });
 }
 
-fn run(cmd: &mut Command) -> String {
+/// Waits (up to 60 s) until every named CRD is Established.
+pub fn wait_established(cluster: &Cluster, crds: &[&str]) {
+    let mut cmd = cluster.kubectl();
+    cmd.args(["wait", "--for=condition=Established", "--timeout=60s"]);
+    for c in crds {
+        cmd.arg(format!("crd/{c}"));
+    }
+    run(&mut cmd);
+}
+
+/// Runs a command; panics with its output when it fails; returns its standard output.
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
@@ -89,14 +116,47 @@ pub fn nadipam() -> &'static Server {
 pub fn start(extra: &[&str]) -> Server {
     let cluster = cluster_info();
     install_crds(cluster);
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("finding a free port: {e}"));
+    let port = free_port();
     let url = format!("https://127.0.0.1:{port}");
     let suffix = format!("-e2e-{}-{port}", std::process::id());
     remove_stale_registrations(cluster);
     let (cert, key) = cluster.webhook_tls();
+    let ca = cluster.state.join("webhook/ca.crt");
+    let mut args: Vec<String> = vec![
+        "--tls-cert".into(),
+        cert.display().to_string(),
+        "--tls-key".into(),
+        key.display().to_string(),
+        "--webhook-url".into(),
+        url.clone(),
+        "--webhook-ca".into(),
+        ca.display().to_string(),
+        format!("--webhook-name-suffix={suffix}"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let server = spawn(port, &args, &cluster.kubeconfig);
+    wait_for_log(
+        &server,
+        "webhook configurations registered",
+        Duration::from_secs(60),
+    );
+    server
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("finding a free port: {e}"))
+}
+
+/// Starts `nadipam-server` listening on 127.0.0.1:`port` with `args` and `kubeconfig`, logging to
+/// `<state>/logs/nadipam-server-<port>.log`; it exits when the returned [`Server`] is dropped or stopped.
+/// Does not wait for anything: see [`wait_for_log`].
+pub fn spawn(port: u16, args: &[String], kubeconfig: &Path) -> Server {
+    let cluster = cluster_info();
+    let url = format!("https://127.0.0.1:{port}");
     let log = cluster
         .state
         .join("logs")
@@ -104,21 +164,13 @@ pub fn start(extra: &[&str]) -> Server {
     let log_file =
         std::fs::File::create(&log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nadipam-server"));
-    cmd.env("KUBECONFIG", &cluster.kubeconfig)
+    cmd.env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "info,kube=warn")
         .env("NO_COLOR", "1")
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .args(["--webhook-url", &url])
-        .arg("--webhook-ca")
-        .arg(cluster.state.join("webhook/ca.crt"))
-        .arg(format!("--webhook-name-suffix={suffix}"))
         .args(["--identity", &format!("e2e-{port}")])
         .arg("--exit-on-stdin-eof")
-        .args(extra)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(
@@ -129,31 +181,35 @@ pub fn start(extra: &[&str]) -> Server {
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("starting nadipam-server: {e}"));
-    let server = Server {
+    Server {
         url,
         log,
         child: Mutex::new(child),
-    };
+    }
+}
+
+/// Waits until the server's log contains `needle`; panics with the log when it exits first or times out.
+pub fn wait_for_log(server: &Server, needle: &str, timeout: Duration) {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
+    while start.elapsed() < timeout {
         if std::fs::read_to_string(&server.log)
             .unwrap_or_default()
-            .contains("webhook configurations registered")
+            .contains(needle)
         {
-            return server;
+            return;
         }
         if let Ok(mut c) = server.child.lock()
             && let Ok(Some(status)) = c.try_wait()
         {
             panic!(
-                "nadipam-server exited ({status}) before registering:\n{}",
+                "nadipam-server exited ({status}) before logging {needle:?}:\n{}",
                 server.log_tail()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!(
-        "nadipam-server did not register its webhooks within 60 s:\n{}",
+        "nadipam-server did not log {needle:?} within {timeout:?}:\n{}",
         server.log_tail()
     );
 }
