@@ -8,7 +8,6 @@
 //! The control plane stays up afterwards so the objects can be explored; `e2e/cluster down` stops it.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,9 +30,7 @@ fn repo() -> PathBuf {
 
 /// Runs a command to completion; its stdout, or an error carrying its stderr.
 fn run(cmd: &mut Command) -> Result<String, Error> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("running {cmd:?}: {e}"))?;
+    let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "{cmd:?} failed ({}):\n{}{}",
@@ -122,7 +119,9 @@ fn build_binaries() -> Result<(PathBuf, PathBuf), Error> {
 }
 
 fn install_crds(bed: &Bed) -> Result<(), Error> {
-    step("CRDs: nadipam.io (Subnet, IPPool, IPLease) and k8s.cni.cncf.io (NetworkAttachmentDefinition)");
+    step(
+        "CRDs: nadipam.io (Subnet, IPPool, IPLease) and k8s.cni.cncf.io (NetworkAttachmentDefinition)",
+    );
     let crds = repo().join("manifests/crds");
     let nad = repo().join("e2e/manifests/nad-crd.yaml");
     print!(
@@ -185,16 +184,17 @@ impl Server {
         let mut server = Server { child, log };
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
-            if server.log_text().contains("webhook configurations registered") {
+            if server
+                .log_text()
+                .contains("webhook configurations registered")
+            {
                 println!("listening on {url}; log: {}", server.log.display());
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {
-                return Err(format!(
-                    "nadipam-server exited ({status}):\n{}",
-                    server.log_text()
-                )
-                .into());
+                return Err(
+                    format!("nadipam-server exited ({status}):\n{}", server.log_text()).into(),
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -290,11 +290,7 @@ async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(), Error> {
 
 fn apply(bed: &Bed, file: &str) -> Result<(), Error> {
     step(&format!("kubectl apply -f {file}"));
-    let out = run(bed
-        .kubectl()
-        .arg("apply")
-        .arg("-f")
-        .arg(repo().join(file)))?;
+    let out = run(bed.kubectl().arg("apply").arg("-f").arg(repo().join(file)))?;
     print!("{out}");
     Ok(())
 }
@@ -423,7 +419,9 @@ fn show_rejections(bed: &Bed) -> Result<(), Error> {
 /// Runs `samplepod`'s attachment on a real interface: a network namespace, a dummy master link, the macvlan
 /// plugin with `ipam.type: nadipam`, through cnitool, as a kubelet and Multus would. Needs root.
 fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
-    step("on a node: macvlan + the nadipam IPAM plugin put samplepod's address on a real interface");
+    step(
+        "on a node: macvlan + the nadipam IPAM plugin put samplepod's address on a real interface",
+    );
     let root = run(Command::new("id").arg("-u"))
         .map(|u| u.trim() == "0")
         .unwrap_or(false);
@@ -497,7 +495,9 @@ fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
                 )
                 .env("CAP_ARGS", serde_json::json!({ "mac": mac }).to_string()))
         };
-        println!("$ cnitool add macvlan /var/run/netns/{netns}   # CNI_IFNAME=net1, pod default/samplepod");
+        println!(
+            "$ cnitool add macvlan /var/run/netns/{netns}   # CNI_IFNAME=net1, pod default/samplepod"
+        );
         let added: serde_json::Value = serde_json::from_str(&cnitool("add")?)?;
         println!("{}", serde_json::to_string(&added)?);
         println!("$ ip -n {netns} addr show net1");

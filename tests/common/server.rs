@@ -158,7 +158,9 @@ pub fn start(extra: &[&str]) -> Server {
     );
 }
 
-fn remove_stale_registrations(cluster: &Cluster) {
+/// Deletes the webhook configurations of earlier test runs (every name containing `-e2e-`): a configuration
+/// whose server is gone fails every matching request (`failurePolicy: Fail`).
+pub fn remove_stale_registrations(cluster: &Cluster) {
     for kind in [
         "mutatingwebhookconfiguration",
         "validatingwebhookconfiguration",
