@@ -11,7 +11,6 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +19,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::routing::post;
 use common::server::{Server, start};
-use common::{DeleteOnDrop, cluster, cluster_info, test_namespace};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use common::{DeleteOnDrop, cluster, register_pod_validator, serve_tls, test_namespace};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -365,6 +362,26 @@ fn deployment(net: &Net, name: &str, replicas: i32, labels: &[(&str, &str)]) -> 
     .expect("deployment literal")
 }
 
+/// A StatefulSet `name` (Pods labelled `app: <name>`) whose Pod template carries `annotations`.
+fn statefulset(name: &str, replicas: i32, annotations: &BTreeMap<String, String>) -> StatefulSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            // No kubelet: Pods never get Ready, so create and delete them without waiting on each other.
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                         "terminationGracePeriodSeconds": 0}
+            }
+        }
+    }))
+    .expect("statefulset literal")
+}
+
 /// The Events in `ns` about `object` with `reason`.
 async fn events(client: &Client, ns: &str, object: &str, reason: &str) -> Vec<K8sEvent> {
     Api::<K8sEvent>::namespaced(client.clone(), ns)
@@ -542,23 +559,11 @@ async fn statefulset_keeps_ordinal_addresses_until_scaled_down_or_deleted() {
     ensure_server();
     let net = setup("lc-sts", "10.62.0.0/24").await;
     let pool_key = format!("{}.kubernetes.io/ip_pool", net.provider);
-    let set: StatefulSet = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 3,
-            "serviceName": "web",
-            // No kubelet: Pods never get Ready, so create and delete them without waiting on each other.
-            "podManagementPolicy": "Parallel",
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"},
-                             "annotations": net.template_annotations(&[(&pool_key, "10.62.0.10,10.62.0.11,10.62.0.12")])},
-                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
-                         "terminationGracePeriodSeconds": 0}
-            }
-        }
-    }))
-    .expect("statefulset literal");
+    let set = statefulset(
+        "web",
+        3,
+        &net.template_annotations(&[(&pool_key, "10.62.0.10,10.62.0.11,10.62.0.12")]),
+    );
     let sets: Api<StatefulSet> = Api::namespaced(net.client.clone(), &net.ns);
     sets.create(&PostParams::default(), &set)
         .await
@@ -656,6 +661,54 @@ async fn statefulset_keeps_ordinal_addresses_until_scaled_down_or_deleted() {
         },
     )
     .await;
+    net.teardown().await;
+}
+
+#[tokio::test]
+async fn a_second_create_of_a_live_statefulset_pod_leaves_its_address_alone() {
+    let _gate = GATE.read().await;
+    ensure_server();
+    let net = setup("lc-sts-dup", "10.66.0.0/24").await;
+    let pool_key = format!("{}.kubernetes.io/ip_pool", net.provider);
+    let annotations = net.template_annotations(&[(&pool_key, "10.66.0.10")]);
+    let set = statefulset("db", 1, &annotations);
+    let sets: Api<StatefulSet> = Api::namespaced(net.client.clone(), &net.ns);
+    let set = sets
+        .create(&PostParams::default(), &set)
+        .await
+        .expect("create statefulset");
+    let before = net.all_bound("app=db", 1).await;
+    assert_eq!(before.get("db-0").map(String::as_str), Some("10.66.0.10"));
+
+    // The create a StatefulSet controller sends for db-0 when its cache has not seen db-0 yet: admission runs
+    // before the name is found taken. It must not move db-0's lease to a Pod that can never be stored.
+    let dup: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": "db-0", "labels": {"app": "db"}, "annotations": annotations,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db",
+                                 "uid": set.uid(), "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+    .expect("pod literal");
+    let err = net
+        .pods()
+        .create(&PostParams::default(), &dup)
+        .await
+        .expect_err("db-0 exists");
+    assert!(
+        err.to_string().contains(&format!(
+            "10.66.0.10 is held by pod {}/db-0, which still exists",
+            net.ns
+        )),
+        "{err}"
+    );
+    // db-0 keeps its lease, bound and under its own token.
+    assert_eq!(net.all_bound("app=db", 1).await, before);
+
+    sets.delete("db", &DeleteParams::background())
+        .await
+        .expect("delete statefulset");
     net.teardown().await;
 }
 
@@ -793,46 +846,13 @@ struct Denier {
 impl Denier {
     /// Registers the webhook and returns once the apiserver calls it, closed.
     async fn start(net: &Net) -> Denier {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let files = cluster_info();
-        let (cert, key) = files.webhook_tls();
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-            .await
-            .expect("webhook TLS");
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        listener.set_nonblocking(true).expect("nonblocking");
-        let handle = axum_server::Handle::new();
         let closed = Arc::new(AtomicBool::new(true));
         let app = axum::Router::new()
             .route("/validate", post(deny))
             .with_state(closed.clone());
-        let server = axum_server::from_tcp_rustls(listener, tls).expect("server");
-        tokio::spawn(server.handle(handle.clone()).serve(app.into_make_service()));
-        let ns = &net.ns;
-        let name = format!("lifecycle-deny-{ns}");
-        let mut config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "webhooks": [{
-                "name": "deny.lifecycle.nadipam.io",
-                "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate")},
-                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                           "resources": ["pods"], "scope": "Namespaced"}],
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
-                "objectSelector": {"matchLabels": {DENY: "true"}},
-                "failurePolicy": "Fail", "sideEffects": "None",
-                "admissionReviewVersions": ["v1"], "timeoutSeconds": 5
-            }]
-        }))
-        .expect("webhook literal");
-        config.webhooks.as_mut().expect("webhooks")[0]
-            .client_config
-            .ca_bundle = Some(ByteString(files.webhook_ca_pem()));
-        Api::<ValidatingWebhookConfiguration>::all(net.client.clone())
-            .create(&PostParams::default(), &config)
-            .await
-            .expect("create validating webhook configuration");
-        let guard = DeleteOnDrop::new("validatingwebhookconfiguration", &name, None);
+        let (port, handle) = serve_tls(app).await;
+        let name = format!("lifecycle-deny-{}", net.ns);
+        let guard = register_pod_validator(&net.client, &name, port, &net.ns, DENY, 5).await;
 
         // Until the apiserver has picked the configuration up, probe with Pods nadipam ignores (no network).
         let mut probes = 0;

@@ -134,6 +134,12 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) 
     }
     let namespace = spec.pod_namespace.clone();
     if let Some((set, ordinal)) = member {
+        // A Pod of the ordinal's name still exists but does not carry this lease's token: an admission took
+        // the lease over for a Pod that was never stored, or is being stored now. Whichever incarnation ends
+        // up holding the address, it is in use: never release it while a Pod of that name exists.
+        if seen.pod.is_some() {
+            return Decision::Keep;
+        }
         return match seen.set {
             None => Decision::Release(Release::SetDeleted { namespace, set }),
             Some(f) if !f.keeps(ordinal) => Decision::Release(Release::ScaledDown {
@@ -355,6 +361,16 @@ mod tests {
             ..s.clone()
         };
         assert_eq!(decide(&l, &s2, TTL), Decision::Keep);
+        // The same when an admission for a Pod of that name that was never stored took the lease over (its
+        // token is on the lease, the live Pod carries the one before): the live Pod still uses the address.
+        let mut taken = lease(StatefulSet, Reserved, Some("web-2"), None);
+        taken.spec.token = "t2".into();
+        assert_eq!(decide(&taken, &s2, TTL), Decision::Keep);
+        let deleted = Observed {
+            set: None,
+            ..s2.clone()
+        };
+        assert_eq!(decide(&taken, &deleted, TTL), Decision::Keep);
         assert_eq!(
             decide(&l, &seen(None), TTL),
             Decision::Release(Release::SetDeleted {

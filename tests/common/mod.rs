@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -170,9 +172,9 @@ pub fn log_tails(logs: &Path) -> String {
     out
 }
 
-/// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` naming `what` and the last
-/// state `check` reported through `last`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+/// Polls `check` every `every` until it returns `Ok`, for at most `timeout`; `Err` carries the last state
+/// `check` reported.
+pub async fn poll<T, F, Fut>(timeout: Duration, every: Duration, mut check: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
@@ -181,12 +183,26 @@ where
     let mut last = String::from("never checked");
     while start.elapsed() < timeout {
         match check().await {
-            Ok(v) => return v,
+            Ok(v) => return Ok(v),
             Err(state) => last = state,
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(every).await;
     }
-    panic!("timed out after {timeout:?} waiting for {what}; last state: {last}");
+    Err(last)
+}
+
+/// Polls `check` every 200 ms until it returns `Ok`, or panics after `timeout` naming `what` and the last
+/// state `check` reported.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    poll(timeout, Duration::from_millis(200), check)
+        .await
+        .unwrap_or_else(|last| {
+            panic!("timed out after {timeout:?} waiting for {what}; last state: {last}")
+        })
 }
 
 /// Deletes a Kubernetes object when dropped, also when the test panics: cluster-scoped leftovers (webhook
@@ -225,6 +241,65 @@ impl Drop for DeleteOnDrop {
             Err(e) => eprintln!("cleanup: running kubectl delete {:?}: {e}", self.args),
         }
     }
+}
+
+/// Serves `app` over HTTPS on a free port of 127.0.0.1 with the test bed's webhook certificate (the one
+/// [`Cluster::webhook_ca_pem`] signed), until the handle is shut down. Returns the port and the handle.
+pub async fn serve_tls(app: axum::Router) -> (u16, axum_server::Handle<std::net::SocketAddr>) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (cert, key) = cluster_info().webhook_tls();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .unwrap_or_else(|e| panic!("webhook TLS from {}: {e}", cert.display()));
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .unwrap_or_else(|e| panic!("binding 127.0.0.1:0: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("local address: {e}"))
+        .port();
+    listener
+        .set_nonblocking(true)
+        .unwrap_or_else(|e| panic!("nonblocking listener: {e}"));
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .unwrap_or_else(|e| panic!("TLS server on port {port}: {e}"));
+    tokio::spawn(server.handle(handle.clone()).serve(app.into_make_service()));
+    (port, handle)
+}
+
+/// Registers a validating webhook served by the test at `https://127.0.0.1:<port>/validate` for the creates of
+/// Pods labelled `<label>: "true"` in namespace `ns`; removed when the guard drops.
+pub async fn register_pod_validator(
+    client: &Client,
+    name: &str,
+    port: u16,
+    ns: &str,
+    label: &str,
+    timeout_seconds: i32,
+) -> DeleteOnDrop {
+    let mut config: ValidatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": format!("{name}.test.nadipam.io"),
+            "clientConfig": {"url": format!("https://127.0.0.1:{port}/validate")},
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+            "objectSelector": {"matchLabels": {label: "true"}},
+            "failurePolicy": "Fail", "sideEffects": "None",
+            "admissionReviewVersions": ["v1"], "timeoutSeconds": timeout_seconds
+        }]
+    }))
+    .expect("webhook literal");
+    for wh in config.webhooks.iter_mut().flatten() {
+        wh.client_config.ca_bundle = Some(ByteString(cluster_info().webhook_ca_pem()));
+    }
+    let guard = DeleteOnDrop::new("validatingwebhookconfiguration", name, None);
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .create(&PostParams::default(), &config)
+        .await
+        .unwrap_or_else(|e| panic!("creating validating webhook configuration {name}: {e}"));
+    guard
 }
 
 /// A new namespace `<prefix>-<random>`, deleted when the guard drops.

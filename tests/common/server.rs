@@ -214,7 +214,9 @@ pub fn wait_for_log(server: &Server, needle: &str, timeout: Duration) {
     );
 }
 
-fn remove_stale_registrations(cluster: &Cluster) {
+/// Deletes the webhook configurations of earlier test runs (every name containing `-e2e-`): a configuration
+/// whose server is gone fails every matching request (`failurePolicy: Fail`).
+pub fn remove_stale_registrations(cluster: &Cluster) {
     for kind in [
         "mutatingwebhookconfiguration",
         "validatingwebhookconfiguration",

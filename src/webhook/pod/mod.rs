@@ -5,7 +5,6 @@ mod reserve;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tracing::Instrument;
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
@@ -15,6 +14,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use plan::{Planned, PodIdentity, plan};
 use reserve::Request;
+use tracing::Instrument;
 
 use crate::alloc::statefulset_ordinal;
 use crate::annotations::{AllocationResult, keys, render_all};
@@ -43,38 +43,36 @@ pub async fn mutate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> AdmissionR
         .or_else(|| pod.namespace())
         .unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
-    // `instrument`, not `span.enter()`: a guard held across an await would tag other requests' lines with
-    // this request's span while this one is suspended.
     let span = tracing::info_span!("mutate", uid = %req.uid, namespace = %namespace, pod = %display_name(pod));
-    let outcome = allocate(&ctx, &req, pod, &namespace, &name, &ann)
-        .instrument(span.clone())
-        .await;
-    let _guard = span.enter();
-    match outcome {
-        Ok(None) => resp,
-        Ok(Some((patch, warnings))) => match resp.with_patch(patch) {
-            Ok(mut r) => {
-                if !warnings.is_empty() {
-                    r.warnings = Some(warnings);
+    // Instrumented, not entered: a guard held across an await would tag whatever else runs on this thread.
+    let answer = async {
+        match allocate(&ctx, &req, pod, &namespace, &name, &ann).await {
+            Ok(None) => resp,
+            Ok(Some((patch, warnings))) => match resp.with_patch(patch) {
+                Ok(mut r) => {
+                    if !warnings.is_empty() {
+                        r.warnings = Some(warnings);
+                    }
+                    r
                 }
-                r
+                Err(e) => respond::error(
+                    &ctx,
+                    AdmissionResponse::from(&req),
+                    &format!("encoding the patch: {e}"),
+                ),
+            },
+            Err(denial) => {
+                tracing::info!(reason = denial.reason(), "denied: {denial}");
+                respond::deny(
+                    &ctx,
+                    AdmissionResponse::from(&req),
+                    &format!("pod {}: ", display_name(pod)),
+                    &denial,
+                )
             }
-            Err(e) => respond::error(
-                &ctx,
-                AdmissionResponse::from(&req),
-                &format!("encoding the patch: {e}"),
-            ),
-        },
-        Err(denial) => {
-            tracing::info!(reason = denial.reason(), "denied: {denial}");
-            respond::deny(
-                &ctx,
-                AdmissionResponse::from(&req),
-                &format!("pod {}: ", display_name(pod)),
-                &denial,
-            )
         }
-    }
+    };
+    answer.instrument(span).await
 }
 
 /// `namespace/name`, or `namespace/<generateName>*` for a Pod whose name the apiserver has not chosen yet.

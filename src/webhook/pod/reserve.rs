@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
@@ -86,11 +87,21 @@ impl Request<'_> {
         let (Some(ip), Some(mac)) = (ip.filter(|i| !i.is_empty()), mac) else {
             return Ok(None);
         };
-        if !self.dry_run {
-            for l in leases.iter().filter(|l| l.spec.token != self.token) {
-                // A StatefulSet lease moves to the new Pod incarnation: the controller binds by token.
+        let takeover: Vec<&Arc<IPLease>> = leases
+            .iter()
+            .filter(|l| l.spec.token != self.token)
+            .collect();
+        if !self.dry_run && !takeover.is_empty() {
+            self.check_gone(p, &takeover).await?;
+            for l in takeover {
+                // A StatefulSet lease moves to the new Pod incarnation: the controller binds by token. The
+                // patch carries the version the decision was made on, so of two admissions racing for the
+                // lease only one takes it.
                 let patch = serde_json::json!({
-                    "metadata": { "labels": lease_labels(&l.spec.subnet, self.token, l.spec.pool.as_deref()) },
+                    "metadata": {
+                        "resourceVersion": l.resource_version(),
+                        "labels": lease_labels(&l.spec.subnet, self.token, l.spec.pool.as_deref()),
+                    },
                     "spec": { "token": self.token, "phase": LeasePhase::Reserved, "podUid": null },
                 });
                 let ipaddr = l.spec.ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
@@ -113,6 +124,35 @@ impl Request<'_> {
             mac,
             created: Vec::new(),
         }))
+    }
+
+    /// A StatefulSet lease is taken over only from a Pod incarnation that is gone. While a Pod of this name
+    /// exists, this admission is for a create that will fail with AlreadyExists (a controller acting on a
+    /// stale cache sends such creates); taking the lease would leave the live Pod with an address whose
+    /// lease names a Pod that never existed, and let the address go while that Pod still uses it. Checked
+    /// with a live read: the webhook caches no Pods.
+    async fn check_gone(&self, p: &Planned, leases: &[&Arc<IPLease>]) -> Result<(), Denial> {
+        let ip = leases
+            .first()
+            .and_then(|l| l.spec.ip.parse().ok())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), self.pod.namespace);
+        match pods.get_opt(self.pod.name).await {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => Err(Denial::Held {
+                network: p.network.to_string(),
+                ip,
+                holder: format!(
+                    "pod {}/{}, which still exists",
+                    self.pod.namespace, self.pod.name
+                ),
+            }),
+            Err(e) => Err(Denial::Api {
+                network: p.network.to_string(),
+                ip,
+                source: Box::new(e),
+            }),
+        }
     }
 
     fn with_view<R>(&self, p: &Planned, f: impl FnOnce(&mut SubnetView) -> R) -> Result<R, Denial> {
