@@ -18,6 +18,9 @@ pub mod cni;
 pub mod context;
 /// The lease lifecycle controller: binding, release, reclaim, Subnet and IPPool status (leader only).
 pub mod controller;
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
 /// Prometheus metrics.
 pub mod metrics;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.

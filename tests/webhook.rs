@@ -5,9 +5,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -16,7 +14,7 @@ use kube::{Client, ResourceExt};
 use nadipam::api::IPLease;
 
 use common::server::nadipam;
-use common::{DeleteOnDrop, cluster, cluster_info, test_namespace, wait_for};
+use common::{DeleteOnDrop, cluster, kubectl, test_namespace, wait_for};
 
 /// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it.
 struct Net {
@@ -29,29 +27,6 @@ struct Net {
 /// `kubectl apply -f -` of `yaml`; Ok(stdout) or Err(stderr).
 fn apply(yaml: &str) -> Result<String, String> {
     kubectl(&["apply", "-f", "-"], yaml)
-}
-
-fn kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
-    let mut child = cluster_info()
-        .kubectl()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("running kubectl: {e}"));
-    if let Some(mut s) = child.stdin.take() {
-        s.write_all(stdin.as_bytes())
-            .unwrap_or_else(|e| panic!("writing to kubectl: {e}"));
-    }
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"));
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 fn must_apply(yaml: &str) {

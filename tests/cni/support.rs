@@ -282,7 +282,12 @@ pub fn nadipam(command: &str, stdin: &str, env: &[(&str, &str)]) -> Run {
         .spawn()
         .expect("spawning nadipam");
     // A plugin may answer (e.g. a CNI_ARGS error) before reading its config; a closed pipe is then expected.
-    match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+    match child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+    {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => panic!("writing stdin: {e}"),

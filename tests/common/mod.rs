@@ -8,8 +8,9 @@ pub mod server;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -148,6 +149,30 @@ pub fn log_tails(logs: &Path) -> String {
         );
     }
     out
+}
+
+/// Runs the built kubectl with `stdin` as its input; Ok(stdout) or Err(stderr).
+pub fn kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
+    let mut child = cluster_info()
+        .kubectl()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running kubectl: {e}"));
+    if let Some(mut s) = child.stdin.take() {
+        s.write_all(stdin.as_bytes())
+            .unwrap_or_else(|e| panic!("writing to kubectl: {e}"));
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for kubectl: {e}"));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, or panics after `timeout` naming `what` and the last

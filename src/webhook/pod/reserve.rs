@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
@@ -43,8 +44,15 @@ impl Request<'_> {
         Api::all(self.ctx.client.clone())
     }
 
-    /// Reserves addresses and a MAC for `p`.
+    /// Reserves addresses and a MAC for `p`. A requested address that cannot be given is refused naming
+    /// the annotation that asked for it.
     pub async fn reserve(&self, p: &Planned) -> Result<Reserved, Denial> {
+        self.reserve_planned(p)
+            .await
+            .map_err(|d| d.for_request(p.request_key.as_deref()))
+    }
+
+    async fn reserve_planned(&self, p: &Planned) -> Result<Reserved, Denial> {
         if let Some(found) = self.reuse(p).await? {
             return Ok(found);
         }
@@ -86,8 +94,21 @@ impl Request<'_> {
         let (Some(ip), Some(mac)) = (ip.filter(|i| !i.is_empty()), mac) else {
             return Ok(None);
         };
+        let moving: Vec<&Arc<IPLease>> = leases
+            .iter()
+            .filter(|l| l.spec.token != self.token)
+            .collect();
+        if !self.dry_run && !moving.is_empty() && self.incarnation_exists(p, moving[0]).await? {
+            // The Pod of that name still exists, so the apiserver refuses this create (AlreadyExists) after
+            // admission: the leases stay with the running Pod, or the reclaimer would free addresses in use.
+            return Ok(Some(Reserved {
+                ip,
+                mac,
+                created: Vec::new(),
+            }));
+        }
         if !self.dry_run {
-            for l in leases.iter().filter(|l| l.spec.token != self.token) {
+            for l in moving {
                 // A StatefulSet lease moves to the new Pod incarnation: the controller binds by token.
                 let patch = serde_json::json!({
                     "metadata": { "labels": lease_labels(&l.spec.subnet, self.token, l.spec.pool.as_deref()) },
@@ -113,6 +134,19 @@ impl Request<'_> {
             mac,
             created: Vec::new(),
         }))
+    }
+
+    /// Whether a Pod with this Pod's name exists now (a live read: the webhook caches no Pods).
+    async fn incarnation_exists(&self, p: &Planned, lease: &IPLease) -> Result<bool, Denial> {
+        Api::<Pod>::namespaced(self.ctx.client.clone(), self.pod.namespace)
+            .get_metadata_opt(self.pod.name)
+            .await
+            .map(|found| found.is_some())
+            .map_err(|e| Denial::Api {
+                network: p.network.to_string(),
+                ip: lease.spec.ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                source: Box::new(e),
+            })
     }
 
     fn with_view<R>(&self, p: &Planned, f: impl FnOnce(&mut SubnetView) -> R) -> Result<R, Denial> {
