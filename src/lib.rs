@@ -24,6 +24,9 @@ pub mod context;
 pub mod controller;
 /// Durations in flags (`8760h`, `1y`).
 pub mod duration;
+/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing;
 /// Prometheus metrics.
 pub mod metrics;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.

@@ -14,7 +14,7 @@ use kube::{Client, ResourceExt};
 use nadipam::api::IPLease;
 
 use common::server::nadipam;
-use common::{DeleteOnDrop, cluster, cluster_info, test_namespace, wait_for};
+use common::{DeleteOnDrop, cluster, kubectl, test_namespace, wait_for};
 
 /// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it.
 struct Net {
@@ -27,15 +27,6 @@ struct Net {
 /// `kubectl apply -f -` of `yaml`; Ok(stdout) or Err(stderr).
 fn apply(yaml: &str) -> Result<String, String> {
     kubectl(&["apply", "-f", "-"], yaml)
-}
-
-fn kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
-    let out = common::run_with_input(cluster_info().kubectl().args(args), stdin);
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
 }
 
 fn must_apply(yaml: &str) {

@@ -8,8 +8,11 @@ use super::error::{AnnotationError, Shown};
 /// annotations together; no legitimate request of ours comes near 64 KiB).
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
 
-/// At most this many attachments per Pod, so hostile input cannot make admission do unbounded work.
-pub const MAX_ATTACHMENTS: usize = 100;
+/// At most this many attachments per Pod (and Spiderpool entries), so hostile input cannot make admission do
+/// unbounded work: each nadipam attachment is one or two IPLease creates inside the webhook's 10 s deadline,
+/// and every address reserved by an admission that then times out stays Reserved until the reclaimer frees
+/// it. 32 is far above what real Pods attach (a handful; SR-IOV CNFs a dozen or two).
+pub const MAX_ATTACHMENTS: usize = 32;
 
 /// The trimmed value of `key`; `None` when absent or blank (Kube-OVN treats an empty value as unset, and
 /// templates often render one).

@@ -215,25 +215,25 @@ fn attachment_forms() {
         ("blank annotation is absent", &[(NETWORKS, "  ")], &[]),
         ("nothing", &[], &[]),
         (
-            "exactly 100 attachments",
-            &[(NETWORKS, HUNDRED.as_str())],
+            "exactly the maximum of attachments",
+            &[(NETWORKS, AT_LIMIT.as_str())],
             &[],
         ),
     ];
     for (name, annotations, expected) in cases {
         let got = attachments(&ann(annotations), "prod").unwrap_or_else(|e| panic!("{name}: {e}"));
         let got: Vec<String> = got.iter().map(summary).collect();
-        if *name == "exactly 100 attachments" {
-            assert_eq!(got.len(), 100, "{name}");
-            assert_eq!(got[99], "prod/n99 if=- as=net100", "{name}");
+        if *name == "exactly the maximum of attachments" {
+            assert_eq!(got.len(), MAX_ATTACHMENTS, "{name}");
+            assert_eq!(got[31], "prod/n31 if=- as=net32", "{name}");
             continue;
         }
         assert_eq!(got, *expected, "{name}");
     }
 }
 
-static HUNDRED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    (0..100)
+static AT_LIMIT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    (0..MAX_ATTACHMENTS)
         .map(|i| format!("n{i}"))
         .collect::<Vec<_>>()
         .join(",")
@@ -731,7 +731,7 @@ fn run(call: Call, a: &BTreeMap<String, String>, ns: &str) -> Result<(), Annotat
 }
 
 static TOO_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    (0..101)
+    (0..100)
         .map(|i| format!("n{i}"))
         .collect::<Vec<_>>()
         .join(",")
@@ -739,7 +739,7 @@ static TOO_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 static TOO_MANY_JSON: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "[{}]",
-        (0..101)
+        (0..MAX_ATTACHMENTS + 1)
             .map(|i| format!("{{\"name\":\"n{i}\"}}"))
             .collect::<Vec<_>>()
             .join(",")
@@ -873,18 +873,18 @@ fn malformed_inputs() {
             ],
         ),
         (
-            "101 attachments",
+            "100 attachments",
             Call::Attachments,
             vec![(NETWORKS, TOO_MANY.as_str())],
             &[
-                "annotation k8s.v1.cni.cncf.io/networks: 101 network attachments requested; at most 100 are accepted per Pod",
+                "annotation k8s.v1.cni.cncf.io/networks: 100 network attachments requested; at most 32 are accepted per Pod",
             ],
         ),
         (
             "101 JSON attachments",
             Call::Attachments,
             vec![(NETWORKS, TOO_MANY_JSON.as_str())],
-            &[NETWORKS, "101 network attachments requested"],
+            &[NETWORKS, "33 network attachments requested"],
         ),
         (
             "70 KB value",

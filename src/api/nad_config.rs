@@ -127,7 +127,9 @@ impl NadIpam {
 /// Reads one plugin object; `prefix` is its path in messages (`""` or `plugins[1].`).
 fn plugin_view(plugin: &Map<String, Value>, prefix: &str) -> Result<NadIpam, NadConfigError> {
     let plugin_type = string_field(plugin, "type", &format!("{prefix}type"))?.unwrap_or_default();
-    let top_provider = string_field(plugin, "provider", &format!("{prefix}provider"))?;
+    // A blank provider is an unset one (as Kube-OVN reads it), so it is reported as missing, never matched.
+    let top_provider = string_field(plugin, "provider", &format!("{prefix}provider"))?
+        .filter(|p| !p.trim().is_empty());
     let top_socket = string_field(plugin, "server_socket", &format!("{prefix}server_socket"))?;
     let mut view = NadIpam {
         plugin_type,
@@ -141,7 +143,9 @@ fn plugin_view(plugin: &Map<String, Value>, prefix: &str) -> Result<NadIpam, Nad
     let at = format!("{prefix}ipam");
     let ipam = as_object(ipam, &format!(" {at}"))?;
     view.ipam_type = string_field(ipam, "type", &format!("{at}.type"))?;
-    if let Some(p) = string_field(ipam, "provider", &format!("{at}.provider"))? {
+    if let Some(p) =
+        string_field(ipam, "provider", &format!("{at}.provider"))?.filter(|p| !p.trim().is_empty())
+    {
         view.provider = Some(p);
     }
     if let Some(s) = string_field(ipam, "server_socket", &format!("{at}.server_socket"))? {
@@ -325,6 +329,23 @@ mod tests {
         assert_eq!(v.plugin_index, Some(1));
         assert_eq!(v.ipam_type.as_deref(), Some("host-local"));
         assert!(!v.is_ours());
+    }
+
+    #[test]
+    fn a_blank_provider_is_no_provider() {
+        // Found by the nad_config fuzz target: "provider": "" made the effective provider empty.
+        let v = ipam_view(r#"{"type":"ovs","ipam":{"type":"nadipam","provider":""}}"#).unwrap();
+        assert_eq!(v.provider, None);
+        assert_eq!(
+            v.effective_provider("ovs-conf", "default"),
+            "ovs-conf.default"
+        );
+        let v = ipam_view(r#"{"type":"kube-ovn","provider":"  "}"#).unwrap();
+        assert_eq!(v.provider, None);
+        assert_eq!(
+            v.effective_provider("attachnet", "default"),
+            "attachnet.default.ovn"
+        );
     }
 
     #[test]

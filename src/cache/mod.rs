@@ -92,6 +92,35 @@ impl Cache {
         cache
     }
 
+    /// A cache holding exactly these objects, with no watches behind it (ready at once). For deciding
+    /// admissions without an apiserver: the fuzz targets.
+    pub(crate) fn offline(
+        nads: Vec<NetworkAttachmentDefinition>,
+        subnets: Vec<Subnet>,
+        pools: Vec<IPPool>,
+        leases: Vec<IPLease>,
+    ) -> Cache {
+        fn fill<K>(objects: Vec<K>) -> Store<K>
+        where
+            K: Resource + Clone + 'static,
+            K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+        {
+            let (store, mut writer) = reflector::store();
+            for o in objects {
+                writer.apply_watcher_event(&Event::Apply(o));
+            }
+            store
+        }
+        Cache {
+            nads: fill(nads),
+            subnets: fill(subnets),
+            pools: fill(pools),
+            leases: fill(leases),
+            index: Index::default(),
+            synced: Arc::new(AtomicUsize::new(KINDS)),
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         self.synced.load(Ordering::Acquire) >= KINDS
     }

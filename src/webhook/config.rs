@@ -34,6 +34,16 @@ pub const POD_MATCH: &str = "has(object.metadata.annotations) && \
     ('k8s.v1.cni.cncf.io/networks' in object.metadata.annotations || \
      'v1.multus-cni.io/default-network' in object.metadata.annotations)";
 
+/// Pod UPDATEs reach the guard only when the Pod was admitted by nadipam and one of its `*.kubernetes.io/`
+/// annotations or its reservation token changes, so label, ownerReference, status and Multus
+/// `network-status` updates never depend on nadipam being up.
+pub const POD_UPDATE_MATCH: &str = "has(oldObject.metadata.annotations) && \
+    'nadipam.io/reservation' in oldObject.metadata.annotations && \
+    (!has(object.metadata.annotations) || \
+     oldObject.metadata.annotations.exists(k, (k == 'nadipam.io/reservation' || k.contains('.kubernetes.io/')) && \
+       (!(k in object.metadata.annotations) || object.metadata.annotations[k] != oldObject.metadata.annotations[k])) || \
+     object.metadata.annotations.exists(k, k.contains('.kubernetes.io/') && !(k in oldObject.metadata.annotations)))";
+
 /// Workloads are validated only when their Pod template asks for a Multus network.
 const TEMPLATE_MATCH: &str = "has(object.spec.template) && has(object.spec.template.metadata) && \
     has(object.spec.template.metadata.annotations) && \
@@ -155,6 +165,15 @@ impl Registration {
         ValidatingWebhookConfiguration {
             metadata: self.meta(VALIDATING_NAME),
             webhooks: Some(vec![
+                ValidatingWebhook {
+                    namespace_selector: Some(self.namespace_selector()),
+                    ..entry(
+                        "pods.nadipam.io",
+                        paths::VALIDATE_PODS,
+                        vec![rule("", "v1", "pods", &["UPDATE"])],
+                        Some(("allocated-pod-annotations-change", POD_UPDATE_MATCH)),
+                    )
+                },
                 entry(
                     "nads.nadipam.io",
                     paths::VALIDATE_NADS,

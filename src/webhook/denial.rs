@@ -99,6 +99,12 @@ pub enum Denial {
     },
     #[error("network {network}: {source}")]
     Alloc { network: String, source: AllocError },
+    #[error("network {network}: annotation {key}: {source}{}", request_hint(.source))]
+    Requested {
+        network: String,
+        key: String,
+        source: Box<AllocError>,
+    },
     #[error("network {network}: {ip} is held by {holder}")]
     Held {
         network: String,
@@ -132,7 +138,63 @@ pub enum Denial {
     NoNamespace,
 }
 
+/// What to do instead, for a requested address the Subnet cannot give.
+fn request_hint(source: &AllocError) -> &'static str {
+    match source {
+        AllocError::Outside { .. }
+        | AllocError::NetworkOrBroadcast { .. }
+        | AllocError::Gateway { .. }
+        | AllocError::Excluded { .. }
+        | AllocError::NoFamily { .. } => {
+            "; use an address Pods may get: inside the Subnet, of its address families, and neither its gateway, \
+             network or broadcast address nor in its excludeIps"
+        }
+        _ => "",
+    }
+}
+
+fn alloc_reason(source: &AllocError) -> &'static str {
+    match source {
+        AllocError::Exhausted { .. }
+        | AllocError::RangesExhausted { .. }
+        | AllocError::ListTaken { .. }
+        | AllocError::MacExhausted { .. } => "exhausted",
+        AllocError::InUse { .. } | AllocError::MacInUse { .. } => "in_use",
+        _ => "invalid_address",
+    }
+}
+
+fn alloc_code(source: &AllocError) -> u16 {
+    match source {
+        AllocError::InUse { .. } | AllocError::MacInUse { .. } => 409,
+        AllocError::Exhausted { .. }
+        | AllocError::RangesExhausted { .. }
+        | AllocError::ListTaken { .. } => 409,
+        _ => 422,
+    }
+}
+
 impl Denial {
+    /// Names the annotation that asked for the address when an allocation error is about that request
+    /// (an address the Subnet cannot give, a StatefulSet ordinal past the list, a list all taken).
+    pub(crate) fn for_request(self, key: Option<&str>) -> Denial {
+        match (self, key) {
+            (Denial::Alloc { network, source }, Some(key))
+                if !matches!(
+                    source,
+                    AllocError::MacInUse { .. } | AllocError::MacExhausted { .. }
+                ) =>
+            {
+                Denial::Requested {
+                    network,
+                    key: key.to_string(),
+                    source: Box::new(source),
+                }
+            }
+            (d, _) => d,
+        }
+    }
+
     /// Stable reason label for the denials metric.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -147,14 +209,8 @@ impl Denial {
             Denial::Layout { .. } => "bad_subnet",
             Denial::UnknownPool { .. } | Denial::BadPool { .. } => "bad_pool",
             Denial::PoolSubnet { .. } | Denial::PoolNetwork { .. } => "pool_mismatch",
-            Denial::Alloc { source, .. } => match source {
-                AllocError::Exhausted { .. }
-                | AllocError::RangesExhausted { .. }
-                | AllocError::ListTaken { .. }
-                | AllocError::MacExhausted { .. } => "exhausted",
-                AllocError::InUse { .. } | AllocError::MacInUse { .. } => "in_use",
-                _ => "invalid_address",
-            },
+            Denial::Alloc { source, .. } => alloc_reason(source),
+            Denial::Requested { source, .. } => alloc_reason(source),
             Denial::Held { .. } | Denial::MacHeld { .. } | Denial::DuplicateInPod { .. } => {
                 "in_use"
             }
@@ -179,18 +235,66 @@ impl Denial {
             | Denial::UnknownSubnet { .. }
             | Denial::UnknownPool { .. } => 404,
             Denial::Held { .. } | Denial::MacHeld { .. } | Denial::Contention { .. } => 409,
-            Denial::Alloc { source, .. } => match source {
-                AllocError::InUse { .. } | AllocError::MacInUse { .. } => 409,
-                AllocError::Exhausted { .. }
-                | AllocError::RangesExhausted { .. }
-                | AllocError::ListTaken { .. } => 409,
-                _ => 422,
-            },
+            Denial::Alloc { source, .. } => alloc_code(source),
+            Denial::Requested { source, .. } => alloc_code(source),
             Denial::Layout { .. }
             | Denial::BadPool { .. }
             | Denial::PoolSubnet { .. }
             | Denial::PoolNetwork { .. } => 422,
             Denial::Api { .. } => 500,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_requested_address_names_its_annotation_and_what_is_valid() {
+        let key = "macvlan.default.kubernetes.io/ip_address";
+        let d = Denial::Alloc {
+            network: "default/macvlan".into(),
+            source: AllocError::Gateway {
+                ip: "172.17.0.1".parse().unwrap(),
+                subnet: "macvlan (172.17.0.0/16)".into(),
+            },
+        }
+        .for_request(Some(key));
+        assert_eq!(
+            d.to_string(),
+            "network default/macvlan: annotation macvlan.default.kubernetes.io/ip_address: 172.17.0.1 is the gateway \
+             of subnet macvlan (172.17.0.0/16) and cannot be assigned to a Pod; use an address Pods may get: inside \
+             the Subnet, of its address families, and neither its gateway, network or broadcast address nor in its \
+             excludeIps"
+        );
+        assert_eq!((d.reason(), d.code()), ("invalid_address", 422));
+        let d = Denial::Alloc {
+            network: "default/macvlan".into(),
+            source: AllocError::OrdinalOutOfRange {
+                ordinal: 5,
+                size: 2,
+            },
+        }
+        .for_request(Some("macvlan.default.kubernetes.io/ip_pool"));
+        assert_eq!(
+            d.to_string(),
+            "network default/macvlan: annotation macvlan.default.kubernetes.io/ip_pool: StatefulSet ordinal 5 has no \
+             entry in an address list of 2 entries (ordinals 0 to 1); add entries or scale down"
+        );
+        // MAC errors and allocations nobody asked for by address keep their plain form.
+        let mac = Denial::Alloc {
+            network: "n".into(),
+            source: AllocError::MacExhausted {
+                subnet: "s".into(),
+                tries: 3,
+            },
+        };
+        assert!(matches!(mac.for_request(Some(key)), Denial::Alloc { .. }));
+        let any = Denial::Alloc {
+            network: "n".into(),
+            source: AllocError::EmptyList,
+        };
+        assert!(matches!(any.for_request(None), Denial::Alloc { .. }));
     }
 }

@@ -7,16 +7,16 @@
 
 pub mod config;
 mod denial;
-mod ippool;
-mod nad;
-mod pod;
+pub(crate) mod ippool;
+pub(crate) mod nad;
+pub(crate) mod pod;
 pub mod register;
 mod respond;
 mod server;
-mod subnet;
+pub(crate) mod subnet;
 pub mod tls;
 mod validate_util;
-mod workload;
+pub(crate) mod workload;
 
 pub use denial::Denial;
 pub use server::{paths, router, serve};

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::api::NetworkAttachmentDefinition;
+use crate::cache::Cache;
 use crate::context::Context;
 use crate::webhook::respond;
 
@@ -22,7 +23,7 @@ pub async fn validate(
     else {
         return resp;
     };
-    match check(&ctx, nad) {
+    match check(&ctx.cache, nad) {
         Ok(warnings) if warnings.is_empty() => resp,
         Ok(warnings) => {
             let mut r = resp;
@@ -34,8 +35,8 @@ pub async fn validate(
 }
 
 /// Ok with warnings, or the reason label and the message.
-fn check(
-    ctx: &Context,
+pub(crate) fn check(
+    cache: &Cache,
     nad: &NetworkAttachmentDefinition,
 ) -> Result<Vec<String>, (&'static str, String)> {
     let view = nad.ipam_view().map_err(|e| ("bad_nad", e.to_string()))?;
@@ -68,8 +69,7 @@ fn check(
             ),
         ));
     }
-    let served = ctx
-        .cache
+    let served = cache
         .subnets
         .state()
         .iter()

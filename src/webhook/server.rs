@@ -20,6 +20,7 @@ use crate::metrics::Outcome;
 /// Admission paths, shared with the webhook configurations so the two never disagree.
 pub mod paths {
     pub const MUTATE_PODS: &str = "/mutate-pods";
+    pub const VALIDATE_PODS: &str = "/validate-pods";
     pub const VALIDATE_NADS: &str = "/validate-nads";
     pub const VALIDATE_SUBNETS: &str = "/validate-subnets";
     pub const VALIDATE_IPPOOLS: &str = "/validate-ippools";
@@ -29,6 +30,7 @@ pub mod paths {
 pub fn router(ctx: Arc<Context>) -> Router {
     Router::new()
         .route(paths::MUTATE_PODS, post(mutate_pods))
+        .route(paths::VALIDATE_PODS, post(validate_pods))
         .route(paths::VALIDATE_NADS, post(validate_nads))
         .route(paths::VALIDATE_SUBNETS, post(validate_subnets))
         .route(paths::VALIDATE_IPPOOLS, post(validate_ippools))
@@ -107,6 +109,10 @@ where
 
 async fn mutate_pods(State(ctx): State<Arc<Context>>, review: Review<Pod>) -> Answer {
     handle(ctx, "pods", review, super::pod::mutate).await
+}
+
+async fn validate_pods(State(ctx): State<Arc<Context>>, review: Review<Pod>) -> Answer {
+    handle(ctx, "pods", review, super::pod::guard::validate).await
 }
 
 async fn validate_nads(

@@ -71,7 +71,7 @@ pub async fn validate(
     answer(&ctx, resp, outcome)
 }
 
-fn read_object(
+pub(crate) fn read_object(
     kind: &str,
     namespace: &str,
     obj: &DynamicObject,
@@ -387,7 +387,7 @@ pub(crate) struct World {
 }
 
 impl World {
-    fn from_cache(cache: &Cache) -> World {
+    pub(crate) fn from_cache(cache: &Cache) -> World {
         World {
             nads: cache.nads.state(),
             subnets: cache.subnets.state(),

@@ -9,8 +9,9 @@ pub mod server;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -170,6 +171,16 @@ pub fn log_tails(logs: &Path) -> String {
         );
     }
     out
+}
+
+/// Runs the built kubectl with `stdin` as its input; Ok(stdout) or Err(stderr).
+pub fn kubectl(args: &[&str], stdin: &str) -> Result<String, String> {
+    let out = run_with_input(cluster_info().kubectl().args(args), stdin);
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// Polls `check` every `every` until it returns `Ok`, for at most `timeout`; `Err` carries the last state

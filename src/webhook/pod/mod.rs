@@ -1,5 +1,6 @@
 //! Pod CREATE: allocate every nadipam attachment and patch the results onto the Pod.
 
+pub(crate) mod guard;
 mod plan;
 mod reserve;
 
@@ -87,6 +88,9 @@ fn display_name(pod: &Pod) -> String {
 
 type Outcome = Option<(Patch, Vec<String>)>;
 
+/// What [`decide_offline`] proposes: each attachment's result and the annotations rendered from them.
+pub(crate) type Decided = (Vec<AllocationResult>, BTreeMap<String, String>);
+
 async fn allocate(
     ctx: &Context,
     req: &AdmissionRequest<Pod>,
@@ -152,6 +156,97 @@ async fn allocate(
         "allocated"
     );
     Ok(Some((patch(pod, out), warnings)))
+}
+
+/// The decision of [`mutate`] without the apiserver: plan, take candidates from the cached views as
+/// `reserve` would (lowest free address, MACs from a seeded generator), render. No lease is created and
+/// concurrent holders are not consulted, so a result here is what a lone replica would propose. For the fuzz
+/// targets (`crate::fuzzing`).
+pub(crate) fn decide_offline(
+    cache: &crate::cache::Cache,
+    req: &AdmissionRequest<Pod>,
+) -> Result<Option<Decided>, Denial> {
+    use rand::SeedableRng;
+
+    use crate::alloc::Strategy;
+    use plan::Choice;
+
+    let Some(pod) = req
+        .object
+        .as_ref()
+        .filter(|_| req.operation == Operation::Create)
+    else {
+        return Ok(None);
+    };
+    let ann = pod.metadata.annotations.clone().unwrap_or_default();
+    let namespace = req
+        .namespace
+        .clone()
+        .or_else(|| pod.namespace())
+        .unwrap_or_default();
+    if namespace.is_empty() {
+        return Err(Denial::NoNamespace);
+    }
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let sts = pod
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.kind == "StatefulSet");
+    let identity = PodIdentity {
+        namespace: &namespace,
+        name: &name,
+        ordinal: if sts {
+            statefulset_ordinal(&name)
+        } else {
+            None
+        },
+    };
+    let planned = plan(cache, &identity, &ann)?;
+    if planned.is_empty() {
+        return Ok(None);
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let mut results = Vec::new();
+    for p in &planned {
+        let network = p.network.to_string();
+        let picked = cache
+            .index
+            .with_subnet(&p.subnet, &cache.leases, |v| {
+                let mac = match p.mac {
+                    Some(mac) => v.macs.reserve(mac).map(|()| mac)?,
+                    None => v.macs.pick(&mut rng)?,
+                };
+                let ip = match &p.choice {
+                    Choice::Fixed(pair) => v.alloc.reserve_pair(pair).map(|()| *pair)?,
+                    Choice::List { entries, ordinal } => {
+                        let e = v.alloc.select_from_list(entries, *ordinal)?;
+                        v.alloc.reserve_pair(&e).map(|()| e)?
+                    }
+                    Choice::Ranges(ranges) => {
+                        v.alloc
+                            .pick_pair_in(ranges, Strategy::Sequential, &mut rng)?
+                    }
+                    Choice::Any => v.alloc.pick_pair(Strategy::Sequential, &mut rng)?,
+                };
+                Ok((ip, mac))
+            })
+            .map_err(|source| Denial::Layout {
+                network: network.clone(),
+                subnet: p.subnet.name_any(),
+                source: Box::new(source),
+            })?
+            .map_err(|source| {
+                Denial::Alloc { network, source }.for_request(p.request_key.as_deref())
+            })?;
+        let reserved = reserve::Reserved {
+            ip: picked.0,
+            mac: picked.1,
+            created: Vec::new(),
+        };
+        results.push(result_of(p, &reserved));
+    }
+    let out = render_all(&results)?;
+    Ok(Some((results, out)))
 }
 
 fn result_of(p: &Planned, r: &reserve::Reserved) -> AllocationResult {

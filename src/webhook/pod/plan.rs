@@ -46,6 +46,9 @@ pub(crate) struct Planned {
     pub gateway: Option<String>,
     /// The IPPool (or `ip_pool`) the address came from, recorded on the lease.
     pub pool: Option<String>,
+    /// The annotation that asked for specific addresses (`ip_address`, `ip_pool` list, Multus `ips`), named
+    /// when such an address cannot be given.
+    pub request_key: Option<String>,
 }
 
 /// Who is asking: the parts of the Pod the plan depends on.
@@ -153,16 +156,29 @@ fn plan_one(
         check_pool(p, &subnet, &network, pod.namespace)?;
     }
 
-    let fixed = asks.ip_address.or_else(|| req.ip_pair());
+    let fixed = asks
+        .ip_address
+        .map(|pair| (pair, fixed_key(ann, &provider, req.interface.as_deref())))
+        .or_else(|| {
+            req.ip_pair()
+                .map(|pair| (pair, format!("{nad_key} (\"ips\" of {network})")))
+        });
+    let mut request_key = None;
     let (choice, pool) = match (fixed, &asks.ip_pool) {
-        (Some(pair), _) => (Choice::Fixed(pair), None),
-        (None, Some(PoolRequest::List(entries))) => (
-            Choice::List {
-                entries: entries.clone(),
-                ordinal: pod.ordinal,
-            },
-            Some(keys::IP_POOL.to_string()),
-        ),
+        (Some((pair, key)), _) => {
+            request_key = Some(key);
+            (Choice::Fixed(pair), None)
+        }
+        (None, Some(PoolRequest::List(entries))) => {
+            request_key = Some(keys::provider_key(&provider, keys::IP_POOL));
+            (
+                Choice::List {
+                    entries: entries.clone(),
+                    ordinal: pod.ordinal,
+                },
+                Some(keys::IP_POOL.to_string()),
+            )
+        }
         (None, _) if !pools.is_empty() => {
             let mut ranges = Vec::new();
             for p in &pools {
@@ -194,7 +210,16 @@ fn plan_one(
         routes,
         gateway: pools.iter().find_map(|p| p.spec.gateway.clone()),
         pool,
+        request_key,
     }))
+}
+
+/// The key a fixed `ip_address` came from: the per-interface one when set, else the provider's.
+fn fixed_key(ann: &BTreeMap<String, String>, provider: &str, interface: Option<&str>) -> String {
+    interface
+        .map(|i| keys::interface_key(provider, keys::IP_ADDRESS, i))
+        .filter(|k| ann.get(k).is_some_and(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| keys::provider_key(provider, keys::IP_ADDRESS))
 }
 
 fn find_pool(cache: &Cache, network: &str, name: &str, key: &str) -> Result<Arc<IPPool>, Denial> {

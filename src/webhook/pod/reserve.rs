@@ -44,8 +44,15 @@ impl Request<'_> {
         Api::all(self.ctx.client.clone())
     }
 
-    /// Reserves addresses and a MAC for `p`.
+    /// Reserves addresses and a MAC for `p`. A requested address that cannot be given is refused naming
+    /// the annotation that asked for it.
     pub async fn reserve(&self, p: &Planned) -> Result<Reserved, Denial> {
+        self.reserve_planned(p)
+            .await
+            .map_err(|d| d.for_request(p.request_key.as_deref()))
+    }
+
+    async fn reserve_planned(&self, p: &Planned) -> Result<Reserved, Denial> {
         if let Some(found) = self.reuse(p).await? {
             return Ok(found);
         }
