@@ -9,9 +9,8 @@ pub mod server;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
