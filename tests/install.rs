@@ -596,7 +596,7 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
         .get(&targets.validating)
         .await
         .unwrap_or_else(|e| panic!("validating configuration {}: {e}", targets.validating));
-    assert_eq!(v.webhooks.as_ref().map(Vec::len), Some(5));
+    assert_eq!(v.webhooks.as_ref().map(Vec::len), Some(6));
     let kubectl_get = |args: &[&str]| run(cluster_info().kubectl().args(["get"]).args(args));
     for obj in [
         format!("clusterrole/{release}-server"),
