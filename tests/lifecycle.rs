@@ -112,24 +112,19 @@ fn replace_server(server: Server) -> Option<Server> {
 
 /// Polls `check` every `every` until it returns Ok, or panics naming `what`, the last state and the server
 /// log.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, every: Duration, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, every: Duration, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let start = Instant::now();
-    let mut last = String::from("never checked");
-    while start.elapsed() < timeout {
-        match check().await {
-            Ok(v) => return v,
-            Err(state) => last = state,
-        }
-        tokio::time::sleep(every).await;
-    }
-    panic!(
-        "timed out after {timeout:?} waiting for {what}; last state: {last}\n--- nadipam log\n{}",
-        server_log()
-    );
+    common::poll(timeout, every, check)
+        .await
+        .unwrap_or_else(|last| {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; last state: {last}\n--- nadipam log\n{}",
+                server_log()
+            )
+        })
 }
 
 async fn wait<T, F, Fut>(what: &str, check: F) -> T

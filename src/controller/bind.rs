@@ -52,28 +52,12 @@ pub(crate) async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{IPLeaseSpec, OwnerKind};
+    use crate::api::OwnerKind;
+    use crate::controller::decide::tests::lease;
 
     #[test]
     fn patch_sets_holder_and_guards_the_version() {
-        let mut lease = IPLease::new(
-            "s.10.0.0.5",
-            IPLeaseSpec {
-                subnet: "s".into(),
-                ip: "10.0.0.5".into(),
-                mac: None,
-                provider: "n.ns".into(),
-                interface: None,
-                pod_namespace: "ns".into(),
-                pod_name: None,
-                pod_uid: None,
-                phase: LeasePhase::Reserved,
-                token: "t".into(),
-                owner_kind: OwnerKind::Pod,
-                pool: None,
-                network: "ns/n".into(),
-            },
-        );
+        let mut lease = lease(OwnerKind::Pod, LeasePhase::Reserved, None, None);
         lease.metadata.resource_version = Some("42".into());
         let pod = PodFacts {
             namespace: "ns".into(),

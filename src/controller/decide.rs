@@ -169,13 +169,19 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::IPLeaseSpec;
 
     const TTL: Duration = Duration::from_secs(70);
 
-    fn lease(owner: OwnerKind, phase: LeasePhase, pod: Option<&str>, uid: Option<&str>) -> IPLease {
+    /// A lease of subnet `s` at 10.0.0.5, token `t1`; shared with the other controller tests.
+    pub(crate) fn lease(
+        owner: OwnerKind,
+        phase: LeasePhase,
+        pod: Option<&str>,
+        uid: Option<&str>,
+    ) -> IPLease {
         IPLease::new(
             "s.10.0.0.5",
             IPLeaseSpec {

@@ -12,6 +12,7 @@ pub(crate) mod nad;
 pub(crate) mod pod;
 pub mod register;
 mod respond;
+mod rules;
 mod server;
 pub(crate) mod subnet;
 pub mod tls;

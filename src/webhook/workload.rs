@@ -26,6 +26,7 @@ use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::{Cache, layout};
 use crate::context::Context;
 use crate::webhook::denial::Denial;
+use crate::webhook::rules::{check_pool, check_subnet, subnet_by_provider};
 use crate::webhook::validate_util::{INVALID, Refusal, answer, static_checker};
 
 /// How many referenced objects missing from the cache are looked up in the apiserver before refusing.
@@ -409,26 +410,6 @@ impl World {
     fn pool(&self, name: &str) -> Option<&Arc<IPPool>> {
         self.pools.iter().find(|p| p.name_any() == name)
     }
-
-    /// The Subnet Pod admission picks for `provider`: by name, the first that admits the namespace, else the
-    /// first (so the namespace refusal names it).
-    fn subnet_by_provider(&self, provider: &str, namespace: &str) -> Option<&Arc<Subnet>> {
-        let mut matching: Vec<&Arc<Subnet>> = self
-            .subnets
-            .iter()
-            .filter(|s| s.spec.provider == provider)
-            .collect();
-        matching.sort_by_key(|s| s.name_any());
-        matching
-            .iter()
-            .find(|s| namespace_allowed(&s.spec.namespaces, namespace))
-            .or(matching.first())
-            .copied()
-    }
-}
-
-fn namespace_allowed(allowed: &[String], namespace: &str) -> bool {
-    allowed.is_empty() || allowed.iter().any(|n| n == namespace)
 }
 
 /// Why a workload is refused. Every message starts with the workload (`Deployment default/web: `).
@@ -623,6 +604,7 @@ fn check_attachment(
             pools.push(find_pool(name, s.key)?);
         }
     }
+    let by_provider = subnet_by_provider(&world.subnets, &provider, &w.namespace);
     let subnet = match &asks.logical_switch {
         Some(name) => world.subnet(name).ok_or_else(|| {
             plan(Denial::UnknownSubnet {
@@ -631,10 +613,7 @@ fn check_attachment(
                 key: keys::provider_key(&provider, keys::LOGICAL_SWITCH),
             })
         })?,
-        None => match (
-            world.subnet_by_provider(&provider, &w.namespace),
-            pools.first(),
-        ) {
+        None => match (by_provider.as_ref(), pools.first()) {
             (Some(s), _) => s,
             (None, Some(p)) => world.subnet(&p.spec.subnet).ok_or_else(|| {
                 plan(Denial::UnknownSubnet {
@@ -803,68 +782,6 @@ fn check_list_scale(w: &Workload, key: String, entries: &[IpPair]) -> Result<(),
         }
         _ => Ok(()),
     }
-}
-
-/// Pod admission's Subnet rules (`pod::plan`): the Subnet serves the network's provider (or `ovn`) and admits
-/// the namespace.
-fn check_subnet(
-    subnet: &Subnet,
-    network: &str,
-    provider: &str,
-    namespace: &str,
-) -> Result<(), Denial> {
-    let sp = &subnet.spec.provider;
-    if sp != provider && sp != keys::OVN_PROVIDER {
-        return Err(Denial::ForeignSubnet {
-            network: network.to_string(),
-            subnet: subnet.name_any(),
-            subnet_provider: sp.clone(),
-            provider: provider.to_string(),
-        });
-    }
-    if !namespace_allowed(&subnet.spec.namespaces, namespace) {
-        return Err(Denial::SubnetNamespace {
-            network: network.to_string(),
-            namespace: namespace.to_string(),
-            subnet: subnet.name_any(),
-            allowed: subnet.spec.namespaces.join(", "),
-        });
-    }
-    Ok(())
-}
-
-/// Pod admission's IPPool rules (`pod::plan`): the pool belongs to the Subnet and admits the namespace and
-/// the network.
-fn check_pool(
-    pool: &IPPool,
-    subnet: &Subnet,
-    network: &str,
-    namespace: &str,
-) -> Result<(), Denial> {
-    if pool.spec.subnet != subnet.name_any() {
-        return Err(Denial::PoolSubnet {
-            network: network.to_string(),
-            pool: pool.name_any(),
-            pool_subnet: pool.spec.subnet.clone(),
-            subnet: subnet.name_any(),
-        });
-    }
-    if !namespace_allowed(&pool.spec.namespaces, namespace) {
-        return Err(Denial::PoolNamespace {
-            network: network.to_string(),
-            namespace: namespace.to_string(),
-            pool: pool.name_any(),
-            allowed: pool.spec.namespaces.join(", "),
-        });
-    }
-    if !pool.spec.multus_name.is_empty() && !pool.spec.multus_name.iter().any(|m| m == network) {
-        return Err(Denial::PoolNetwork {
-            network: network.to_string(),
-            pool: pool.name_any(),
-            served: pool.spec.multus_name.join(", "),
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

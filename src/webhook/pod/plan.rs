@@ -14,6 +14,7 @@ use crate::annotations::{
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
+use crate::webhook::rules::{check_pool, check_subnet, subnet_by_provider};
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -136,7 +137,7 @@ fn plan_one(
                     key: keys::provider_key(&provider, keys::LOGICAL_SWITCH),
                 })?
         }
-        None => match subnet_by_provider(cache, &provider, pod.namespace) {
+        None => match subnet_by_provider(&cache.subnets.state(), &provider, pod.namespace) {
             Some(s) => s,
             None => match pools.first() {
                 Some(p) => cache
@@ -231,85 +232,6 @@ fn find_pool(cache: &Cache, network: &str, name: &str, key: &str) -> Result<Arc<
             pool: name.to_string(),
             key: key.to_string(),
         })
-}
-
-/// The Subnet serving `provider`: among those with that provider, the first by name that admits the
-/// namespace (else the first, so the namespace denial names it).
-fn subnet_by_provider(cache: &Cache, provider: &str, namespace: &str) -> Option<Arc<Subnet>> {
-    let mut matching: Vec<Arc<Subnet>> = cache
-        .subnets
-        .state()
-        .into_iter()
-        .filter(|s| s.spec.provider == provider)
-        .collect();
-    matching.sort_by_key(|s| s.name_any());
-    let allowed = matching
-        .iter()
-        .find(|s| namespace_allowed(&s.spec.namespaces, namespace))
-        .cloned();
-    allowed.or_else(|| matching.into_iter().next())
-}
-
-fn namespace_allowed(allowed: &[String], namespace: &str) -> bool {
-    allowed.is_empty() || allowed.iter().any(|n| n == namespace)
-}
-
-fn check_subnet(
-    subnet: &Subnet,
-    network: &str,
-    provider: &str,
-    namespace: &str,
-) -> Result<(), Denial> {
-    let sp = &subnet.spec.provider;
-    if sp != provider && sp != keys::OVN_PROVIDER {
-        return Err(Denial::ForeignSubnet {
-            network: network.to_string(),
-            subnet: subnet.name_any(),
-            subnet_provider: sp.clone(),
-            provider: provider.to_string(),
-        });
-    }
-    if !namespace_allowed(&subnet.spec.namespaces, namespace) {
-        return Err(Denial::SubnetNamespace {
-            network: network.to_string(),
-            namespace: namespace.to_string(),
-            subnet: subnet.name_any(),
-            allowed: subnet.spec.namespaces.join(", "),
-        });
-    }
-    Ok(())
-}
-
-fn check_pool(
-    pool: &IPPool,
-    subnet: &Subnet,
-    network: &str,
-    namespace: &str,
-) -> Result<(), Denial> {
-    if pool.spec.subnet != subnet.name_any() {
-        return Err(Denial::PoolSubnet {
-            network: network.to_string(),
-            pool: pool.name_any(),
-            pool_subnet: pool.spec.subnet.clone(),
-            subnet: subnet.name_any(),
-        });
-    }
-    if !namespace_allowed(&pool.spec.namespaces, namespace) {
-        return Err(Denial::PoolNamespace {
-            network: network.to_string(),
-            namespace: namespace.to_string(),
-            pool: pool.name_any(),
-            allowed: pool.spec.namespaces.join(", "),
-        });
-    }
-    if !pool.spec.multus_name.is_empty() && !pool.spec.multus_name.iter().any(|m| m == network) {
-        return Err(Denial::PoolNetwork {
-            network: network.to_string(),
-            pool: pool.name_any(),
-            served: pool.spec.multus_name.join(", "),
-        });
-    }
-    Ok(())
 }
 
 /// Routes the Subnet gives every interface, when the Pod names none. (The NAD's own `ipam.routes` are

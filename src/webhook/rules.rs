@@ -1,0 +1,95 @@
+//! The Subnet and IPPool rules of Pod admission, shared with workload validation so that a template is refused
+//! at `kubectl apply` for exactly the reasons its Pods would be.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
+use crate::annotations::keys;
+use crate::api::{IPPool, Subnet};
+use crate::webhook::denial::Denial;
+
+/// The Subnet serving `provider`: among those with that provider, the first by name that admits the
+/// namespace (else the first, so the namespace denial names it).
+pub(crate) fn subnet_by_provider(
+    subnets: &[Arc<Subnet>],
+    provider: &str,
+    namespace: &str,
+) -> Option<Arc<Subnet>> {
+    let mut matching: Vec<Arc<Subnet>> = subnets
+        .iter()
+        .filter(|s| s.spec.provider == provider)
+        .cloned()
+        .collect();
+    matching.sort_by_key(|s| s.name_any());
+    let allowed = matching
+        .iter()
+        .find(|s| namespace_allowed(&s.spec.namespaces, namespace))
+        .cloned();
+    allowed.or_else(|| matching.into_iter().next())
+}
+
+/// An empty allow-list admits every namespace.
+pub(crate) fn namespace_allowed(allowed: &[String], namespace: &str) -> bool {
+    allowed.is_empty() || allowed.iter().any(|n| n == namespace)
+}
+
+/// The Subnet serves the network's provider (or is an `ovn` Subnet chosen by name) and admits the namespace.
+pub(crate) fn check_subnet(
+    subnet: &Subnet,
+    network: &str,
+    provider: &str,
+    namespace: &str,
+) -> Result<(), Denial> {
+    let sp = &subnet.spec.provider;
+    if sp != provider && sp != keys::OVN_PROVIDER {
+        return Err(Denial::ForeignSubnet {
+            network: network.to_string(),
+            subnet: subnet.name_any(),
+            subnet_provider: sp.clone(),
+            provider: provider.to_string(),
+        });
+    }
+    if !namespace_allowed(&subnet.spec.namespaces, namespace) {
+        return Err(Denial::SubnetNamespace {
+            network: network.to_string(),
+            namespace: namespace.to_string(),
+            subnet: subnet.name_any(),
+            allowed: subnet.spec.namespaces.join(", "),
+        });
+    }
+    Ok(())
+}
+
+/// The pool belongs to the Subnet and admits the namespace and the network.
+pub(crate) fn check_pool(
+    pool: &IPPool,
+    subnet: &Subnet,
+    network: &str,
+    namespace: &str,
+) -> Result<(), Denial> {
+    if pool.spec.subnet != subnet.name_any() {
+        return Err(Denial::PoolSubnet {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            pool_subnet: pool.spec.subnet.clone(),
+            subnet: subnet.name_any(),
+        });
+    }
+    if !namespace_allowed(&pool.spec.namespaces, namespace) {
+        return Err(Denial::PoolNamespace {
+            network: network.to_string(),
+            namespace: namespace.to_string(),
+            pool: pool.name_any(),
+            allowed: pool.spec.namespaces.join(", "),
+        });
+    }
+    if !pool.spec.multus_name.is_empty() && !pool.spec.multus_name.iter().any(|m| m == network) {
+        return Err(Denial::PoolNetwork {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            served: pool.spec.multus_name.join(", "),
+        });
+    }
+    Ok(())
+}
