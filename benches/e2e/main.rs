@@ -1,0 +1,142 @@
+//! Side-by-side benchmarks on the local control plane (e2e/cluster): nadipam against no IPAM at all (the
+//! apiserver's own Pod create rate) and against Whereabouts, in one run on one machine.
+//!
+//! `e2e/bench` runs it in full (N = 1000) and writes docs/benchmarks.{md,json,png}; see docs/benchmarks.md for
+//! what each phase measures. Under `cargo test --all-targets` (no `--bench` flag) the same phases run in a
+//! short form (N = 100) into target/bench-short/, asserting what must hold at any size: every Pod annotated,
+//! no address handed out twice, every lease released.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+mod burst;
+mod cni;
+mod env;
+mod promtext;
+mod report;
+mod steady;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// What to run and how big.
+#[derive(Parser, Debug, Clone)]
+#[command(about = "nadipam side-by-side benchmarks on the local control plane")]
+pub struct Opts {
+    /// Pods per burst (the Deployments × replicas shapes are N/10 × 10 and 1 × N).
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// CNI ADDs for the Whereabouts comparison (default: N).
+    #[arg(long)]
+    pub cni_n: Option<usize>,
+    /// ADDs in flight, as if this many nodes ran sandboxes at once.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Pod creates per second in the steady-rate latency phase.
+    #[arg(long, default_value_t = 200)]
+    pub rate: u32,
+    /// Length of the steady-rate phase, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub steady_seconds: u64,
+    /// Give up on Whereabouts after this many seconds (reported as unfinished, with how far it got).
+    #[arg(long, default_value_t = 1800)]
+    pub cni_timeout: u64,
+    /// Where benchmarks.json and benchmarks.md go.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Read criterion's results of `cargo bench --bench alloc` from this directory (only files written after
+    /// --since count).
+    #[arg(long)]
+    pub criterion: Option<PathBuf>,
+    /// Unix time the whole run started (set by e2e/bench), to tell this run's criterion results from old ones.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    pub bench: bool,
+}
+
+impl Opts {
+    fn short() -> Opts {
+        Opts {
+            n: 100,
+            cni_n: Some(50),
+            concurrency: 10,
+            rate: 200,
+            steady_seconds: 2,
+            cni_timeout: 600,
+            out: Some(repo().join("target/bench-short")),
+            criterion: None,
+            since: None,
+            bench: false,
+        }
+    }
+
+    pub fn cni_n(&self) -> usize {
+        self.cni_n.unwrap_or(self.n)
+    }
+
+    pub fn cni_timeout(&self) -> Duration {
+        Duration::from_secs(self.cni_timeout)
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let opts = if bench_mode {
+        Opts::parse()
+    } else {
+        Opts::short()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let results = runtime.block_on(run(&opts));
+    let out = opts.out.clone().unwrap_or_else(|| repo().join("docs"));
+    report::write(&out, &opts, &results);
+    eprintln!("bench: wrote {}", out.display());
+}
+
+/// Every phase in order; each returns what it measured, and panics when a correctness check fails.
+async fn run(opts: &Opts) -> report::Results {
+    let bed = env::Bed::start().await;
+    let machine = env::machine(&bed).await;
+    eprintln!("bench: {}", machine.summary());
+
+    let mut bursts = Vec::new();
+    let deployments = (opts.n / 10).max(1);
+    let shapes = [
+        burst::Shape::new(deployments, opts.n / deployments, burst::Stack::V4),
+        burst::Shape::new(1, opts.n, burst::Stack::V4),
+        burst::Shape::new(deployments, opts.n / deployments, burst::Stack::Dual),
+    ];
+    // Baselines first, with no nadipam server (and so no webhook) registered at all.
+    bed.assert_no_pod_webhooks().await;
+    for shape in &shapes[..2] {
+        bursts.push(burst::run(&bed, shape, None).await);
+    }
+    let server = bed.start_server();
+    for shape in &shapes {
+        bursts.push(burst::run(&bed, shape, Some(&server)).await);
+    }
+    let steady = steady::run(&bed, &server, opts).await;
+    let cni = cni::run(&bed, opts).await;
+    let core = report::core_numbers(opts);
+    server.stop();
+    let machine_after = env::load_average();
+    report::Results {
+        machine,
+        load_after: machine_after,
+        bursts,
+        steady,
+        cni,
+        core,
+    }
+}

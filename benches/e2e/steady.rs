@@ -1,0 +1,105 @@
+//! Latency at a steady rate: Pods created directly (open loop: one create every 1/rate s, whether or not
+//! earlier ones have returned) for a fixed time; admission p50/p99 from nadipam's histogram over exactly
+//! that window, next to what the client saw.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+use serde::Serialize;
+
+use crate::Opts;
+use crate::burst::{self, Latency, admission_buckets};
+use crate::common::server::Server;
+use crate::env::Bed;
+use crate::promtext;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SteadyResult {
+    pub target_rate: u32,
+    pub achieved_rate: f64,
+    pub seconds: f64,
+    pub pods: usize,
+    /// nadipam's admission histogram over the window.
+    pub admission: Latency,
+    /// Pod create round trip as the client saw it (apiserver, webhook, etcd).
+    pub client_p50_ms: f64,
+    pub client_p99_ms: f64,
+    pub apiserver: burst::Breakdown,
+}
+
+pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
+    let ns = format!("bench-steady-{}", std::process::id());
+    let subnet = ns.clone();
+    burst::network(bed, &ns, &subnet, "10.99.0.0/16");
+    burst::settle(bed, &ns).await;
+    let pods: Api<Pod> = Api::namespaced(bed.client.clone(), &ns);
+    let total = (opts.rate as u64 * opts.steady_seconds) as usize;
+    eprintln!(
+        "bench: steady {} Pods/s for {} s ({total} Pods)",
+        opts.rate, opts.steady_seconds
+    );
+    let key = format!("net.{ns}.kubernetes.io/ip_address");
+    let template: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"annotations": {"k8s.v1.cni.cncf.io/networks": format!("{ns}/net")}},
+        "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+    }))
+    .unwrap_or_else(|e| panic!("pod literal: {e}"));
+
+    let api_before = bed.apiserver_metrics().await;
+    let web_before = admission_buckets(server);
+    let period = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        ticker.tick().await;
+        let (pods, mut pod, key) = (pods.clone(), template.clone(), key.clone());
+        pod.metadata.name = Some(format!("p-{i}"));
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let created = pods.create(&PostParams::default(), &pod).await;
+            let took = t.elapsed();
+            let ip = created
+                .unwrap_or_else(|e| panic!("creating Pod p-{i}: {e}"))
+                .metadata
+                .annotations
+                .and_then(|a| a.get(&key).cloned())
+                .unwrap_or_else(|| panic!("Pod p-{i} came back without {key}"));
+            (took, ip)
+        });
+    }
+    let issued = start.elapsed();
+    let mut latencies = Vec::with_capacity(total);
+    let mut ips = HashSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let (took, ip) = r.unwrap_or_else(|e| panic!("create task: {e}"));
+        latencies.push(took.as_secs_f64() * 1000.0);
+        assert!(
+            ips.insert(ip.clone()),
+            "steady: address {ip} handed out twice"
+        );
+    }
+    let api_after = bed.apiserver_metrics().await;
+    let during = promtext::bucket_delta(&web_before, &admission_buckets(server));
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    let result = SteadyResult {
+        target_rate: opts.rate,
+        achieved_rate: total as f64 / issued.as_secs_f64(),
+        seconds: issued.as_secs_f64(),
+        pods: total,
+        admission: Latency::from_buckets(&during)
+            .unwrap_or_else(|| panic!("steady: nadipam's histogram saw no Pod admission")),
+        client_p50_ms: pick(0.5),
+        client_p99_ms: pick(0.99),
+        apiserver: burst::breakdown(&api_before, &api_after),
+    };
+    eprintln!("bench:   {result:?}");
+    burst::cleanup(bed, &ns, &subnet).await;
+    result
+}

@@ -1,0 +1,77 @@
+"""Three panels from benchmarks.json, each comparing the systems on one axis: burst time (no webhook vs
+nadipam), time to N addresses with CNI ADDs (Whereabouts vs nadipam, log scale), and latency percentiles."""
+
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(src, dst):
+    with open(src) as f:
+        doc = json.load(f)
+    r = doc["results"]
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.8))
+
+    # 1. Bursts: one group per shape, a bar per IPAM.
+    shapes = []
+    for b in r["bursts"]:
+        if b["shape"] not in shapes:
+            shapes.append(b["shape"])
+    width = 0.38
+    for k, (nadipam, label, color) in enumerate([(False, "no webhook", "#9e9e9e"), (True, "nadipam", "#1f77b4")]):
+        xs, ys = [], []
+        for i, shape in enumerate(shapes):
+            for b in r["bursts"]:
+                if b["shape"] == shape and b["nadipam"] == nadipam:
+                    xs.append(i + (k - 0.5) * width)
+                    ys.append(b["wall_s"])
+        bars = ax1.bar(xs, ys, width, label=label, color=color)
+        ax1.bar_label(bars, fmt="%.1f s", fontsize=8)
+    ax1.set_xticks(range(len(shapes)), [s.replace(" (", "\n(") for s in shapes], fontsize=8)
+    ax1.set_ylabel("seconds until every Pod exists with its addresses")
+    ax1.set_title(f"Burst of {doc['n']} Pods (Deployments × replicas)")
+    ax1.legend()
+
+    # 2. Whereabouts vs nadipam: wall time to N addresses, log scale.
+    c = r["cni"]
+    names = ["Whereabouts\n(ADD allocates)", "nadipam\n(create + ADD)"]
+    walls = [c["whereabouts"]["wall_s"], c["nadipam"]["wall_s"]]
+    bars = ax2.bar(names, walls, color=["#d62728", "#1f77b4"])
+    ax2.bar_label(bars, fmt="%.1f s", fontsize=9)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("seconds (log scale)")
+    unfinished = "" if c["whereabouts"]["complete"] else " (Whereabouts stopped at its time limit)"
+    ax2.set_title(f"{c['n']} addresses, concurrency {c['concurrency']}: {c['speedup']:.0f}× faster{unfinished}",
+                  fontsize=10)
+
+    # 3. Latency percentiles.
+    s = r["steady"]
+    rows = [
+        ("webhook admission\n@ %d Pods/s" % s["target_rate"], s["admission"]["p50_ms"], s["admission"]["p99_ms"]),
+        ("nadipam CNI ADD", c["nadipam"]["add_p50_ms"], c["nadipam"]["add_p99_ms"]),
+        ("whereabouts CNI ADD", c["whereabouts"]["add_p50_ms"], c["whereabouts"]["add_p99_ms"]),
+    ]
+    xs = range(len(rows))
+    b50 = ax3.bar([x - 0.2 for x in xs], [r_[1] for r_ in rows], 0.4, label="p50", color="#2ca02c")
+    b99 = ax3.bar([x + 0.2 for x in xs], [r_[2] for r_ in rows], 0.4, label="p99", color="#ff7f0e")
+    ax3.bar_label(b50, fmt="%.1f", fontsize=8)
+    ax3.bar_label(b99, fmt="%.1f", fontsize=8)
+    ax3.set_yscale("log")
+    ax3.set_xticks(list(xs), [r_[0] for r_ in rows], fontsize=8)
+    ax3.set_ylabel("milliseconds (log scale)")
+    ax3.set_title("Latency")
+    ax3.legend()
+
+    m = r["machine"]
+    fig.suptitle(f"nadipam benchmarks — {m['cpus']} CPUs, kube-apiserver {m['kubernetes']}, "
+                 f"whereabouts {m['whereabouts']}, {doc['generated']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(dst, dpi=110)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
