@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::common::server::Server;
+use crate::cpu;
 use crate::env::{Bed, until};
 use crate::promtext::{self, Samples};
 
@@ -70,6 +71,8 @@ pub struct Breakdown {
     /// IPLease creates that reached etcd (one per address), and their mean etcd latency.
     pub etcd_lease_creates: f64,
     pub etcd_lease_create_ms: f64,
+    /// Requests the apiserver served in the window, by verb and resource (those with at least one per 20 Pods).
+    pub requests: BTreeMap<String, f64>,
     /// Every etcd request the apiserver made in the window (all resources, all operations).
     pub etcd_requests: f64,
 }
@@ -115,6 +118,8 @@ pub struct BurstResult {
     pub distinct_addresses: usize,
     pub apiserver: Breakdown,
     pub admission: Option<Latency>,
+    /// CPU seconds per component from the first create until the last Pod was seen.
+    pub cpu_s: BTreeMap<String, f64>,
 }
 
 static RUN: AtomicUsize = AtomicUsize::new(0);
@@ -160,6 +165,7 @@ pub async fn run(bed: &Bed, shape: &Shape, server: Option<&Server>) -> BurstResu
 
     let api_before = bed.apiserver_metrics().await;
     let web_before = server.map(admission_buckets);
+    let cpu_before = cpu::snapshot();
     let start = Instant::now();
     let mut creates = tokio::task::JoinSet::new();
     for d in 0..shape.deployments {
@@ -176,6 +182,7 @@ pub async fn run(bed: &Bed, shape: &Shape, server: Option<&Server>) -> BurstResu
         .unwrap_or_else(|_| panic!("{ns}: not every one of {n} Pods appeared within 600 s"))
         .unwrap_or_else(|e| panic!("watch task: {e}"));
     let wall = done_at.duration_since(start);
+    let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
     let api_after = bed.apiserver_metrics().await;
     let admission = server.zip(web_before).map(|(server, before)| {
         let during = promtext::bucket_delta(&before, &admission_buckets(server));
@@ -272,6 +279,7 @@ pub async fn run(bed: &Bed, shape: &Shape, server: Option<&Server>) -> BurstResu
         distinct_addresses: distinct.len(),
         apiserver: breakdown(&api_before, &api_after),
         admission,
+        cpu_s,
     };
     eprintln!(
         "bench:   {n} Pods in {:.2} s ({:.0}/s), released in {:.2} s; apiserver {:?}; webhook {:?}",
@@ -462,6 +470,17 @@ pub fn breakdown(before: &Samples, after: &Samples) -> Breakdown {
         &[("operation", "create"), ("resource", "ipleases")],
     );
     let (etcd_requests, _) = mean(after, before, "etcd_request_duration_seconds", &[]);
+    let by = ["verb", "resource", "subresource"];
+    let was = before.group("apiserver_request_total", &by);
+    let requests = after
+        .group("apiserver_request_total", &by)
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - was.get(&k).copied().unwrap_or(0.0);
+            (k, d)
+        })
+        .filter(|(_, d)| *d >= creates / 20.0 && *d > 0.0)
+        .collect();
     Breakdown {
         pod_creates: creates,
         pod_create_ms: create_ms,
@@ -471,5 +490,6 @@ pub fn breakdown(before: &Samples, after: &Samples) -> Breakdown {
         etcd_lease_creates: lease_creates,
         etcd_lease_create_ms: etcd_lease_ms,
         etcd_requests,
+        requests,
     }
 }

@@ -6,7 +6,7 @@
 //! followed by the `nadipam` plugin's ADD for that Pod, `concurrency` at a time. Both are checked for
 //! addresses handed out twice.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::Opts;
 use crate::burst;
+use crate::cpu;
 use crate::env::Bed;
 
 /// Attempts per Whereabouts ADD before the run counts it as lost (the kubelet would go on retrying).
@@ -45,6 +46,8 @@ pub struct Side {
     pub distinct_addresses: usize,
     /// The first failure's message, when there was one.
     pub first_error: Option<String>,
+    /// CPU seconds per component over the run.
+    pub cpu_s: BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -106,6 +109,7 @@ async fn nadipam_side(bed: &Bed, opts: &Opts, n: usize) -> Side {
     let key = format!("{provider}.kubernetes.io/ip_address");
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let cpu_before = cpu::snapshot();
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..opts.concurrency {
@@ -170,11 +174,12 @@ async fn nadipam_side(bed: &Bed, opts: &Opts, n: usize) -> Side {
         r.unwrap_or_else(|e| panic!("nadipam worker: {e}"));
     }
     let wall = start.elapsed();
+    let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
     let tally = Arc::try_unwrap(tally)
         .unwrap_or_else(|_| panic!("workers still hold the tally"))
         .into_inner();
     burst::cleanup(bed, &ns, &subnet).await;
-    let side = side("nadipam", n, wall, tally, true);
+    let side = side("nadipam", n, wall, tally, true, cpu_s);
     assert_eq!(side.distinct_addresses, n, "nadipam: distinct addresses");
     side
 }
@@ -211,6 +216,7 @@ async fn whereabouts_side(bed: &Bed, opts: &Opts, n: usize, tmp: &Path) -> Side 
     let deadline = opts.cni_timeout();
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let cpu_before = cpu::snapshot();
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..opts.concurrency {
@@ -264,11 +270,12 @@ async fn whereabouts_side(bed: &Bed, opts: &Opts, n: usize, tmp: &Path) -> Side 
         r.unwrap_or_else(|e| panic!("whereabouts worker: {e}"));
     }
     let wall = start.elapsed();
+    let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
     let tally = Arc::try_unwrap(tally)
         .unwrap_or_else(|_| panic!("workers still hold the tally"))
         .into_inner();
     let complete = tally.addresses.len() == n;
-    let side = side("whereabouts", n, wall, tally, complete);
+    let side = side("whereabouts", n, wall, tally, complete, cpu_s);
     clean_whereabouts(bed);
     side
 }
@@ -287,7 +294,14 @@ fn clean_whereabouts(bed: &Bed) {
     }
 }
 
-fn side(system: &str, n: usize, wall: Duration, mut t: Tally, complete: bool) -> Side {
+fn side(
+    system: &str,
+    n: usize,
+    wall: Duration,
+    mut t: Tally,
+    complete: bool,
+    cpu_s: BTreeMap<String, f64>,
+) -> Side {
     t.adds_ms.sort_by(f64::total_cmp);
     t.creates_ms.sort_by(f64::total_cmp);
     let distinct: HashSet<&str> = t
@@ -308,6 +322,7 @@ fn side(system: &str, n: usize, wall: Duration, mut t: Tally, complete: bool) ->
         failed_attempts: t.failed,
         distinct_addresses: distinct.len(),
         first_error: t.first_error,
+        cpu_s,
     };
     eprintln!("bench:   {side:?}");
     assert_eq!(

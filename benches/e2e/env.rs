@@ -159,7 +159,7 @@ pub async fn machine(bed: &Bed) -> Machine {
         kernel,
         load_average: load_average(),
         kubernetes,
-        etcd: component_version(&bed.bin("etcd"), "etcd"),
+        etcd: etcd_version(&bed.bin("etcd")),
         whereabouts: component_version(&bed.bin("whereabouts"), "whereabouts"),
         nadipam: env!("CARGO_PKG_VERSION").to_owned(),
         rustc: command_line(&["rustc", "--version"]),
@@ -202,6 +202,15 @@ fn component_version(binary: &Path, name: &str) -> String {
                     .and_then(|d| d.split('-').nth(1).map(str::to_owned))
             })
         })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `etcd --version` prints `etcd Version: 3.6.4` first.
+fn etcd_version(binary: &Path) -> String {
+    let out = command_line(&[&binary.display().to_string(), "--version"]);
+    out.lines()
+        .find_map(|l| l.strip_prefix("etcd Version:"))
+        .map(|v| format!("v{}", v.trim()))
         .unwrap_or_else(|| "unknown".into())
 }
 

@@ -11,6 +11,7 @@ mod common;
 
 mod burst;
 mod cni;
+mod cpu;
 mod env;
 mod promtext;
 mod report;

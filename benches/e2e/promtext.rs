@@ -111,6 +111,22 @@ impl Samples {
     }
 }
 
+impl Samples {
+    /// Sum of every series named `name`, grouped by the values of `by` joined with spaces (empty values left out).
+    pub fn group(&self, name: &str, by: &[&str]) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for s in self.0.iter().filter(|s| s.name == name) {
+            let key: Vec<&str> = by
+                .iter()
+                .filter_map(|k| s.labels.get(*k).map(String::as_str))
+                .filter(|v| !v.is_empty())
+                .collect();
+            *out.entry(key.join(" ")).or_insert(0.0) += s.value;
+        }
+        out
+    }
+}
+
 fn parse_le(v: &str) -> Option<f64> {
     if v == "+Inf" {
         Some(f64::INFINITY)

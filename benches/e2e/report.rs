@@ -174,7 +174,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
     );
     let _ = writeln!(
         w,
-        "| addresses handed out twice (every phase) | 0 | 0 (checked: {} bursts, {} steady, {} + {} CNI) | yes |\n",
+        "| addresses handed out twice (every phase) | 0 | 0 (checked: {} addresses in bursts, {} at a steady rate, {} + {} by CNI ADDs) | yes |\n",
         r.bursts
             .iter()
             .filter(|b| b.nadipam)
@@ -246,6 +246,44 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             b.apiserver.pod_create_ms,
             b.apiserver.mutating_webhook_ms,
             b.apiserver.etcd_pod_create_ms
+        );
+    }
+    let _ = writeln!(w);
+    let _ = writeln!(w, "### CPU per Pod\n");
+    let _ = writeln!(
+        w,
+        "CPU time (user + system, from /proc) each component used during the burst, divided by the Pods created: \
+         with every component on the same {} cores, this is what bounds the rate.\n",
+        m.cpus
+    );
+    let components: Vec<&str> = [
+        "kube-apiserver",
+        "etcd",
+        "kube-controller-manager",
+        "nadipam-server",
+        "benchmark client",
+    ]
+    .into_iter()
+    .collect();
+    let _ = writeln!(
+        w,
+        "| shape | IPAM | {} | total (ms/Pod) |\n|---|---|{}---|",
+        components.join(" | "),
+        "---|".repeat(components.len())
+    );
+    for b in &r.bursts {
+        let per = |c: &str| b.cpu_s.get(c).copied().unwrap_or(0.0) * 1000.0 / b.pods as f64;
+        let total: f64 = components.iter().map(|c| per(c)).sum();
+        let cells: Vec<String> = components
+            .iter()
+            .map(|c| format!("{:.2}", per(c)))
+            .collect();
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {total:.2} |",
+            b.shape,
+            if b.nadipam { "nadipam" } else { "none" },
+            cells.join(" | ")
         );
     }
     let _ = writeln!(w);

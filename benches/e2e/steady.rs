@@ -2,7 +2,7 @@
 //! earlier ones have returned) for a fixed time; admission p50/p99 from nadipam's histogram over exactly
 //! that window, next to what the client saw.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -11,7 +11,9 @@ use serde::Serialize;
 
 use crate::Opts;
 use crate::burst::{self, Latency, admission_buckets};
+use crate::cni::percentile;
 use crate::common::server::Server;
+use crate::cpu;
 use crate::env::Bed;
 use crate::promtext;
 
@@ -27,6 +29,8 @@ pub struct SteadyResult {
     pub client_p50_ms: f64,
     pub client_p99_ms: f64,
     pub apiserver: burst::Breakdown,
+    /// CPU seconds per component over the window (until the last create returned).
+    pub cpu_s: BTreeMap<String, f64>,
 }
 
 pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
@@ -49,6 +53,7 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
 
     let api_before = bed.apiserver_metrics().await;
     let web_before = admission_buckets(server);
+    let cpu_before = cpu::snapshot();
     let period = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -82,12 +87,11 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
             "steady: address {ip} handed out twice"
         );
     }
+    let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
     let api_after = bed.apiserver_metrics().await;
     let during = promtext::bucket_delta(&web_before, &admission_buckets(server));
     latencies.sort_by(f64::total_cmp);
-    let pick = |q: f64| {
-        latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
+    let pick = |q: f64| percentile(&latencies, q).unwrap_or(f64::NAN);
     let result = SteadyResult {
         target_rate: opts.rate,
         achieved_rate: total as f64 / issued.as_secs_f64(),
@@ -98,6 +102,7 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
         client_p50_ms: pick(0.5),
         client_p99_ms: pick(0.99),
         apiserver: burst::breakdown(&api_before, &api_after),
+        cpu_s,
     };
     eprintln!("bench:   {result:?}");
     burst::cleanup(bed, &ns, &subnet).await;
