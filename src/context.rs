@@ -20,6 +20,10 @@ pub struct Settings {
     pub reclaim_after: Duration,
     /// Subnet usage (percent) above which an allocation carries an admission warning.
     pub warn_usage_percent: u8,
+    /// Publish an `Allocated` Event on every Pod whose lease is bound. Off by default: it is one more
+    /// apiserver write per Pod (about as costly as the Pod create itself), and the Pod's annotations and its
+    /// IPLease already say what was allocated.
+    pub allocation_events: bool,
 }
 
 impl Default for Settings {
@@ -29,6 +33,7 @@ impl Default for Settings {
             identity: "nadipam".to_string(),
             reclaim_after: Duration::from_secs(70),
             warn_usage_percent: 90,
+            allocation_events: false,
         }
     }
 }

@@ -1165,6 +1165,8 @@ async fn the_charts_rbac_lets_the_server_do_its_whole_job() {
             &ns,
             &format!("--webhook-name-suffix={suffix}"),
             "--leader-lease-seconds=5",
+            // Its Events need the chart's events.k8s.io rights.
+            "--allocation-events",
         ]),
         &kubeconfig,
     );

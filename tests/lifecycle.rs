@@ -32,9 +32,10 @@ use nadipam::api::{IPLease, IPPool, LeasePhase, OwnerKind, Subnet};
 use serde_json::json;
 use tokio::sync::RwLock;
 
-/// Flags of every server this binary starts: the Lease in `default` (which exists), a short reclaim window,
-/// and a short leader Lease so a SIGKILLed leader is replaced quickly.
+/// Flags of every server this binary starts: `Allocated` Events (tested below), the Lease in `default`
+/// (which exists), a short reclaim window, and a short leader Lease so a SIGKILLed leader is replaced quickly.
 const FLAGS: &[&str] = &[
+    "--allocation-events",
     "--namespace",
     "default",
     "--reclaim-after",

@@ -87,6 +87,10 @@ struct Args {
     /// Seconds a Reserved lease may wait for its Pod before it is reclaimed (keep above the webhook timeout).
     #[arg(long, env = "NADIPAM_RECLAIM_AFTER", default_value_t = 70)]
     reclaim_after: u64,
+    /// Publish an `Allocated` Event on each Pod when its lease is bound (one more apiserver write per Pod;
+    /// `Released` and `Reclaimed` Events are always published).
+    #[arg(long, env = "NADIPAM_ALLOCATION_EVENTS")]
+    allocation_events: bool,
     /// Seconds the controller's leader Lease lasts (how long a crashed leader keeps other replicas waiting).
     #[arg(long, env = "NADIPAM_LEADER_LEASE_SECONDS", default_value_t = 15)]
     leader_lease_seconds: u64,
@@ -140,6 +144,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         namespace: args.namespace.clone(),
         identity,
         reclaim_after: Duration::from_secs(args.reclaim_after),
+        allocation_events: args.allocation_events,
         ..Settings::default()
     };
     let ctx = Arc::new(Context {

@@ -1,5 +1,5 @@
 //! Kubernetes Events that tell users what happened to their addresses: `Allocated` on the Pod when its lease
-//! is bound, `Released` on a finished Pod, and a `Reclaimed` Warning on the lease when a reservation whose Pod
+//! is bound (with `--allocation-events`), `Released` on a finished Pod, and a `Reclaimed` Warning on the lease when a reservation whose Pod
 //! never appeared is taken back. Publishing is best effort: a lost Event never fails a reconcile.
 
 use std::time::Duration;

@@ -47,7 +47,9 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
             let done = bind(&api, &lease, &pod).await?;
             if done {
                 tracing::info!(lease = %lease.name_any(), ip = %lease.spec.ip, pod = %format!("{}/{}", pod.namespace, pod.name), "bound");
-                ctl.events.allocated(&lease, &pod).await;
+                if ctl.ctx.settings.allocation_events {
+                    ctl.events.allocated(&lease, &pod).await;
+                }
             }
             Ok(retry(done))
         }
