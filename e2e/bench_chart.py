@@ -16,16 +16,17 @@ def main(src, dst):
     r = doc["results"]
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.8))
 
-    # 1. Bursts: one group per shape, a bar per IPAM.
+    # 1. Bursts: one group per shape, a bar per IPAM (the before/after variant is in the markdown only).
+    bursts = [b for b in r["bursts"] if not b.get("variant")]
     shapes = []
-    for b in r["bursts"]:
+    for b in bursts:
         if b["shape"] not in shapes:
             shapes.append(b["shape"])
     width = 0.38
     for k, (nadipam, label, color) in enumerate([(False, "no webhook", "#9e9e9e"), (True, "nadipam", "#1f77b4")]):
         xs, ys = [], []
         for i, shape in enumerate(shapes):
-            for b in r["bursts"]:
+            for b in bursts:
                 if b["shape"] == shape and b["nadipam"] == nadipam:
                     xs.append(i + (k - 0.5) * width)
                     ys.append(b["wall_s"])
@@ -49,11 +50,13 @@ def main(src, dst):
                   fontsize=10)
 
     # 3. Latency percentiles.
-    s = r["steady"]
-    rows = [
-        ("webhook admission\n@ %d Pods/s" % s["target_rate"], s["admission"]["p50_ms"], s["admission"]["p99_ms"]),
-        ("nadipam CNI ADD", c["nadipam"]["add_p50_ms"], c["nadipam"]["add_p99_ms"]),
-        ("whereabouts CNI ADD", c["whereabouts"]["add_p50_ms"], c["whereabouts"]["add_p99_ms"]),
+    rows = [("webhook admission\n@ %d Pods/s" % s["target_rate"], s["admission"]["p50_ms"], s["admission"]["p99_ms"])
+            for s in r["steady"]]
+    sq = c["nadipam_sequential"]
+    rows += [
+        ("nadipam ADD\none at a time", sq["p50_ms"], sq["p99_ms"]),
+        ("nadipam ADD\nconc. %d" % c["concurrency"], c["nadipam"]["add_p50_ms"], c["nadipam"]["add_p99_ms"]),
+        ("whereabouts ADD\nconc. %d" % c["concurrency"], c["whereabouts"]["add_p50_ms"], c["whereabouts"]["add_p99_ms"]),
     ]
     xs = range(len(rows))
     b50 = ax3.bar([x - 0.2 for x in xs], [r_[1] for r_ in rows], 0.4, label="p50", color="#2ca02c")

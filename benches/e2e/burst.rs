@@ -110,6 +110,8 @@ pub struct BurstResult {
     pub stack: Stack,
     /// false: no webhook registered (the baseline).
     pub nadipam: bool,
+    /// A server configuration other than the default (e.g. the earlier default, for a before/after).
+    pub variant: Option<String>,
     pub pods: usize,
     pub wall_s: f64,
     pub pods_per_s: f64,
@@ -125,7 +127,12 @@ pub struct BurstResult {
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
 /// One burst in a fresh namespace with its own NetworkAttachmentDefinition and Subnet.
-pub async fn run(bed: &Bed, shape: &Shape, server: Option<&Server>) -> BurstResult {
+pub async fn run(
+    bed: &Bed,
+    shape: &Shape,
+    server: Option<&Server>,
+    variant: Option<&str>,
+) -> BurstResult {
     let nadipam = server.is_some();
     let k = RUN.fetch_add(1, Ordering::SeqCst);
     let n = shape.pods();
@@ -148,7 +155,11 @@ pub async fn run(bed: &Bed, shape: &Shape, server: Option<&Server>) -> BurstResu
     eprintln!(
         "bench: burst {} with {}: {n} Pods in namespace {ns}",
         shape.label(),
-        if nadipam { "nadipam" } else { "no webhook" }
+        match (nadipam, variant) {
+            (false, _) => "no webhook".to_owned(),
+            (true, None) => "nadipam".to_owned(),
+            (true, Some(v)) => format!("nadipam {v}"),
+        }
     );
 
     let key = format!("{provider}.kubernetes.io/ip_address");
@@ -272,6 +283,7 @@ pub async fn run(bed: &Bed, shape: &Shape, server: Option<&Server>) -> BurstResu
         replicas: shape.replicas,
         stack: shape.stack,
         nadipam,
+        variant: variant.map(str::to_owned),
         pods: n,
         wall_s: wall.as_secs_f64(),
         pods_per_s: n as f64 / wall.as_secs_f64(),

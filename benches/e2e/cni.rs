@@ -56,12 +56,24 @@ pub struct CniResult {
     pub concurrency: usize,
     pub whereabouts: Side,
     pub nadipam: Side,
+    /// nadipam ADDs one at a time on an idle machine: the plugin's own latency, not the queue of a busy one.
+    pub nadipam_sequential: Sequential,
     /// Whereabouts wall time / nadipam wall time (a lower bound when Whereabouts did not finish).
     pub speedup: f64,
 }
 
+#[derive(Clone, Debug, Serialize)]
+pub struct Sequential {
+    pub adds: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+}
+
 #[derive(Default)]
 struct Tally {
+    /// (name, CNI_ARGS) of every Pod created, for the sequential ADDs.
+    pods: Vec<(String, String)>,
     adds_ms: Vec<f64>,
     creates_ms: Vec<f64>,
     addresses: Vec<String>,
@@ -72,7 +84,7 @@ struct Tally {
 pub async fn run(bed: &Bed, opts: &Opts) -> CniResult {
     let n = opts.cni_n();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
-    let nadipam = nadipam_side(bed, opts, n).await;
+    let (nadipam, nadipam_sequential) = nadipam_side(bed, opts, n).await;
     let whereabouts = whereabouts_side(bed, opts, n, tmp.path()).await;
     let speedup = whereabouts.wall_s / nadipam.wall_s;
     eprintln!(
@@ -84,11 +96,12 @@ pub async fn run(bed: &Bed, opts: &Opts) -> CniResult {
         concurrency: opts.concurrency,
         whereabouts,
         nadipam,
+        nadipam_sequential,
         speedup,
     }
 }
 
-async fn nadipam_side(bed: &Bed, opts: &Opts, n: usize) -> Side {
+async fn nadipam_side(bed: &Bed, opts: &Opts, n: usize) -> (Side, Sequential) {
     let ns = format!("bench-cni-{}", std::process::id());
     let subnet = ns.clone();
     burst::network(bed, &ns, &subnet, "10.97.0.0/16");
@@ -164,6 +177,7 @@ async fn nadipam_side(bed: &Bed, opts: &Opts, n: usize) -> Side {
                     "nadipam ADD for {ns}/{name} reported {got}, the Pod says {want}"
                 );
                 let mut t = tally.lock().await;
+                t.pods.push((name, args));
                 t.creates_ms.push(create_ms);
                 t.adds_ms.push(took);
                 t.addresses.push(got);
@@ -175,13 +189,48 @@ async fn nadipam_side(bed: &Bed, opts: &Opts, n: usize) -> Side {
     }
     let wall = start.elapsed();
     let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
-    let tally = Arc::try_unwrap(tally)
+    let mut tally = Arc::try_unwrap(tally)
         .unwrap_or_else(|_| panic!("workers still hold the tally"))
         .into_inner();
+    let sequential = sequential_adds(
+        &plugin,
+        &bed.cluster.bin_dir,
+        &conf,
+        &std::mem::take(&mut tally.pods)[..opts.sequential_adds.min(n)],
+    )
+    .await;
     burst::cleanup(bed, &ns, &subnet).await;
     let side = side("nadipam", n, wall, tally, true, cpu_s);
     assert_eq!(side.distinct_addresses, n, "nadipam: distinct addresses");
-    side
+    (side, sequential)
+}
+
+/// One ADD after another for Pods that already exist (a repeated ADD of a Pod is answered the same way).
+async fn sequential_adds(
+    plugin: &Path,
+    cni_path: &Path,
+    conf: &str,
+    pods: &[(String, String)],
+) -> Sequential {
+    eprintln!("bench: nadipam: {} ADDs one at a time", pods.len());
+    let mut took = Vec::with_capacity(pods.len());
+    for (i, (name, args)) in pods.iter().enumerate() {
+        let (ms, out) = add(plugin, cni_path, conf, &format!("nadipam-seq-{i}"), args).await;
+        out.as_ref()
+            .ok()
+            .and_then(|stdout| first_address(stdout))
+            .unwrap_or_else(|| panic!("sequential nadipam ADD for {name} failed: {out:?}"));
+        took.push(ms);
+    }
+    took.sort_by(f64::total_cmp);
+    let s = Sequential {
+        adds: took.len(),
+        p50_ms: percentile(&took, 0.5).unwrap_or(f64::NAN),
+        p99_ms: percentile(&took, 0.99).unwrap_or(f64::NAN),
+        mean_ms: took.iter().sum::<f64>() / took.len().max(1) as f64,
+    };
+    eprintln!("bench:   {s:?}");
+    s
 }
 
 async fn whereabouts_side(bed: &Bed, opts: &Opts, n: usize, tmp: &Path) -> Side {

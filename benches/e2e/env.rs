@@ -61,8 +61,11 @@ impl Bed {
     }
 
     /// A nadipam server (release build under `cargo bench`) registered with the control plane.
-    pub fn start_server(&self) -> server::Server {
-        server::start(&["--namespace", "default"])
+    /// One nadipam replica with its controller, plus `extra` flags.
+    pub fn start_server(&self, extra: &[&str]) -> server::Server {
+        let mut args = vec!["--namespace", "default"];
+        args.extend_from_slice(extra);
+        server::start(&args)
     }
 
     /// kubectl apply of a YAML document; panics with kubectl's message.

@@ -35,10 +35,13 @@ pub struct Opts {
     /// ADDs in flight, as if this many nodes ran sandboxes at once.
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
-    /// Pod creates per second in the steady-rate latency phase.
+    /// Pod creates per second in the steady-rate latency phases (one phase per rate, comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [200, 50])]
+    pub rate: Vec<u32>,
+    /// nadipam CNI ADDs run one at a time (one node, idle), for the plugin's own latency.
     #[arg(long, default_value_t = 200)]
-    pub rate: u32,
-    /// Length of the steady-rate phase, in seconds.
+    pub sequential_adds: usize,
+    /// Length of each steady-rate phase, in seconds.
     #[arg(long, default_value_t = 10)]
     pub steady_seconds: u64,
     /// Give up on Whereabouts after this many seconds (reported as unfinished, with how far it got).
@@ -65,7 +68,8 @@ impl Opts {
             n: 100,
             cni_n: Some(50),
             concurrency: 10,
-            rate: 200,
+            rate: vec![200, 50],
+            sequential_adds: 20,
             steady_seconds: 2,
             cni_timeout: 600,
             out: Some(repo().join("target/bench-short")),
@@ -105,6 +109,9 @@ fn main() {
     eprintln!("bench: wrote {}", out.display());
 }
 
+/// The before/after variant's label.
+pub const WITH_EVENTS: &str = "with --allocation-events";
+
 /// Every phase in order; each returns what it measured, and panics when a correctness check fails.
 async fn run(opts: &Opts) -> report::Results {
     let bed = env::Bed::start().await;
@@ -121,13 +128,21 @@ async fn run(opts: &Opts) -> report::Results {
     // Baselines first, with no nadipam server (and so no webhook) registered at all.
     bed.assert_no_pod_webhooks().await;
     for shape in &shapes[..2] {
-        bursts.push(burst::run(&bed, shape, None).await);
+        bursts.push(burst::run(&bed, shape, None, None).await);
     }
-    let server = bed.start_server();
+    // Before/after: the first shape once more with the earlier default, an `Allocated` Event per Pod
+    // (one more apiserver write per Pod).
+    let before = bed.start_server(&["--allocation-events"]);
+    bursts.push(burst::run(&bed, &shapes[0], Some(&before), Some(WITH_EVENTS)).await);
+    before.stop();
+    let server = bed.start_server(&[]);
     for shape in &shapes {
-        bursts.push(burst::run(&bed, shape, Some(&server)).await);
+        bursts.push(burst::run(&bed, shape, Some(&server), None).await);
     }
-    let steady = steady::run(&bed, &server, opts).await;
+    let mut steady = Vec::new();
+    for &rate in &opts.rate {
+        steady.push(steady::run(&bed, &server, opts, rate).await);
+    }
     let cni = cni::run(&bed, opts).await;
     let core = report::core_numbers(opts);
     server.stop();

@@ -18,7 +18,7 @@ pub struct Results {
     pub machine: Machine,
     pub load_after: [f64; 3],
     pub bursts: Vec<BurstResult>,
-    pub steady: SteadyResult,
+    pub steady: Vec<SteadyResult>,
     pub cni: CniResult,
     pub core: Vec<CoreNumber>,
 }
@@ -103,6 +103,116 @@ fn baseline_of<'a>(r: &'a Results, b: &BurstResult) -> Option<&'a BurstResult> {
         .find(|x| !x.nadipam && x.deployments == b.deployments && x.replicas == b.replicas)
 }
 
+/// "none", "nadipam" or "nadipam with <variant>".
+fn ipam(b: &BurstResult) -> String {
+    match (b.nadipam, &b.variant) {
+        (false, _) => "none".to_owned(),
+        (true, None) => "nadipam".to_owned(),
+        (true, Some(v)) => format!("nadipam {v}"),
+    }
+}
+
+/// Apiserver requests per Pod by verb and resource, per burst: each write costs the apiserver and etcd
+/// about as much CPU as the Pod create itself.
+fn writes_per_pod(w: &mut String, r: &Results) {
+    let mut keys: Vec<&String> = r
+        .bursts
+        .iter()
+        .flat_map(|b| b.apiserver.requests.keys())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "Apiserver requests per Pod during each burst (verb and resource; those at one per 20 Pods or more):\n"
+    );
+    let _ = writeln!(
+        w,
+        "| shape | IPAM | {} |\n|---|---|{}",
+        keys.iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(keys.len())
+    );
+    for b in &r.bursts {
+        let cells: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                b.apiserver
+                    .requests
+                    .get(*k)
+                    .map_or("—".to_owned(), |v| format!("{:.2}", v / b.pods as f64))
+            })
+            .collect();
+        let _ = writeln!(w, "| {} | {} | {} |", b.shape, ipam(b), cells.join(" | "));
+    }
+    let _ = writeln!(w);
+}
+
+/// The same burst with the earlier default (`--allocation-events`) and with today's, side by side.
+fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
+    let Some(before) = r.bursts.iter().find(|b| {
+        b.variant.as_deref() == Some(crate::WITH_EVENTS)
+            && b.deployments == after.deployments
+            && b.replicas == after.replicas
+            && b.stack == after.stack
+    }) else {
+        return;
+    };
+    let base = baseline_of(r, after).map_or(f64::NAN, |x| x.wall_s);
+    let cpu =
+        |b: &BurstResult, c: &str| b.cpu_s.get(c).copied().unwrap_or(0.0) * 1000.0 / b.pods as f64;
+    let writes = |b: &BurstResult| {
+        b.apiserver
+            .requests
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with("GET") && !k.starts_with("LIST") && !k.starts_with("WATCH")
+            })
+            .map(|(_, v)| v)
+            .sum::<f64>()
+            / b.pods as f64
+    };
+    let _ = writeln!(
+        w,
+        "### Before and after
+"
+    );
+    let _ = writeln!(
+        w,
+        "The first full run of this benchmark found the bursts CPU-bound: every component shares {} cores, and \
+         each write the apiserver serves costs about as much as the Pod create. Besides its IPLease create and \
+         the controller's bind, nadipam published an `Allocated` Event per Pod. That Event is now opt-in \
+         (`--allocation-events`, chart value `server.allocationEvents`); the same {} burst, in this run, with \
+         it and without:\n",
+        r.machine.cpus, after.shape
+    );
+    let _ = writeln!(
+        w,
+        "| server | time (s) | vs no webhook | writes per Pod | kube-apiserver CPU (ms/Pod) | etcd CPU (ms/Pod) | nadipam-server CPU (ms/Pod) |\n|---|---|---|---|---|---|---|"
+    );
+    for (label, b) in [
+        ("before: `--allocation-events`", before),
+        ("after: the default", after),
+    ] {
+        let _ = writeln!(
+            w,
+            "| {label} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2} | {:.2} |",
+            b.wall_s,
+            b.wall_s / base,
+            writes(b),
+            cpu(b, "kube-apiserver"),
+            cpu(b, "etcd"),
+            cpu(b, "nadipam-server")
+        );
+    }
+    let _ = writeln!(w);
+}
+
 fn met(ok: bool) -> &'static str {
     if ok { "yes" } else { "**no**" }
 }
@@ -130,7 +240,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         w,
         "| objective | target | measured | met |\n|---|---|---|---|"
     );
-    for b in r.bursts.iter().filter(|b| b.nadipam) {
+    for b in r.bursts.iter().filter(|b| b.nadipam && b.variant.is_none()) {
         if let Some(base) = baseline_of(r, b) {
             let ratio = b.wall_s / base.wall_s;
             let _ = writeln!(
@@ -156,20 +266,33 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         c.nadipam.wall_s,
         met(c.speedup >= 20.0)
     );
-    let a = &r.steady.admission;
+    for st in &r.steady {
+        let a = &st.admission;
+        let _ = writeln!(
+            w,
+            "| admission p99 at a steady {} Pods/s (webhook histogram) | ≤ 10 ms | {:.2} ms (bucket ≤ {} ms; p50 {:.2} ms) | {} |",
+            st.target_rate,
+            a.p99_ms,
+            a.p99_bucket_ms,
+            a.p50_ms,
+            met(a.p99_bucket_ms <= 10.0)
+        );
+    }
+    let sq = &c.nadipam_sequential;
     let _ = writeln!(
         w,
-        "| admission p99 at {} Pods/s (webhook histogram) | ≤ 10 ms | {:.2} ms (bucket ≤ {} ms) | {} |",
-        r.steady.target_rate,
-        a.p99_ms,
-        a.p99_bucket_ms,
-        met(a.p99_bucket_ms <= 10.0)
+        "| `nadipam` CNI ADD p50, one at a time ({} ADDs) | ≤ 5 ms | {:.2} ms (p99 {:.2} ms) | {} |",
+        sq.adds,
+        sq.p50_ms,
+        sq.p99_ms,
+        met(sq.p50_ms <= 5.0)
     );
     let _ = writeln!(
         w,
-        "| `nadipam` CNI ADD p50 at concurrency {} | ≤ 5 ms | {:.2} ms | {} |",
+        "| `nadipam` CNI ADD p50 at concurrency {}, next to Pod creates | ≤ 5 ms | {:.2} ms (p99 {:.2} ms) | {} |",
         c.concurrency,
         c.nadipam.add_p50_ms,
+        c.nadipam.add_p99_ms,
         met(c.nadipam.add_p50_ms <= 5.0)
     );
     let _ = writeln!(
@@ -180,7 +303,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             .filter(|b| b.nadipam)
             .map(|b| b.distinct_addresses)
             .sum::<usize>(),
-        r.steady.pods,
+        r.steady.iter().map(|s| s.pods).sum::<usize>(),
         c.nadipam.distinct_addresses,
         c.whereabouts.distinct_addresses
     );
@@ -192,7 +315,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
          - kube-apiserver {}, etcd {} (`--unsafe-no-fsync`), kube-controller-manager with `--kube-api-qps 1000`; no kubelet or \
          scheduler: Pods are created, admitted and stored, never run ([e2e/README.md](../e2e/README.md))\n\
          - nadipam {} ({}, {}), one replica; Whereabouts {} built from its Go module\n\
-         - N = {} Pods per burst, {} CNI ADDs at concurrency {}, steady rate {} Pods/s for {} s\n",
+         - N = {} Pods per burst, {} CNI ADDs at concurrency {}, steady rates {} Pods/s for {} s each\n",
         m.cpus,
         m.cpu,
         m.memory_gib,
@@ -212,7 +335,11 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         opts.n,
         c.n,
         c.concurrency,
-        opts.rate,
+        opts.rate
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" and "),
         opts.steady_seconds
     );
 
@@ -238,7 +365,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             w,
             "| {} | {} | {} | {:.2} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {:.2} |",
             b.shape,
-            if b.nadipam { "nadipam" } else { "none" },
+            ipam(b),
             b.pods,
             b.wall_s,
             b.pods_per_s,
@@ -282,12 +409,16 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             w,
             "| {} | {} | {} | {total:.2} |",
             b.shape,
-            if b.nadipam { "nadipam" } else { "none" },
+            ipam(b),
             cells.join(" | ")
         );
     }
     let _ = writeln!(w);
-    if let Some(b) = r.bursts.iter().find(|b| b.nadipam && b.stack == Stack::V4) {
+    if let Some(b) = r
+        .bursts
+        .iter()
+        .find(|b| b.nadipam && b.variant.is_none() && b.stack == Stack::V4)
+    {
         let _ = writeln!(w, "### Where the time goes\n");
         let a = &b.apiserver;
         let base = baseline_of(r, b)
@@ -310,6 +441,8 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             a.etcd_requests,
             a.pod_creates
         );
+        writes_per_pod(w, r);
+        before_after(w, r, b);
     }
 
     let _ = writeln!(
@@ -359,42 +492,72 @@ fn markdown(opts: &Opts, r: &Results) -> String {
     }
     let _ = writeln!(w);
 
-    let st = &r.steady;
-    let _ = writeln!(w, "## 3. Latency at a steady {} Pods/s\n", st.target_rate);
+    let _ = writeln!(w, "## 3. Latency\n");
     let _ = writeln!(
         w,
-        "{} Pods created directly, one every {:.1} ms whatever the earlier ones did (achieved {:.0} Pods/s over \
-         {:.1} s). Admission from nadipam's `nadipam_admission_duration_seconds` histogram over exactly this \
-         window (interpolated inside the bucket, as `histogram_quantile` does; the bucket bound in brackets).\n",
-        st.pods,
-        1000.0 / f64::from(st.target_rate),
-        st.achieved_rate,
-        st.seconds
-    );
-    let _ = writeln!(w, "| measure | p50 (ms) | p99 (ms) |\n|---|---|---|");
-    let _ = writeln!(
-        w,
-        "| webhook admission (histogram, {} requests) | {:.2} (≤ {}) | {:.2} (≤ {}) |",
-        st.admission.count,
-        st.admission.p50_ms,
-        st.admission.p50_bucket_ms,
-        st.admission.p99_ms,
-        st.admission.p99_bucket_ms
+        "Each steady phase creates Pods directly, one every 1/rate s whatever the earlier ones did (open loop). \
+         Admission from nadipam's `nadipam_admission_duration_seconds` histogram over exactly that window \
+         (interpolated inside the bucket, as `histogram_quantile` does; the bucket bound in brackets). CNI ADD: \
+         process start to exit, as a runtime sees it.\n"
     );
     let _ = writeln!(
         w,
-        "| Pod create round trip at the client | {:.2} | {:.2} |",
-        st.client_p50_ms, st.client_p99_ms
+        "| measure | requests | p50 (ms) | p99 (ms) |\n|---|---|---|---|"
+    );
+    for st in &r.steady {
+        let _ = writeln!(
+            w,
+            "| webhook admission at {} Pods/s (achieved {:.0}/s over {:.1} s) | {} | {:.2} (≤ {}) | {:.2} (≤ {}) |",
+            st.target_rate,
+            st.achieved_rate,
+            st.seconds,
+            st.admission.count,
+            st.admission.p50_ms,
+            st.admission.p50_bucket_ms,
+            st.admission.p99_ms,
+            st.admission.p99_bucket_ms
+        );
+        let _ = writeln!(
+            w,
+            "| Pod create round trip at the client, {} Pods/s | {} | {:.2} | {:.2} |",
+            st.target_rate, st.pods, st.client_p50_ms, st.client_p99_ms
+        );
+    }
+    let sq = &c.nadipam_sequential;
+    let _ = writeln!(
+        w,
+        "| `nadipam` CNI ADD, one at a time | {} | {:.2} | {:.2} |",
+        sq.adds, sq.p50_ms, sq.p99_ms
     );
     let _ = writeln!(
         w,
-        "| `nadipam` CNI ADD, process start to exit, concurrency {} | {:.2} | {:.2} |",
-        c.concurrency, c.nadipam.add_p50_ms, c.nadipam.add_p99_ms
+        "| `nadipam` CNI ADD, concurrency {}, next to Pod creates | {} | {:.2} | {:.2} |",
+        c.concurrency, c.nadipam.done, c.nadipam.add_p50_ms, c.nadipam.add_p99_ms
     );
     let _ = writeln!(
         w,
-        "| `whereabouts` CNI ADD, concurrency {} | {:.2} | {:.2} |\n",
-        c.concurrency, c.whereabouts.add_p50_ms, c.whereabouts.add_p99_ms
+        "| `whereabouts` CNI ADD, concurrency {} | {} | {:.2} | {:.2} |\n",
+        c.concurrency, c.whereabouts.done, c.whereabouts.add_p50_ms, c.whereabouts.add_p99_ms
+    );
+    let _ = writeln!(
+        w,
+        "CPU per steady phase (ms per Pod): {}.\n",
+        r.steady
+            .iter()
+            .map(|st| {
+                let total: f64 = st.cpu_s.values().sum();
+                format!(
+                    "{} Pods/s: {:.2} in total, kube-apiserver {:.2}, nadipam-server {:.2}",
+                    st.target_rate,
+                    total * 1000.0 / st.pods as f64,
+                    st.cpu_s.get("kube-apiserver").copied().unwrap_or(0.0) * 1000.0
+                        / st.pods as f64,
+                    st.cpu_s.get("nadipam-server").copied().unwrap_or(0.0) * 1000.0
+                        / st.pods as f64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     );
 
     let _ = writeln!(w, "## 4. Release\n");
@@ -448,8 +611,8 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         "## How to rerun\n\n`e2e/bench` builds everything it needs (the control plane from Go modules, cached in \
          `~/.cache/nadipam`; nadipam in release mode; matplotlib for the chart in a cached virtualenv), runs \
          `cargo bench --bench alloc`, then `cargo bench --bench e2e` (`benches/e2e/`), and draws the chart \
-         with `e2e/bench-chart`. Options (`e2e/bench --help`): `--n`, `--cni-n`, `--concurrency`, `--rate`, \
-         `--steady-seconds`, `--cni-timeout`. `cargo test --all-targets` runs the same phases at N = 100 into \
+         with `e2e/bench-chart`. Options (`e2e/bench --help`): `--n`, `--cni-n`, `--concurrency`, `--rate` (comma-separated), \
+         `--sequential-adds`, `--steady-seconds`, `--cni-timeout`. `cargo test --all-targets` runs the same phases at N = 100 into \
          `target/bench-short/`, checking correctness, not speed."
     );
     s

@@ -33,16 +33,20 @@ pub struct SteadyResult {
     pub cpu_s: BTreeMap<String, f64>,
 }
 
-pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
-    let ns = format!("bench-steady-{}", std::process::id());
+static PHASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+pub async fn run(bed: &Bed, server: &Server, opts: &Opts, rate: u32) -> SteadyResult {
+    let ns = format!("bench-steady-{rate}-{}", std::process::id());
     let subnet = ns.clone();
-    burst::network(bed, &ns, &subnet, "10.99.0.0/16");
+    // Each phase its own /16 (10.90 and up), so a Subnet still being deleted never overlaps the next one.
+    let k = PHASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    burst::network(bed, &ns, &subnet, &format!("10.{}.0.0/16", 90 + k));
     burst::settle(bed, &ns).await;
     let pods: Api<Pod> = Api::namespaced(bed.client.clone(), &ns);
-    let total = (opts.rate as u64 * opts.steady_seconds) as usize;
+    let total = (rate as u64 * opts.steady_seconds) as usize;
     eprintln!(
         "bench: steady {} Pods/s for {} s ({total} Pods)",
-        opts.rate, opts.steady_seconds
+        rate, opts.steady_seconds
     );
     let key = format!("net.{ns}.kubernetes.io/ip_address");
     let template: Pod = serde_json::from_value(serde_json::json!({
@@ -54,7 +58,7 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
     let api_before = bed.apiserver_metrics().await;
     let web_before = admission_buckets(server);
     let cpu_before = cpu::snapshot();
-    let period = Duration::from_secs_f64(1.0 / f64::from(opts.rate.max(1)));
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
@@ -93,7 +97,7 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts) -> SteadyResult {
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| percentile(&latencies, q).unwrap_or(f64::NAN);
     let result = SteadyResult {
-        target_rate: opts.rate,
+        target_rate: rate,
         achieved_rate: total as f64 / issued.as_secs_f64(),
         seconds: issued.as_secs_f64(),
         pods: total,
