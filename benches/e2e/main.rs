@@ -13,6 +13,7 @@ mod burst;
 mod cni;
 mod cpu;
 mod env;
+mod profile;
 mod promtext;
 mod report;
 mod steady;
@@ -140,8 +141,8 @@ async fn run(opts: &Opts) -> report::Results {
         bursts.push(burst::run(&bed, shape, Some(&server), None).await);
     }
     let mut steady = Vec::new();
-    for &rate in &opts.rate {
-        steady.push(steady::run(&bed, &server, opts, rate).await);
+    for (i, &rate) in opts.rate.iter().enumerate() {
+        steady.push(steady::run(&bed, &server, opts, rate, i == 0).await);
     }
     let cni = cni::run(&bed, opts).await;
     let core = report::core_numbers(opts);

@@ -153,6 +153,68 @@ fn writes_per_pod(w: &mut String, r: &Results) {
     let _ = writeln!(w);
 }
 
+/// kube-apiserver's CPU profile during the first steady phase, split by request kind.
+fn apiserver_profile(w: &mut String, r: &Results) {
+    let Some(st) = r.steady.first() else { return };
+    let Some(p) = &st.profile else {
+        let _ = writeln!(
+            w,
+            "No kube-apiserver CPU profile in this run (the cluster serves one when started with \
+             `NADIPAM_PROFILING=1`, as `e2e/bench` does).\n"
+        );
+        return;
+    };
+    let _ = writeln!(
+        w,
+        "kube-apiserver's CPU profile over {:.0} s of the steady {} Pods/s phase (`/debug/pprof/profile`, split \
+         with `go tool pprof -focus`): {:.2} CPU seconds, {:.2} ms per Pod created.\n",
+        p.seconds,
+        st.target_rate,
+        p.total_cpu_s,
+        p.total_cpu_s * 1000.0 / p.pods.max(1.0)
+    );
+    let _ = writeln!(
+        w,
+        "| part of kube-apiserver's CPU | share | ms per Pod |\n|---|---|---|"
+    );
+    let mut counted = 0.0;
+    for part in &p.parts {
+        if !part.what.starts_with("of which") {
+            counted += part.cpu_s;
+        }
+        let _ = writeln!(
+            w,
+            "| {} | {:.1} % | {:.2} |",
+            part.what,
+            100.0 * part.cpu_s / p.total_cpu_s.max(f64::EPSILON),
+            part.cpu_s * 1000.0 / p.pods.max(1.0)
+        );
+    }
+    let rest = (p.total_cpu_s - counted).max(0.0);
+    let _ = writeln!(
+        w,
+        "| the rest (TLS, authentication, authorization, priority and fairness, other requests) | {:.1} % | {:.2} |\n",
+        100.0 * rest / p.total_cpu_s.max(f64::EPSILON),
+        rest * 1000.0 / p.pods.max(1.0)
+    );
+    let share = |prefix: &str| {
+        p.parts
+            .iter()
+            .find(|x| x.what.starts_with(prefix))
+            .map_or(0.0, |x| 100.0 * x.cpu_s / p.total_cpu_s.max(f64::EPSILON))
+    };
+    let _ = writeln!(
+        w,
+        "Every component shares the machine's {} cores, so each of these parts slows the Pod creates as much as \
+         it costs. The IPLease create ({:.0} %) is the reservation itself and stays. The bind PATCH ({:.0} %) is \
+         the next lever: a lease whose Pod carries its reservation token is already held, so binding could wait \
+         for a quiet moment or for a StatefulSet, which needs the Pod's name on the lease.\n",
+        r.machine.cpus,
+        share("IPLease creates"),
+        share("PATCH requests")
+    );
+}
+
 /// The same burst with the earlier default (`--allocation-events`) and with today's, side by side.
 fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
     let Some(before) = r.bursts.iter().find(|b| {
@@ -455,6 +517,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             a.pod_creates
         );
         writes_per_pod(w, r);
+        apiserver_profile(w, r);
         before_after(w, r, b);
     }
 

@@ -15,6 +15,7 @@ use crate::cni::percentile;
 use crate::common::server::Server;
 use crate::cpu;
 use crate::env::Bed;
+use crate::profile::{self, Profile};
 use crate::promtext;
 
 #[derive(Clone, Debug, Serialize)]
@@ -31,11 +32,21 @@ pub struct SteadyResult {
     pub apiserver: burst::Breakdown,
     /// CPU seconds per component over the window (until the last create returned).
     pub cpu_s: BTreeMap<String, f64>,
+    /// kube-apiserver's CPU profile over the middle of the phase, split by request kind.
+    pub profile: Option<Profile>,
 }
 
 static PHASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-pub async fn run(bed: &Bed, server: &Server, opts: &Opts, rate: u32) -> SteadyResult {
+/// One phase at `rate`; with `profile`, kube-apiserver's CPU profile over all of it but its first and last
+/// second.
+pub async fn run(
+    bed: &Bed,
+    server: &Server,
+    opts: &Opts,
+    rate: u32,
+    profile: bool,
+) -> SteadyResult {
     let ns = format!("bench-steady-{rate}-{}", std::process::id());
     let subnet = ns.clone();
     // Each phase its own /16 (10.90 and up), so a Subnet still being deleted never overlaps the next one.
@@ -59,6 +70,9 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts, rate: u32) -> SteadyRe
     let web_before = admission_buckets(server);
     let cpu_before = cpu::snapshot();
     let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let prof_seconds = opts.steady_seconds.saturating_sub(2);
+    let prof = (profile && prof_seconds >= 2)
+        .then(|| profile::start(bed, Duration::from_secs(1), prof_seconds));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
@@ -94,6 +108,17 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts, rate: u32) -> SteadyRe
     let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
     let api_after = bed.apiserver_metrics().await;
     let during = promtext::bucket_delta(&web_before, &admission_buckets(server));
+    let profile = match prof {
+        Some(task) => task.await.ok().flatten().and_then(|file| {
+            profile::summarize(
+                &bed.cluster.bin_dir,
+                &file,
+                Duration::from_secs(prof_seconds),
+                f64::from(rate) * prof_seconds as f64,
+            )
+        }),
+        None => None,
+    };
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| percentile(&latencies, q).unwrap_or(f64::NAN);
     let result = SteadyResult {
@@ -107,6 +132,7 @@ pub async fn run(bed: &Bed, server: &Server, opts: &Opts, rate: u32) -> SteadyRe
         client_p99_ms: pick(0.99),
         apiserver: burst::breakdown(&api_before, &api_after),
         cpu_s,
+        profile,
     };
     eprintln!("bench:   {result:?}");
     burst::cleanup(bed, &ns, &subnet).await;
