@@ -14,7 +14,7 @@ def main(src, dst):
     with open(src) as f:
         doc = json.load(f)
     r = doc["results"]
-    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.8))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(16, 5.2))
 
     # 1. Bursts: one group per shape, a bar per IPAM (the before/after variant is in the markdown only).
     bursts = [b for b in r["bursts"] if not b.get("variant")]
@@ -50,19 +50,20 @@ def main(src, dst):
                   fontsize=10)
 
     # 3. Latency percentiles.
-    rows = [("webhook admission\n@ %d Pods/s" % s["target_rate"], s["admission"]["p50_ms"], s["admission"]["p99_ms"])
+    rows = [("admission\n%d Pods/s" % s["target_rate"], s["admission"]["p50_ms"], s["admission"]["p99_ms"])
             for s in r["steady"]]
     sq = c["nadipam_sequential"]
     rows += [
-        ("nadipam ADD\none at a time", sq["p50_ms"], sq["p99_ms"]),
-        ("nadipam ADD\nconc. %d" % c["concurrency"], c["nadipam"]["add_p50_ms"], c["nadipam"]["add_p99_ms"]),
-        ("whereabouts ADD\nconc. %d" % c["concurrency"], c["whereabouts"]["add_p50_ms"], c["whereabouts"]["add_p99_ms"]),
+        ("nadipam\nADD, 1\nat a time", sq["p50_ms"], sq["p99_ms"]),
+        ("nadipam\nADD, %d\nat a time" % c["concurrency"], c["nadipam"]["add_p50_ms"], c["nadipam"]["add_p99_ms"]),
+        ("whereabouts\nADD, %d\nat a time" % c["concurrency"], c["whereabouts"]["add_p50_ms"],
+         c["whereabouts"]["add_p99_ms"]),
     ]
     xs = range(len(rows))
     b50 = ax3.bar([x - 0.2 for x in xs], [r_[1] for r_ in rows], 0.4, label="p50", color="#2ca02c")
     b99 = ax3.bar([x + 0.2 for x in xs], [r_[2] for r_ in rows], 0.4, label="p99", color="#ff7f0e")
-    ax3.bar_label(b50, fmt="%.1f", fontsize=8)
-    ax3.bar_label(b99, fmt="%.1f", fontsize=8)
+    ax3.bar_label(b50, fmt="%.1f", fontsize=7)
+    ax3.bar_label(b99, fmt="%.0f", fontsize=7)
     ax3.set_yscale("log")
     ax3.set_xticks(list(xs), [r_[0] for r_ in rows], fontsize=8)
     ax3.set_ylabel("milliseconds (log scale)")
