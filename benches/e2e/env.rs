@@ -197,14 +197,6 @@ fn component_version(binary: &Path, name: &str) -> String {
                     rest.rsplit_once('-').map(|(version, _)| version.to_owned())
                 })
         })
-        .or_else(|| {
-            std::fs::canonicalize(binary).ok().and_then(|p| {
-                p.ancestors()
-                    .filter_map(|a| a.file_name()?.to_str().map(str::to_owned))
-                    .find(|d| d.starts_with("controlplane-") || d.starts_with("tools-"))
-                    .and_then(|d| d.split('-').nth(1).map(str::to_owned))
-            })
-        })
         .unwrap_or_else(|| "unknown".into())
 }
 

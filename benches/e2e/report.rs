@@ -290,7 +290,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
          ([benchmarks.json](benchmarks.json) holds them all). Rerun: `e2e/bench` (about {} minutes; \
          `e2e/bench --n 200` for a shorter one).\n",
         chrono::Utc::now().format("%Y-%m-%d"),
-        if opts.n >= 1000 { 20 } else { 5 }
+        if opts.n >= 1000 { 10 } else { 3 }
     );
     let _ = writeln!(
         w,
