@@ -381,6 +381,20 @@ fn chart_cert_manager_objects_equal_what_the_server_applies() {
 }
 
 #[test]
+fn allocation_events_are_off_unless_the_chart_value_turns_them_on() {
+    cluster_info();
+    let args = |sets: &[&str]| {
+        let docs = documents(&template("nadipam", "nadipam-system", sets));
+        find(&docs, "Deployment", "nadipam-server")["spec"]["template"]["spec"]["containers"][0]["args"]
+            .to_string()
+    };
+    let default = args(&[]);
+    assert!(!default.contains("--allocation-events"), "{default}");
+    let on = args(&["server.allocationEvents=true"]);
+    assert!(on.contains("\"--allocation-events\""), "{on}");
+}
+
+#[test]
 fn chart_hardens_every_pod() {
     cluster_info();
     let docs = documents(&template("nadipam", "nadipam-system", &[]));

@@ -124,6 +124,15 @@ pub struct BurstResult {
     pub cpu_s: BTreeMap<String, f64>,
 }
 
+/// "none", "nadipam" or "nadipam <variant>": the IPAM column of the report.
+pub fn ipam_label(nadipam: bool, variant: Option<&str>) -> String {
+    match (nadipam, variant) {
+        (false, _) => "none".to_owned(),
+        (true, None) => "nadipam".to_owned(),
+        (true, Some(v)) => format!("nadipam {v}"),
+    }
+}
+
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
 /// One burst in a fresh namespace with its own NetworkAttachmentDefinition and Subnet.
@@ -153,13 +162,9 @@ pub async fn run(
         Stack::Dual => 2,
     };
     eprintln!(
-        "bench: burst {} with {}: {n} Pods in namespace {ns}",
+        "bench: burst {} with IPAM {}: {n} Pods in namespace {ns}",
         shape.label(),
-        match (nadipam, variant) {
-            (false, _) => "no webhook".to_owned(),
-            (true, None) => "nadipam".to_owned(),
-            (true, Some(v)) => format!("nadipam {v}"),
-        }
+        ipam_label(nadipam, variant)
     );
 
     let key = format!("{provider}.kubernetes.io/ip_address");

@@ -68,6 +68,8 @@ pub fn start(bed: &Bed, delay: Duration, seconds: u64) -> tokio::task::JoinHandl
         .cluster
         .state
         .join(format!("kube-apiserver-{}.pprof", std::process::id()));
+    // curl with the admin certificate rather than the bench's kube Client: its `request_text` would mangle
+    // the gzipped protobuf, and the profile is written to a file for `go tool pprof` anyway.
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let status = tokio::process::Command::new("curl")

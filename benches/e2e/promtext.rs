@@ -109,9 +109,7 @@ impl Samples {
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         v
     }
-}
 
-impl Samples {
     /// Sum of every series named `name`, grouped by the values of `by` joined with spaces (empty values left out).
     pub fn group(&self, name: &str, by: &[&str]) -> BTreeMap<String, f64> {
         let mut out = BTreeMap::new();

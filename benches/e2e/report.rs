@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::Opts;
-use crate::burst::{BurstResult, Stack};
+use crate::burst::{self, BurstResult, Stack};
 use crate::cni::CniResult;
 use crate::env::Machine;
 use crate::steady::SteadyResult;
@@ -103,15 +103,6 @@ fn baseline_of<'a>(r: &'a Results, b: &BurstResult) -> Option<&'a BurstResult> {
         .find(|x| !x.nadipam && x.deployments == b.deployments && x.replicas == b.replicas)
 }
 
-/// "none", "nadipam" or "nadipam with <variant>".
-fn ipam(b: &BurstResult) -> String {
-    match (b.nadipam, &b.variant) {
-        (false, _) => "none".to_owned(),
-        (true, None) => "nadipam".to_owned(),
-        (true, Some(v)) => format!("nadipam {v}"),
-    }
-}
-
 /// Apiserver requests per Pod by verb and resource, per burst: each write costs the apiserver and etcd
 /// about as much CPU as the Pod create itself.
 fn writes_per_pod(w: &mut String, r: &Results) {
@@ -148,7 +139,13 @@ fn writes_per_pod(w: &mut String, r: &Results) {
                     .map_or("—".to_owned(), |v| format!("{:.2}", v / b.pods as f64))
             })
             .collect();
-        let _ = writeln!(w, "| {} | {} | {} |", b.shape, ipam(b), cells.join(" | "));
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} |",
+            b.shape,
+            burst::ipam_label(b.nadipam, b.variant.as_deref()),
+            cells.join(" | ")
+        );
     }
     let _ = writeln!(w);
 }
@@ -440,7 +437,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             w,
             "| {} | {} | {} | {:.2} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {:.2} |",
             b.shape,
-            ipam(b),
+            burst::ipam_label(b.nadipam, b.variant.as_deref()),
             b.pods,
             b.wall_s,
             b.pods_per_s,
@@ -484,7 +481,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             w,
             "| {} | {} | {} | {total:.2} |",
             b.shape,
-            ipam(b),
+            burst::ipam_label(b.nadipam, b.variant.as_deref()),
             cells.join(" | ")
         );
     }

@@ -3,6 +3,7 @@
 //! that window, next to what the client saw.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -36,7 +37,8 @@ pub struct SteadyResult {
     pub profile: Option<Profile>,
 }
 
-static PHASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Phases run so far, for each its own address range.
+static PHASE: AtomicUsize = AtomicUsize::new(0);
 
 /// One phase at `rate`; with `profile`, kube-apiserver's CPU profile over all of it but its first and last
 /// second.
@@ -50,7 +52,7 @@ pub async fn run(
     let ns = format!("bench-steady-{rate}-{}", std::process::id());
     let subnet = ns.clone();
     // Each phase its own /16 (10.90 and up), so a Subnet still being deleted never overlaps the next one.
-    let k = PHASE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let k = PHASE.fetch_add(1, Ordering::SeqCst);
     burst::network(bed, &ns, &subnet, &format!("10.{}.0.0/16", 90 + k));
     burst::settle(bed, &ns).await;
     let pods: Api<Pod> = Api::namespaced(bed.client.clone(), &ns);

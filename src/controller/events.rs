@@ -1,6 +1,7 @@
 //! Kubernetes Events that tell users what happened to their addresses: `Allocated` on the Pod when its lease
-//! is bound (with `--allocation-events`), `Released` on a finished Pod, and a `Reclaimed` Warning on the lease when a reservation whose Pod
-//! never appeared is taken back. Publishing is best effort: a lost Event never fails a reconcile.
+//! is bound (only with `--allocation-events`: one more write per Pod), `Released` on a finished Pod, and a
+//! `Reclaimed` Warning on the lease when a reservation whose Pod never appeared is taken back. Publishing is
+//! best effort: a lost Event never fails a reconcile.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ pub(crate) const REPORTER: &str = "nadipam-controller";
 
 pub(crate) struct Events {
     recorder: Recorder,
+    /// Whether [`Events::allocated`] publishes (`Settings::allocation_events`).
+    allocated: bool,
 }
 
 /// `Allocated 172.17.0.11 (default/macvlan) from subnet macvlan`.
@@ -68,13 +71,14 @@ fn lease_ref(lease: &IPLease) -> ObjectReference {
 }
 
 impl Events {
-    pub(crate) fn new(client: Client, identity: &str) -> Events {
+    pub(crate) fn new(client: Client, identity: &str, allocated: bool) -> Events {
         let reporter = Reporter {
             controller: REPORTER.into(),
             instance: Some(identity.to_string()),
         };
         Events {
             recorder: Recorder::new(client, reporter),
+            allocated,
         }
     }
 
@@ -85,6 +89,9 @@ impl Events {
     }
 
     pub(crate) async fn allocated(&self, lease: &IPLease, pod: &PodFacts) {
+        if !self.allocated {
+            return;
+        }
         let event = Event {
             type_: EventType::Normal,
             reason: "Allocated".into(),

@@ -47,9 +47,7 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
             let done = bind(&api, &lease, &pod).await?;
             if done {
                 tracing::info!(lease = %lease.name_any(), ip = %lease.spec.ip, pod = %format!("{}/{}", pod.namespace, pod.name), "bound");
-                if ctl.ctx.settings.allocation_events {
-                    ctl.events.allocated(&lease, &pod).await;
-                }
+                ctl.events.allocated(&lease, &pod).await;
             }
             Ok(retry(done))
         }

@@ -39,7 +39,11 @@ impl Ctl {
         let (leases, lease_w) = reflector::store();
         let (pods, pod_w) = reflector::store();
         let (sets, set_w) = reflector::store();
-        let events = Events::new(ctx.client.clone(), &ctx.settings.identity);
+        let events = Events::new(
+            ctx.client.clone(),
+            &ctx.settings.identity,
+            ctx.settings.allocation_events,
+        );
         let ctl = Ctl {
             ctx,
             leases,
