@@ -24,6 +24,9 @@ pub struct Settings {
     /// apiserver write per Pod (about as costly as the Pod create itself), and the Pod's annotations and its
     /// IPLease already say what was allocated.
     pub allocation_events: bool,
+    /// Binds per second (0: no limit). Binding records a holder the Pod's token already proves, so it is
+    /// paced to leave the apiserver to Pod creates during bursts (`controller/pace.rs`).
+    pub bind_rate: u32,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             reclaim_after: Duration::from_secs(70),
             warn_usage_percent: 90,
             allocation_events: false,
+            bind_rate: 20,
         }
     }
 }

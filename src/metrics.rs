@@ -6,6 +6,7 @@ use std::time::Duration;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -57,6 +58,8 @@ pub struct Metrics {
     pub reclaimed: Family<SubnetLabels, Counter>,
     /// Leases released because their Pod finished or went away.
     pub released: Family<SubnetLabels, Counter>,
+    /// Leases held by a Pod (it carries their token) and waiting for their paced bind (`--bind-rate`).
+    pub bind_backlog: Gauge,
 }
 
 impl Default for Metrics {
@@ -98,6 +101,12 @@ impl Metrics {
             "Leases released by the controller",
             released.clone(),
         );
+        let bind_backlog = Gauge::default();
+        registry.register(
+            "bind_backlog",
+            "Leases held by their Pod and waiting for a paced bind (--bind-rate)",
+            bind_backlog.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             admission_seconds,
@@ -106,6 +115,7 @@ impl Metrics {
             lease_conflicts,
             reclaimed,
             released,
+            bind_backlog,
         }
     }
 

@@ -380,18 +380,29 @@ fn chart_cert_manager_objects_equal_what_the_server_applies() {
     }
 }
 
+/// The server container's args, as JSON text, rendered with `sets`.
+fn server_args(sets: &[&str]) -> String {
+    let docs = documents(&template("nadipam", "nadipam-system", sets));
+    find(&docs, "Deployment", "nadipam-server")["spec"]["template"]["spec"]["containers"][0]["args"]
+        .to_string()
+}
+
 #[test]
 fn allocation_events_are_off_unless_the_chart_value_turns_them_on() {
     cluster_info();
-    let args = |sets: &[&str]| {
-        let docs = documents(&template("nadipam", "nadipam-system", sets));
-        find(&docs, "Deployment", "nadipam-server")["spec"]["template"]["spec"]["containers"][0]["args"]
-            .to_string()
-    };
-    let default = args(&[]);
+    let default = server_args(&[]);
     assert!(!default.contains("--allocation-events"), "{default}");
-    let on = args(&["server.allocationEvents=true"]);
+    let on = server_args(&["server.allocationEvents=true"]);
     assert!(on.contains("\"--allocation-events\""), "{on}");
+}
+
+#[test]
+fn bind_rate_comes_from_the_chart_value() {
+    cluster_info();
+    let default = server_args(&[]);
+    assert!(default.contains("\"--bind-rate=20\""), "{default}");
+    let off = server_args(&["server.bindRate=0"]);
+    assert!(off.contains("\"--bind-rate=0\""), "{off}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Burst: N Pods created by Deployments (N/10 × 10, or 1 × N), timed from the first Deployment create until
 //! every Pod exists and, with nadipam, carries its addresses. The same burst without any webhook is the
-//! baseline. Then every Deployment is deleted and the time until every lease is gone is the release time.
+//! baseline. With nadipam, the time until every lease is also Bound (binds are paced, `--bind-rate`) and the
+//! CPU until then are recorded too. Then every Deployment is deleted and the time until every lease is gone is
+//! the release time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
-use nadipam::api::{IPLease, subnet_selector};
+use nadipam::api::{IPLease, LeasePhase, subnet_selector};
 use serde::Serialize;
 use tokio::sync::oneshot;
 
@@ -122,6 +124,11 @@ pub struct BurstResult {
     pub admission: Option<Latency>,
     /// CPU seconds per component from the first create until the last Pod was seen.
     pub cpu_s: BTreeMap<String, f64>,
+    /// nadipam: from the first create until every lease was Bound.
+    pub bound_s: Option<f64>,
+    /// nadipam: CPU seconds per component from the first create until every lease was Bound (the whole work
+    /// of the burst, paced binds included).
+    pub cpu_bound_s: Option<BTreeMap<String, f64>>,
 }
 
 /// "none", "nadipam" or "nadipam <variant>": the IPAM column of the report.
@@ -235,6 +242,13 @@ pub async fn run(
             .unwrap_or_else(|e| panic!("listing leases: {e}"));
         assert_eq!(count, n * families, "{ns}: leases of Subnet {subnet}");
     }
+    let (bound_s, cpu_bound_s) = if nadipam {
+        all_bound(&leases, &subnet, n * families).await;
+        let cpu = cpu::delta(&cpu_before, &cpu::snapshot());
+        (Some(start.elapsed().as_secs_f64()), Some(cpu))
+    } else {
+        (None, None)
+    };
 
     // Release: delete every Deployment; the garbage collector deletes ReplicaSets and Pods, nadipam the leases.
     let release_start = Instant::now();
@@ -297,12 +311,49 @@ pub async fn run(
         apiserver: breakdown(&api_before, &api_after),
         admission,
         cpu_s,
+        bound_s,
+        cpu_bound_s,
     };
     eprintln!(
-        "bench:   {n} Pods in {:.2} s ({:.0}/s), released in {:.2} s; apiserver {:?}; webhook {:?}",
-        result.wall_s, result.pods_per_s, result.release_s, result.apiserver, result.admission
+        "bench:   {n} Pods in {:.2} s ({:.0}/s), every lease Bound after {:?} s, released in {:.2} s; apiserver {:?}; webhook {:?}",
+        result.wall_s,
+        result.pods_per_s,
+        result.bound_s,
+        result.release_s,
+        result.apiserver,
+        result.admission
     );
     result
+}
+
+/// Waits until `want` leases of `subnet` are Bound (polled twice a second: a list of the Subnet's leases
+/// from the watch cache, cheap next to the binds it waits for).
+pub async fn all_bound(leases: &Api<IPLease>, subnet: &str, want: usize) {
+    until(
+        &format!("every lease of Subnet {subnet} to be Bound"),
+        Duration::from_secs(600),
+        Duration::from_millis(500),
+        || {
+            let (leases, subnet) = (leases.clone(), subnet.to_owned());
+            async move {
+                let list = leases
+                    .list(&ListParams::default().labels(&subnet_selector(&subnet)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let bound = list
+                    .items
+                    .iter()
+                    .filter(|l| l.spec.phase == LeasePhase::Bound)
+                    .count();
+                if bound >= want {
+                    Ok(())
+                } else {
+                    Err(format!("{bound} of {want} Bound"))
+                }
+            }
+        },
+    )
+    .await;
 }
 
 /// A namespace (with its default ServiceAccount, which Pod admission needs), a NAD and a Subnet.

@@ -203,28 +203,42 @@ fn apiserver_profile(w: &mut String, r: &Results) {
     let _ = writeln!(
         w,
         "Every component shares the machine's {} cores, so each of these parts slows the Pod creates as much as \
-         it costs. The IPLease create ({:.0} %) is the reservation itself and stays. The bind PATCH ({:.0} %) is \
-         the next lever: a lease whose Pod carries its reservation token is already held, so binding could wait \
-         for a quiet moment or for a StatefulSet, which needs the Pod's name on the lease.\n",
+         it costs. The IPLease create ({:.0} %) is the reservation itself and stays. The bind PATCH ({:.0} % here, \
+         at most `--bind-rate` per second) used to be one per lease as fast as Pods came; it is paced now (see \
+         the before and after below).\n",
         r.machine.cpus,
         share("IPLease creates"),
         share("PATCH requests")
     );
 }
 
-/// The same burst with the earlier default (`--allocation-events`) and with today's, side by side.
+/// The same burst with each earlier default (`crate::BEFORE`) and with today's, side by side.
 fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
-    let Some(before) = r.bursts.iter().find(|b| {
-        b.variant.as_deref() == Some(crate::WITH_EVENTS)
-            && b.deployments == after.deployments
-            && b.replicas == after.replicas
-            && b.stack == after.stack
-    }) else {
-        return;
+    let same = |b: &&BurstResult| {
+        b.deployments == after.deployments && b.replicas == after.replicas && b.stack == after.stack
     };
+    let mut rows: Vec<(String, &BurstResult)> = crate::BEFORE
+        .iter()
+        .filter_map(|(flags, label)| {
+            r.bursts
+                .iter()
+                .filter(same)
+                .find(|b| b.variant.as_deref() == Some(*label))
+                .map(|b| (format!("`{}`", flags.join(" ")), b))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    rows.push(("the default".to_owned(), after));
     let base = baseline_of(r, after).map_or(f64::NAN, |x| x.wall_s);
-    let cpu =
-        |b: &BurstResult, c: &str| b.cpu_s.get(c).copied().unwrap_or(0.0) * 1000.0 / b.pods as f64;
+    let per_pod = |cpu: &std::collections::BTreeMap<String, f64>, c: Option<&str>, pods: usize| {
+        let s: f64 = match c {
+            Some(c) => cpu.get(c).copied().unwrap_or(0.0),
+            None => cpu.values().sum(),
+        };
+        s * 1000.0 / pods as f64
+    };
     let writes = |b: &BurstResult| {
         b.apiserver
             .requests
@@ -236,37 +250,37 @@ fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
             .sum::<f64>()
             / b.pods as f64
     };
-    let _ = writeln!(
-        w,
-        "### Before and after
-"
-    );
+    let _ = writeln!(w, "### Before and after\n");
     let _ = writeln!(
         w,
         "The first full run of this benchmark found the bursts CPU-bound: every component shares {} cores, and \
-         each write the apiserver serves costs about as much as the Pod create. Besides its IPLease create and \
-         the controller's bind, nadipam published an `Allocated` Event per Pod. That Event is now opt-in \
-         (`--allocation-events`, chart value `server.allocationEvents`); the same {} burst, in this run, with \
-         it and without:\n",
+         each write the apiserver serves costs about as much as the Pod create. Besides its IPLease create, \
+         nadipam bound every lease at once (a PATCH per lease) and published an `Allocated` Event per Pod. The \
+         Event is now opt-in (`--allocation-events`), and binds are paced (`--bind-rate`, default 20 per \
+         second): a lease is held by the Pod carrying its token from admission on, so its bind can wait until \
+         the burst is over. The same {} burst, in this run, with each server configuration (writes and the \
+         first CPU columns during the burst; the last column until every lease was Bound):\n",
         r.machine.cpus, after.shape
     );
     let _ = writeln!(
         w,
-        "| server | time (s) | vs no webhook | writes per Pod | kube-apiserver CPU (ms/Pod) | etcd CPU (ms/Pod) | nadipam-server CPU (ms/Pod) |\n|---|---|---|---|---|---|---|"
+        "| server | time (s) | vs no webhook | all Bound (s) | writes per Pod | kube-apiserver CPU (ms/Pod) | etcd CPU (ms/Pod) | nadipam-server CPU (ms/Pod) | all CPU until all Bound (ms/Pod) |\n|---|---|---|---|---|---|---|---|---|"
     );
-    for (label, b) in [
-        ("before: `--allocation-events`", before),
-        ("after: the default", after),
-    ] {
+    for (label, b) in rows {
         let _ = writeln!(
             w,
-            "| {label} | {:.2} | {:.2}× | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {label} | {:.2} | {:.2}× | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
             b.wall_s,
             b.wall_s / base,
+            b.bound_s.map_or("—".to_owned(), |s| format!("{s:.2}")),
             writes(b),
-            cpu(b, "kube-apiserver"),
-            cpu(b, "etcd"),
-            cpu(b, "nadipam-server")
+            per_pod(&b.cpu_s, Some("kube-apiserver"), b.pods),
+            per_pod(&b.cpu_s, Some("etcd"), b.pods),
+            per_pod(&b.cpu_s, Some("nadipam-server"), b.pods),
+            b.cpu_bound_s.as_ref().map_or("—".to_owned(), |c| format!(
+                "{:.2}",
+                per_pod(c, None, b.pods)
+            ))
         );
     }
     let _ = writeln!(w);
@@ -420,12 +434,14 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         w,
         "From the first Deployment create until every Pod exists (no webhook) or exists with its addresses \
          (nadipam), seen by a watch. Release: delete every Deployment; until every Pod (no webhook) or every \
-         IPLease (nadipam) is gone, so each address is free to be handed out again. The last three columns are \
-         the apiserver's own metrics over the burst, per request.\n"
+         IPLease (nadipam) is gone, so each address is free to be handed out again; it starts once every lease \
+         is Bound (binds are paced at `--bind-rate`, see [lifecycle](lifecycle.md#paced-binding); the column \
+         \"all Bound\" is from the first create). The last three columns are the apiserver's own metrics over \
+         the burst, per request.\n"
     );
     let _ = writeln!(
         w,
-        "| shape | IPAM | Pods | time (s) | Pods/s | vs no webhook | release (s) | Pod create at apiserver (ms) | in mutating webhook (ms) | etcd Pod create (ms) |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| shape | IPAM | Pods | time (s) | Pods/s | vs no webhook | all Bound (s) | release (s) | Pod create at apiserver (ms) | in mutating webhook (ms) | etcd Pod create (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for b in &r.bursts {
         let ratio = baseline_of(r, b)
@@ -435,12 +451,13 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             });
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {:.2} | {:.0} | {ratio} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {:.0} | {ratio} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
             b.shape,
             burst::ipam_label(b.nadipam, b.variant.as_deref()),
             b.pods,
             b.wall_s,
             b.pods_per_s,
+            b.bound_s.map_or("—".to_owned(), |s| format!("{s:.2}")),
             b.release_s,
             b.apiserver.pod_create_ms,
             b.apiserver.mutating_webhook_ms,
@@ -452,7 +469,8 @@ fn markdown(opts: &Opts, r: &Results) -> String {
     let _ = writeln!(
         w,
         "CPU time (user + system, from /proc) each component used during the burst, divided by the Pods created: \
-         with every component on the same {} cores, this is what bounds the rate.\n",
+         with every component on the same {} cores, this is what bounds the rate. The last column is the total \
+         until every lease was Bound: the burst's whole cost, paced binds included.\n",
         m.cpus
     );
     let components: Vec<&str> = [
@@ -466,7 +484,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
     .collect();
     let _ = writeln!(
         w,
-        "| shape | IPAM | {} | total (ms/Pod) |\n|---|---|{}---|",
+        "| shape | IPAM | {} | total (ms/Pod) | total until all Bound (ms/Pod) |\n|---|---|{}---|---|",
         components.join(" | "),
         "---|".repeat(components.len())
     );
@@ -477,9 +495,16 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             .iter()
             .map(|c| format!("{:.2}", per(c)))
             .collect();
+        let until_bound = b.cpu_bound_s.as_ref().map_or("—".to_owned(), |cpu| {
+            let sum: f64 = components
+                .iter()
+                .map(|c| cpu.get(*c).copied().unwrap_or(0.0))
+                .sum();
+            format!("{:.2}", sum * 1000.0 / b.pods as f64)
+        });
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {total:.2} |",
+            "| {} | {} | {} | {total:.2} | {until_bound} |",
             b.shape,
             burst::ipam_label(b.nadipam, b.variant.as_deref()),
             cells.join(" | ")

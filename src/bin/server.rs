@@ -91,6 +91,11 @@ struct Args {
     /// `Released` and `Reclaimed` Events are always published).
     #[arg(long, env = "NADIPAM_ALLOCATION_EVENTS")]
     allocation_events: bool,
+    /// Lease binds per second (0: no limit). A lease is held from admission on by the Pod carrying its token;
+    /// binding records the Pod's name and UID on it, one apiserver write per lease, so it is paced to leave
+    /// the apiserver to Pod creates during bursts (up to one second's worth goes at once).
+    #[arg(long, env = "NADIPAM_BIND_RATE", default_value_t = 20)]
+    bind_rate: u32,
     /// Seconds the controller's leader Lease lasts (how long a crashed leader keeps other replicas waiting).
     #[arg(long, env = "NADIPAM_LEADER_LEASE_SECONDS", default_value_t = 15)]
     leader_lease_seconds: u64,
@@ -145,6 +150,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         identity,
         reclaim_after: Duration::from_secs(args.reclaim_after),
         allocation_events: args.allocation_events,
+        bind_rate: args.bind_rate,
         ..Settings::default()
     };
     let ctx = Arc::new(Context {

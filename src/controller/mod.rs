@@ -5,8 +5,8 @@
 //!
 //! - `leader.rs`: the election; `run.rs`: one term of leadership; `feeds.rs`: watches → caches → queue.
 //! - `state.rs`, `index.rs`, `facts.rs`: what the reconciler reads.
-//! - `reconcile.rs`: observe → `decide.rs` → confirm with `live.rs` reads → act: `bind.rs`,
-//!   `release.rs`, `reclaim.rs`.
+//! - `reconcile.rs`: observe → `decide.rs` → confirm with `live.rs` reads → act: `bind.rs` (paced by
+//!   `pace.rs`), `release.rs`, `reclaim.rs`.
 //! - `status.rs`, `publish.rs`: Subnet and IPPool status; `events.rs`: Kubernetes Events.
 
 mod bind;
@@ -18,6 +18,7 @@ mod feeds;
 mod index;
 mod leader;
 mod live;
+mod pace;
 mod publish;
 mod reclaim;
 mod reconcile;

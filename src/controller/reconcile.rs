@@ -32,6 +32,10 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
         seen = live::observe(&ctl.ctx.client, &lease, &seen).await?;
         decision = decide(&lease, &seen, reclaim_after);
     }
+    let name = lease.name_any();
+    if !matches!(decision, Decision::Bind(_)) {
+        ctl.binds.forget(&name);
+    }
     let api: Api<IPLease> = Api::all(ctl.ctx.client.clone());
     let retry = |done: bool| {
         if done {
@@ -44,9 +48,14 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
         Decision::Keep => Ok(Action::await_change()),
         Decision::RecheckIn(d) => Ok(Action::requeue(d + SLACK)),
         Decision::Bind(pod) => {
+            let wait = ctl.binds.wait(&name, Instant::now());
+            ctl.ctx.metrics.bind_backlog.set(ctl.binds.backlog() as i64);
+            if let Some(wait) = wait {
+                return Ok(Action::requeue(wait));
+            }
             let done = bind(&api, &lease, &pod).await?;
             if done {
-                tracing::info!(lease = %lease.name_any(), ip = %lease.spec.ip, pod = %format!("{}/{}", pod.namespace, pod.name), "bound");
+                tracing::info!(lease = %name, ip = %lease.spec.ip, pod = %format!("{}/{}", pod.namespace, pod.name), "bound");
                 ctl.events.allocated(&lease, &pod).await;
             }
             Ok(retry(done))

@@ -14,6 +14,7 @@ use super::decide::{Observed, set_member};
 use super::events::Events;
 use super::facts::{PodFacts, SetFacts};
 use super::index::{LeaseIndex, PodIndex};
+use super::pace::Pacer;
 use crate::api::IPLease;
 use crate::context::Context;
 
@@ -25,6 +26,7 @@ pub(crate) struct Ctl {
     pub lease_index: LeaseIndex,
     pub pod_index: PodIndex,
     pub events: Events,
+    pub binds: Pacer,
 }
 
 /// The write halves of the caches, handed to the watch feeds.
@@ -44,6 +46,7 @@ impl Ctl {
             &ctx.settings.identity,
             ctx.settings.allocation_events,
         );
+        let binds = Pacer::new(ctx.settings.bind_rate);
         let ctl = Ctl {
             ctx,
             leases,
@@ -52,6 +55,7 @@ impl Ctl {
             lease_index: LeaseIndex::default(),
             pod_index: PodIndex::default(),
             events,
+            binds,
         };
         let writers = Writers {
             leases: lease_w,

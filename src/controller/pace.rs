@@ -1,0 +1,166 @@
+//! Pacing of binds. A lease whose Pod carries its reservation token is already held (`decide` keeps it and
+//! never reclaims it), so binding only records the holder's name and UID on the lease. That is bookkeeping,
+//! and each bind is an apiserver write about as costly as the Pod create: during a burst of Pod creates,
+//! binding at once would take that capacity from the creates. Binds are therefore spaced at `--bind-rate`
+//! per second, with up to one second's worth at once, so a quiet cluster sees its leases bound at once and a
+//! burst sees them bound in the seconds after it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Above this many waiting leases, slots long past are pruned (leases deleted while they waited).
+const PRUNE_ABOVE: usize = 4096;
+/// A slot this far in the past belongs to a lease that never came back for it.
+const STALE: Duration = Duration::from_secs(60);
+
+/// Hands out bind slots, `1/rate` apart. Pure: the caller passes the time.
+pub(crate) struct Pacer {
+    /// None: no pacing, every bind goes at once.
+    interval: Option<Duration>,
+    /// How far behind `now` the next free slot may lag: the burst.
+    burst: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The next slot nobody has taken.
+    next: Option<Instant>,
+    /// Leases that took a slot in the future and were told to come back then.
+    waiting: HashMap<String, Instant>,
+}
+
+impl Pacer {
+    /// `rate` binds per second; 0 turns pacing off.
+    pub(crate) fn new(rate: u32) -> Pacer {
+        let interval = (rate > 0).then(|| Duration::from_secs(1) / rate);
+        Pacer {
+            interval,
+            burst: Duration::from_secs(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// None: bind `lease` now. Some(d): its slot is `d` away; look again then (the slot stays reserved for
+    /// it, so coming back early or late does not lose its place).
+    pub(crate) fn wait(&self, lease: &str, now: Instant) -> Option<Duration> {
+        let interval = self.interval?;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(&slot) = s.waiting.get(lease) {
+            if slot <= now {
+                s.waiting.remove(lease);
+                return None;
+            }
+            return Some(slot - now);
+        }
+        // The burst: slots up to one second back are still free, `now` being the last of them.
+        let earliest = now.checked_sub(self.burst - interval).unwrap_or(now);
+        let slot = s.next.map_or(earliest, |n| n.max(earliest));
+        s.next = Some(slot + interval);
+        if slot <= now {
+            return None;
+        }
+        if s.waiting.len() >= PRUNE_ABOVE {
+            s.waiting.retain(|_, t| *t + STALE > now);
+        }
+        s.waiting.insert(lease.to_string(), slot);
+        Some(slot - now)
+    }
+
+    /// `lease` no longer needs a bind (it was released, or bound by an earlier pass): drop its slot.
+    pub(crate) fn forget(&self, lease: &str) {
+        if self.interval.is_none() {
+            return;
+        }
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.waiting.remove(lease);
+    }
+
+    /// Leases waiting for their slot.
+    pub(crate) fn backlog(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waiting
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn off_means_every_bind_goes_at_once() {
+        let p = Pacer::new(0);
+        let now = Instant::now();
+        assert!((0..1000).all(|i| p.wait(&format!("l{i}"), now).is_none()));
+        assert_eq!(p.backlog(), 0);
+    }
+
+    #[test]
+    fn a_burst_of_one_second_goes_at_once_then_binds_are_spaced() {
+        let p = Pacer::new(10);
+        let now = Instant::now() + Duration::from_secs(5);
+        // One second's worth (10) at once.
+        for i in 0..10 {
+            assert_eq!(p.wait(&format!("l{i}"), now), None, "lease {i}");
+        }
+        // Then one every 100 ms.
+        assert_eq!(p.wait("l10", now), Some(100 * MS));
+        assert_eq!(p.wait("l11", now), Some(200 * MS));
+        assert_eq!(p.backlog(), 2);
+        // Coming back early keeps the place; on time, it goes and leaves the backlog.
+        assert_eq!(p.wait("l11", now + 50 * MS), Some(150 * MS));
+        assert_eq!(p.wait("l10", now + 100 * MS), None);
+        assert_eq!(p.wait("l11", now + 250 * MS), None);
+        assert_eq!(p.backlog(), 0);
+        // After a quiet spell the burst is available again.
+        let later = now + Duration::from_secs(10);
+        assert!((20..30).all(|i| p.wait(&format!("l{i}"), later).is_none()));
+        assert!(p.wait("l30", later).is_some());
+    }
+
+    #[test]
+    fn the_rate_holds_over_a_long_burst() {
+        let p = Pacer::new(20);
+        let now = Instant::now() + Duration::from_secs(5);
+        let waits: Vec<Option<Duration>> =
+            (0..1000).map(|i| p.wait(&format!("l{i}"), now)).collect();
+        assert_eq!(waits.iter().filter(|w| w.is_none()).count(), 20);
+        // The last of 1000 at 20/s, 20 of them free: (1000 - 20) × 50 ms.
+        assert_eq!(waits[999], Some(Duration::from_millis(980 * 50)));
+        assert_eq!(p.backlog(), 980);
+    }
+
+    #[test]
+    fn forgotten_leases_leave_the_backlog() {
+        let p = Pacer::new(1);
+        let now = Instant::now() + Duration::from_secs(5);
+        assert_eq!(p.wait("a", now), None);
+        assert!(p.wait("b", now).is_some());
+        p.forget("b");
+        assert_eq!(p.backlog(), 0);
+        // Its slot is not handed back (slots are only ever spent), so the next one waits behind it.
+        assert_eq!(p.wait("c", now), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn stale_slots_are_pruned_when_the_backlog_is_large() {
+        let p = Pacer::new(1000);
+        let now = Instant::now() + Duration::from_secs(5);
+        for i in 0..PRUNE_ABOVE + 1000 {
+            p.wait(&format!("l{i}"), now);
+        }
+        assert!(p.backlog() >= PRUNE_ABOVE);
+        // Two minutes on, none of them came back: the next reservation prunes them.
+        let later = now + Duration::from_secs(120);
+        for i in 0..2000 {
+            p.wait(&format!("m{i}"), later);
+        }
+        assert!(p.backlog() < PRUNE_ABOVE, "backlog {}", p.backlog());
+    }
+}
