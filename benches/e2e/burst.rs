@@ -242,12 +242,18 @@ pub async fn run(
             .unwrap_or_else(|e| panic!("listing leases: {e}"));
         assert_eq!(count, n * families, "{ns}: leases of Subnet {subnet}");
     }
-    let (bound_s, cpu_bound_s) = if nadipam {
-        all_bound(&leases, &subnet, n * families).await;
-        let cpu = cpu::delta(&cpu_before, &cpu::snapshot());
-        (Some(start.elapsed().as_secs_f64()), Some(cpu))
-    } else {
-        (None, None)
+    let (bound_s, cpu_bound_s) = match server {
+        Some(server) => {
+            all_bound(server, &leases, &subnet, n * families).await;
+            let elapsed = start.elapsed();
+            let cpu = cpu::net_of_idle(
+                cpu::delta(&cpu_before, &cpu::snapshot()),
+                &bed.idle_cpu,
+                elapsed,
+            );
+            (Some(elapsed.as_secs_f64()), Some(cpu))
+        }
+        None => (None, None),
     };
 
     // Release: delete every Deployment; the garbage collector deletes ReplicaSets and Pods, nadipam the leases.
@@ -326,16 +332,42 @@ pub async fn run(
     result
 }
 
-/// Waits until `want` leases of `subnet` are Bound (polled twice a second: a list of the Subnet's leases
-/// from the watch cache, cheap next to the binds it waits for).
-pub async fn all_bound(leases: &Api<IPLease>, subnet: &str, want: usize) {
+/// Leases the server holds back for a paced bind (`nadipam_bind_backlog`).
+pub fn bind_backlog(server: &Server) -> f64 {
+    promtext::parse(&server.metrics()).sum("nadipam_bind_backlog", &[])
+}
+
+/// Waits until the server's bind backlog is empty: every lease of the phase bound or released, so the next
+/// phase does not share the machine with its binds.
+pub async fn binds_drained(server: &Server) {
+    until(
+        "the bind backlog to drain",
+        Duration::from_secs(600),
+        Duration::from_millis(250),
+        || async {
+            match bind_backlog(server) {
+                0.0 => Ok(()),
+                left => Err(format!("{left} leases waiting")),
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `want` leases of `subnet` are Bound: the server's backlog (a cheap metrics read, polled) is
+/// empty, then a list of the Subnet's leases confirms it.
+pub async fn all_bound(server: &Server, leases: &Api<IPLease>, subnet: &str, want: usize) {
     until(
         &format!("every lease of Subnet {subnet} to be Bound"),
         Duration::from_secs(600),
-        Duration::from_millis(500),
+        Duration::from_millis(250),
         || {
             let (leases, subnet) = (leases.clone(), subnet.to_owned());
             async move {
+                let left = bind_backlog(server);
+                if left > 0.0 {
+                    return Err(format!("{left} leases waiting for their bind"));
+                }
                 let list = leases
                     .list(&ListParams::default().labels(&subnet_selector(&subnet)))
                     .await

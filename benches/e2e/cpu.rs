@@ -68,6 +68,32 @@ pub fn snapshot() -> Snapshot {
     s
 }
 
+/// CPU seconds per second each component uses with nothing to do (leader renewals, resyncs, controllers'
+/// housekeeping), measured over `over`.
+pub async fn idle_rate(over: std::time::Duration) -> BTreeMap<String, f64> {
+    let before = snapshot();
+    tokio::time::sleep(over).await;
+    delta(&before, &snapshot())
+        .into_iter()
+        .map(|(k, v)| (k, v / over.as_secs_f64()))
+        .collect()
+}
+
+/// `used` minus what the components would have used idle over `elapsed` (never below 0): the work of a
+/// phase whose tail is long and mostly quiet (paced binds) without the idle control plane's own CPU.
+pub fn net_of_idle(
+    used: BTreeMap<String, f64>,
+    idle: &BTreeMap<String, f64>,
+    elapsed: std::time::Duration,
+) -> BTreeMap<String, f64> {
+    used.into_iter()
+        .map(|(k, v)| {
+            let rest = idle.get(&k).copied().unwrap_or(0.0) * elapsed.as_secs_f64();
+            (k, (v - rest).max(0.0))
+        })
+        .collect()
+}
+
 /// CPU seconds each component used between two snapshots (components that used none left out).
 pub fn delta(before: &Snapshot, after: &Snapshot) -> BTreeMap<String, f64> {
     after

@@ -1,6 +1,7 @@
 //! The test bed the phases share: the control plane, a client, the nadipam server, and what the report says
 //! about the machine and the versions.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -10,11 +11,13 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 
 use crate::common::{self, Cluster, server};
-use crate::promtext;
+use crate::{cpu, promtext};
 
 pub struct Bed {
     pub cluster: &'static Cluster,
     pub client: Client,
+    /// CPU seconds per second each component uses idle (measured at start, before any phase).
+    pub idle_cpu: BTreeMap<String, f64>,
 }
 
 impl Bed {
@@ -37,9 +40,12 @@ impl Bed {
             ],
         );
         server::remove_stale_registrations(cluster);
+        let client = cluster.client().await;
+        let idle_cpu = cpu::idle_rate(Duration::from_secs(3)).await;
         Bed {
             cluster,
-            client: cluster.client().await,
+            client,
+            idle_cpu,
         }
     }
 

@@ -152,7 +152,7 @@ async fn run(opts: &Opts) -> report::Results {
     for (i, &rate) in opts.rate.iter().enumerate() {
         steady.push(steady::run(&bed, &server, opts, rate, i == 0).await);
     }
-    let cni = cni::run(&bed, opts).await;
+    let cni = cni::run(&bed, &server, opts).await;
     let core = report::core_numbers(opts);
     server.stop();
     let machine_after = env::load_average();

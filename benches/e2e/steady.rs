@@ -53,6 +53,8 @@ pub async fn run(
     let subnet = ns.clone();
     // Each phase its own /16 (10.90 and up), so a Subnet still being deleted never overlaps the next one.
     let k = PHASE.fetch_add(1, Ordering::SeqCst);
+    // The phase before may leave binds waiting (or releases of the leases it deleted): let them finish.
+    burst::binds_drained(server).await;
     burst::network(bed, &ns, &subnet, &format!("10.{}.0.0/16", 90 + k));
     burst::settle(bed, &ns).await;
     let pods: Api<Pod> = Api::namespaced(bed.client.clone(), &ns);

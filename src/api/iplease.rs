@@ -172,6 +172,19 @@ impl IPLease {
         })
     }
 
+    /// Who holds the address, for messages: `pod <ns>/<name>`, or before the lease is bound to a Pod created
+    /// with `generateName` (whose name admission cannot know), the namespace and the reservation token the
+    /// Pod carries in its `nadipam.io/reservation` annotation.
+    pub fn holder(&self) -> String {
+        match self.spec.pod_name.as_deref().filter(|n| !n.is_empty()) {
+            Some(name) => format!("pod {}/{name}", self.spec.pod_namespace),
+            None => format!(
+                "the pod in namespace {} with reservation {} (not bound yet)",
+                self.spec.pod_namespace, self.spec.token
+            ),
+        }
+    }
+
     /// The interface's MAC, if the lease records one.
     pub fn mac(&self) -> Result<Option<Mac>, LeaseError> {
         self.spec

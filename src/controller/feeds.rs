@@ -113,6 +113,7 @@ fn on_lease(ctl: &Ctl, queue: &Queue, ev: &Event<IPLease>) -> bool {
         }
         Event::Delete(l) => {
             ctl.lease_index.remove(l);
+            ctl.binds.forget(&l.name_any());
             true
         }
         // A (re)list is complete: the store now holds exactly the listed leases; look at every one of them.

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 /// Above this many waiting leases, slots long past are pruned (leases deleted while they waited).
 const PRUNE_ABOVE: usize = 4096;
 /// A slot this far in the past belongs to a lease that never came back for it.
@@ -21,6 +23,8 @@ pub(crate) struct Pacer {
     /// How far behind `now` the next free slot may lag: the burst.
     burst: Duration,
     state: Mutex<State>,
+    /// Kept equal to the number of waiting leases (`nadipam_bind_backlog`).
+    backlog: Gauge,
 }
 
 #[derive(Default)]
@@ -32,14 +36,20 @@ struct State {
 }
 
 impl Pacer {
-    /// `rate` binds per second; 0 turns pacing off.
-    pub(crate) fn new(rate: u32) -> Pacer {
+    /// `rate` binds per second; 0 turns pacing off. `backlog` follows the number of waiting leases.
+    pub(crate) fn new(rate: u32, backlog: Gauge) -> Pacer {
         let interval = (rate > 0).then(|| Duration::from_secs(1) / rate);
+        backlog.set(0);
         Pacer {
             interval,
             burst: Duration::from_secs(1),
             state: Mutex::new(State::default()),
+            backlog,
         }
+    }
+
+    fn publish(&self, s: &State) {
+        self.backlog.set(s.waiting.len() as i64);
     }
 
     /// None: bind `lease` now. Some(d): its slot is `d` away; look again then (the slot stays reserved for
@@ -50,6 +60,7 @@ impl Pacer {
         if let Some(&slot) = s.waiting.get(lease) {
             if slot <= now {
                 s.waiting.remove(lease);
+                self.publish(&s);
                 return None;
             }
             return Some(slot - now);
@@ -65,6 +76,7 @@ impl Pacer {
             s.waiting.retain(|_, t| *t + STALE > now);
         }
         s.waiting.insert(lease.to_string(), slot);
+        self.publish(&s);
         Some(slot - now)
     }
 
@@ -74,16 +86,26 @@ impl Pacer {
             return;
         }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.waiting.remove(lease);
+        if s.waiting.remove(lease).is_some() {
+            self.publish(&s);
+        }
     }
 
-    /// Leases waiting for their slot.
-    pub(crate) fn backlog(&self) -> usize {
+    /// Leases waiting for their slot (the gauge carries the same number to `/metrics`).
+    #[cfg(test)]
+    fn backlog(&self) -> usize {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .waiting
             .len()
+    }
+}
+
+/// A replica that stops leading waits for nothing: its backlog goes with the term.
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        self.backlog.set(0);
     }
 }
 
@@ -95,7 +117,7 @@ mod tests {
 
     #[test]
     fn off_means_every_bind_goes_at_once() {
-        let p = Pacer::new(0);
+        let p = Pacer::new(0, Gauge::default());
         let now = Instant::now();
         assert!((0..1000).all(|i| p.wait(&format!("l{i}"), now).is_none()));
         assert_eq!(p.backlog(), 0);
@@ -103,7 +125,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_one_second_goes_at_once_then_binds_are_spaced() {
-        let p = Pacer::new(10);
+        let p = Pacer::new(10, Gauge::default());
         let now = Instant::now() + Duration::from_secs(5);
         // One second's worth (10) at once.
         for i in 0..10 {
@@ -126,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_rate_holds_over_a_long_burst() {
-        let p = Pacer::new(20);
+        let p = Pacer::new(20, Gauge::default());
         let now = Instant::now() + Duration::from_secs(5);
         let waits: Vec<Option<Duration>> =
             (0..1000).map(|i| p.wait(&format!("l{i}"), now)).collect();
@@ -138,19 +160,22 @@ mod tests {
 
     #[test]
     fn forgotten_leases_leave_the_backlog() {
-        let p = Pacer::new(1);
+        let gauge = Gauge::default();
+        let p = Pacer::new(1, gauge.clone());
         let now = Instant::now() + Duration::from_secs(5);
         assert_eq!(p.wait("a", now), None);
         assert!(p.wait("b", now).is_some());
+        assert_eq!(gauge.get(), 1);
         p.forget("b");
         assert_eq!(p.backlog(), 0);
+        assert_eq!(gauge.get(), 0, "the metric follows");
         // Its slot is not handed back (slots are only ever spent), so the next one waits behind it.
         assert_eq!(p.wait("c", now), Some(Duration::from_secs(2)));
     }
 
     #[test]
     fn stale_slots_are_pruned_when_the_backlog_is_large() {
-        let p = Pacer::new(1000);
+        let p = Pacer::new(1000, Gauge::default());
         let now = Instant::now() + Duration::from_secs(5);
         for i in 0..PRUNE_ABOVE + 1000 {
             p.wait(&format!("l{i}"), now);

@@ -48,9 +48,7 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
         Decision::Keep => Ok(Action::await_change()),
         Decision::RecheckIn(d) => Ok(Action::requeue(d + SLACK)),
         Decision::Bind(pod) => {
-            let wait = ctl.binds.wait(&name, Instant::now());
-            ctl.ctx.metrics.bind_backlog.set(ctl.binds.backlog() as i64);
-            if let Some(wait) = wait {
+            if let Some(wait) = ctl.binds.wait(&name, Instant::now()) {
                 return Ok(Action::requeue(wait));
             }
             let done = bind(&api, &lease, &pod).await?;

@@ -46,7 +46,7 @@ impl Ctl {
             &ctx.settings.identity,
             ctx.settings.allocation_events,
         );
-        let binds = Pacer::new(ctx.settings.bind_rate);
+        let binds = Pacer::new(ctx.settings.bind_rate, ctx.metrics.bind_backlog.clone());
         let ctl = Ctl {
             ctx,
             leases,

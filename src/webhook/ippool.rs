@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::webhook::respond;
 use crate::webhook::validate_util::{
     CONFLICT, INVALID, InUse, NOT_FOUND, Refusal, addr, answer, by_address, first_uncovered,
-    holder, is_dns1123_label, more, num, static_checker,
+    is_dns1123_label, more, num, static_checker,
 };
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<IPPool>) -> AdmissionResponse {
@@ -350,7 +350,7 @@ pub(crate) fn check_pool(
             return Err(PoolRefusal::Removes {
                 pool,
                 ip: *ip,
-                holder: holder(lease),
+                holder: lease.holder(),
                 lease: lease.name_any(),
                 others: removed.len() - 1,
             });
@@ -367,7 +367,7 @@ pub(crate) fn check_pool(
         warnings.push(format!(
             "IPPool {pool}: {ip} in spec.ips is held by {} (IPLease {}), which did not get it from this pool; it \
              joins the pool when released{}",
-            holder(lease),
+            lease.holder(),
             lease.name_any(),
             more(outsiders.len() - 1)
         ));

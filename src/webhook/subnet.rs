@@ -16,8 +16,7 @@ use crate::api::{IPLease, IPPool, Subnet};
 use crate::cache::layout;
 use crate::context::Context;
 use crate::webhook::validate_util::{
-    CONFLICT, INVALID, InUse, Refusal, answer, by_address, holder, is_provider, more,
-    static_checker,
+    CONFLICT, INVALID, InUse, Refusal, answer, by_address, is_provider, more, static_checker,
 };
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> AdmissionResponse {
@@ -179,7 +178,7 @@ pub(crate) fn check_subnet(
         return Err(SubnetRefusal::Strands {
             subnet: name,
             ip: *ip,
-            holder: holder(lease),
+            holder: lease.holder(),
             lease: lease.name_any(),
             problem: Box::new(problem.clone()),
             others: stranded.len() - 1,

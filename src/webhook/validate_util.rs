@@ -1,5 +1,5 @@
 //! Pieces shared by the Subnet, IPPool and workload validators: turning a check's outcome into an
-//! AdmissionResponse, naming a lease's holder, and the address arithmetic the checks need.
+//! AdmissionResponse, the leases in use, and the address arithmetic the checks need.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -54,16 +54,6 @@ pub(crate) fn answer<R: Refusal>(
 
 /// Who holds a lease, as messages name it: `pod default/samplepod`, or the namespace while the Pod is still
 /// being admitted (its name is not known before the apiserver picks one).
-pub(crate) fn holder(lease: &IPLease) -> String {
-    match lease.spec.pod_name.as_deref().filter(|n| !n.is_empty()) {
-        Some(name) => format!("pod {}/{name}", lease.spec.pod_namespace),
-        None => format!(
-            "a Pod of namespace {} still being admitted",
-            lease.spec.pod_namespace
-        ),
-    }
-}
-
 /// Leases with a readable address, lowest address first, so a message always names the same one.
 pub(crate) fn by_address<'a>(
     leases: impl IntoIterator<Item = &'a Arc<IPLease>>,
@@ -94,7 +84,7 @@ impl InUse {
         Some(InUse {
             count: sorted.len(),
             ip: *ip,
-            holder: holder(first),
+            holder: first.holder(),
             statefulset: sorted
                 .iter()
                 .any(|(_, l)| l.spec.owner_kind == OwnerKind::StatefulSet),
@@ -228,10 +218,10 @@ pub(crate) mod tests {
     fn holders_and_in_use() {
         let a = lease("m", "10.0.0.9", Some("b"), None);
         let b = lease("m", "10.0.0.10", None, None);
-        assert_eq!(holder(&a), "pod default/b");
+        assert_eq!(a.holder(), "pod default/b");
         assert_eq!(
-            holder(&b),
-            "a Pod of namespace default still being admitted"
+            b.holder(),
+            "the pod in namespace default with reservation t (not bound yet)"
         );
         let u = InUse::of([&a, &b]).unwrap();
         assert_eq!(
@@ -243,8 +233,8 @@ pub(crate) mod tests {
         let u = InUse::of([&Arc::new(sts)]).unwrap();
         assert_eq!(
             u.to_string(),
-            "1 IPLease (e.g. 10.0.0.10 held by a Pod of namespace default still being admitted); delete that Pod \
-             first (a StatefulSet's addresses are released when the StatefulSet is deleted or scaled down)"
+            "1 IPLease (e.g. 10.0.0.10 held by the pod in namespace default with reservation t (not bound yet)); \
+             delete that Pod first (a StatefulSet's addresses are released when the StatefulSet is deleted or scaled down)"
         );
         assert_eq!(InUse::of([]), None);
         assert_eq!(more(0), "");

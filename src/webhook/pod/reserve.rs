@@ -195,7 +195,7 @@ impl Request<'_> {
                     Some(l) => Denial::MacHeld {
                         network,
                         mac: text,
-                        holder: describe_holder(&l),
+                        holder: l.holder(),
                     },
                     None => Denial::Alloc { network, source },
                 }
@@ -335,7 +335,7 @@ impl Request<'_> {
             Some(l) => Denial::Held {
                 network,
                 ip,
-                holder: describe_holder(l),
+                holder: l.holder(),
             },
             None => Denial::Alloc {
                 network,
@@ -440,16 +440,5 @@ impl Request<'_> {
                 tracing::warn!(lease = %name, error = %e, "rollback delete failed; the reclaimer will remove it");
             }
         }
-    }
-}
-
-/// `pod default/static-ip`, or the namespace and token while the holder is still being created.
-pub(crate) fn describe_holder(l: &IPLease) -> String {
-    match &l.spec.pod_name {
-        Some(name) => format!("pod {}/{}", l.spec.pod_namespace, name),
-        None => format!(
-            "a pod being created in namespace {} (reservation {})",
-            l.spec.pod_namespace, l.spec.token
-        ),
     }
 }
