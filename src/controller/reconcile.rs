@@ -48,6 +48,8 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
         Decision::Keep => Ok(Action::await_change()),
         Decision::RecheckIn(d) => Ok(Action::requeue(d + SLACK)),
         Decision::Bind(pod) => {
+            // The Pod carrying the token holds the lease already; the bind only records it, so it waits for
+            // its slot (pace.rs) instead of competing with Pod creates.
             if let Some(wait) = ctl.binds.wait(&name, Instant::now()) {
                 return Ok(Action::requeue(wait));
             }
