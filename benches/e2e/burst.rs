@@ -355,8 +355,9 @@ pub async fn binds_drained(server: &Server) {
 }
 
 /// Waits until `want` leases of `subnet` are Bound: the server's backlog (a cheap metrics read, polled) is
-/// empty, then a list of the Subnet's leases confirms it.
+/// empty, then a list of the Subnet's leases confirms it (the last binds may still be in flight).
 pub async fn all_bound(server: &Server, leases: &Api<IPLease>, subnet: &str, want: usize) {
+    binds_drained(server).await;
     until(
         &format!("every lease of Subnet {subnet} to be Bound"),
         Duration::from_secs(600),
@@ -364,10 +365,6 @@ pub async fn all_bound(server: &Server, leases: &Api<IPLease>, subnet: &str, wan
         || {
             let (leases, subnet) = (leases.clone(), subnet.to_owned());
             async move {
-                let left = bind_backlog(server);
-                if left > 0.0 {
-                    return Err(format!("{left} leases waiting for their bind"));
-                }
                 let list = leases
                     .list(&ListParams::default().labels(&subnet_selector(&subnet)))
                     .await

@@ -159,6 +159,7 @@ async fn run(opts: &Opts) -> report::Results {
     report::Results {
         machine,
         load_after: machine_after,
+        idle_cpu: bed.idle_cpu.clone(),
         bursts,
         steady,
         cni,

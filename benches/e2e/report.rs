@@ -17,6 +17,9 @@ use crate::steady::SteadyResult;
 pub struct Results {
     pub machine: Machine,
     pub load_after: [f64; 3],
+    /// CPU seconds per second each component used idle before the first phase (subtracted from the
+    /// "until all Bound" totals).
+    pub idle_cpu: std::collections::BTreeMap<String, f64>,
     pub bursts: Vec<BurstResult>,
     pub steady: Vec<SteadyResult>,
     pub cni: CniResult,
@@ -243,10 +246,8 @@ fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
     rows.push(("the default".to_owned(), after));
     let unpaced = rows
         .iter()
-        .rev()
-        .nth(1)
         .map(|(_, b)| *b)
-        .filter(|b| b.variant.as_deref() == Some(crate::BEFORE[1].1));
+        .find(|b| b.variant.as_deref() == Some(crate::BEFORE[1].1));
     let base = baseline_of(r, after).map_or(f64::NAN, |x| x.wall_s);
     let per_pod = |cpu: &std::collections::BTreeMap<String, f64>, c: Option<&str>, pods: usize| {
         let s: f64 = match c {

@@ -179,7 +179,7 @@ impl IPLease {
         match self.spec.pod_name.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => format!("pod {}/{name}", self.spec.pod_namespace),
             None => format!(
-                "the pod in namespace {} with reservation {} (not bound yet)",
+                "the pod in namespace {} that carries reservation {}",
                 self.spec.pod_namespace, self.spec.token
             ),
         }

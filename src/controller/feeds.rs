@@ -120,6 +120,8 @@ fn on_lease(ctl: &Ctl, queue: &Queue, ev: &Event<IPLease>) -> bool {
         Event::InitDone => {
             let state = ctl.leases.state();
             ctl.lease_index.rebuild(state.iter().map(|l| l.as_ref()));
+            ctl.binds
+                .retain(|name| ctl.leases.get(&ObjectRef::new(name)).is_some());
             all(ctl, queue)
         }
         Event::Init | Event::InitApply(_) => true,

@@ -11,17 +11,14 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 
-/// Above this many waiting leases, slots long past are pruned (leases deleted while they waited).
-const PRUNE_ABOVE: usize = 4096;
-/// A slot this far in the past belongs to a lease that never came back for it.
-const STALE: Duration = Duration::from_secs(60);
+/// How far behind `now` the next free slot may lag: binds worth this much time go at once.
+const BURST: Duration = Duration::from_secs(1);
 
-/// Hands out bind slots, `1/rate` apart. Pure: the caller passes the time.
+/// Hands out bind slots, `1/rate` apart. The caller passes the time, so the schedule is testable without a
+/// clock.
 pub(crate) struct Pacer {
     /// None: no pacing, every bind goes at once.
     interval: Option<Duration>,
-    /// How far behind `now` the next free slot may lag: the burst.
-    burst: Duration,
     state: Mutex<State>,
     /// Kept equal to the number of waiting leases (`nadipam_bind_backlog`).
     backlog: Gauge,
@@ -42,7 +39,6 @@ impl Pacer {
         backlog.set(0);
         Pacer {
             interval,
-            burst: Duration::from_secs(1),
             state: Mutex::new(State::default()),
             backlog,
         }
@@ -66,14 +62,11 @@ impl Pacer {
             return Some(slot - now);
         }
         // The burst: slots up to one second back are still free, `now` being the last of them.
-        let earliest = now.checked_sub(self.burst - interval).unwrap_or(now);
+        let earliest = now.checked_sub(BURST - interval).unwrap_or(now);
         let slot = s.next.map_or(earliest, |n| n.max(earliest));
         s.next = Some(slot + interval);
         if slot <= now {
             return None;
-        }
-        if s.waiting.len() >= PRUNE_ABOVE {
-            s.waiting.retain(|_, t| *t + STALE > now);
         }
         s.waiting.insert(lease.to_string(), slot);
         self.publish(&s);
@@ -89,6 +82,14 @@ impl Pacer {
         if s.waiting.remove(lease).is_some() {
             self.publish(&s);
         }
+    }
+
+    /// After a relist: keep only the slots of leases that still exist (a lease deleted while the watch was
+    /// down never reports its delete).
+    pub(crate) fn retain(&self, exists: impl Fn(&str) -> bool) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.waiting.retain(|lease, _| exists(lease));
+        self.publish(&s);
     }
 
     /// Leases waiting for their slot (the gauge carries the same number to `/metrics`).
@@ -174,18 +175,19 @@ mod tests {
     }
 
     #[test]
-    fn stale_slots_are_pruned_when_the_backlog_is_large() {
-        let p = Pacer::new(1000, Gauge::default());
+    fn a_relist_drops_the_slots_of_leases_that_are_gone() {
+        let gauge = Gauge::default();
+        let p = Pacer::new(1, gauge.clone());
         let now = Instant::now() + Duration::from_secs(5);
-        for i in 0..PRUNE_ABOVE + 1000 {
-            p.wait(&format!("l{i}"), now);
+        for l in ["a", "b", "c", "d"] {
+            p.wait(l, now);
         }
-        assert!(p.backlog() >= PRUNE_ABOVE);
-        // Two minutes on, none of them came back: the next reservation prunes them.
-        let later = now + Duration::from_secs(120);
-        for i in 0..2000 {
-            p.wait(&format!("m{i}"), later);
-        }
-        assert!(p.backlog() < PRUNE_ABOVE, "backlog {}", p.backlog());
+        assert_eq!(p.backlog(), 3, "a went at once");
+        p.retain(|l| l != "c");
+        assert_eq!(p.backlog(), 2);
+        assert_eq!(gauge.get(), 2);
+        // b and d keep their places.
+        assert_eq!(p.wait("b", now), Some(Duration::from_secs(1)));
+        assert_eq!(p.wait("d", now), Some(Duration::from_secs(3)));
     }
 }

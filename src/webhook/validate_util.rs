@@ -52,8 +52,6 @@ pub(crate) fn answer<R: Refusal>(
     }
 }
 
-/// Who holds a lease, as messages name it: `pod default/samplepod`, or the namespace while the Pod is still
-/// being admitted (its name is not known before the apiserver picks one).
 /// Leases with a readable address, lowest address first, so a message always names the same one.
 pub(crate) fn by_address<'a>(
     leases: impl IntoIterator<Item = &'a Arc<IPLease>>,
@@ -221,7 +219,7 @@ pub(crate) mod tests {
         assert_eq!(a.holder(), "pod default/b");
         assert_eq!(
             b.holder(),
-            "the pod in namespace default with reservation t (not bound yet)"
+            "the pod in namespace default that carries reservation t"
         );
         let u = InUse::of([&a, &b]).unwrap();
         assert_eq!(
@@ -233,7 +231,7 @@ pub(crate) mod tests {
         let u = InUse::of([&Arc::new(sts)]).unwrap();
         assert_eq!(
             u.to_string(),
-            "1 IPLease (e.g. 10.0.0.10 held by the pod in namespace default with reservation t (not bound yet)); \
+            "1 IPLease (e.g. 10.0.0.10 held by the pod in namespace default that carries reservation t); \
              delete that Pod first (a StatefulSet's addresses are released when the StatefulSet is deleted or scaled down)"
         );
         assert_eq!(InUse::of([]), None);
