@@ -1125,3 +1125,103 @@ async fn controller_killed_mid_scale_converges_without_leaks_or_duplicates() {
         .expect("delete deployment");
     net.teardown().await;
 }
+
+/// The identity `common::server::spawn` gives a server (`e2e-<port>`).
+fn identity(server: &Server) -> String {
+    let port = server.url.rsplit(':').next().unwrap_or_default();
+    format!("e2e-{port}")
+}
+
+/// The holder of the leader Lease (in `default`, see [`FLAGS`]) while its term runs.
+async fn leader(client: &Client) -> Result<String, String> {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "default");
+    let lease = api
+        .get_opt(nadipam::controller::LEASE_NAME)
+        .await
+        .map_err(|e| format!("reading the leader Lease: {e}"))?
+        .ok_or("no leader Lease")?;
+    let spec = lease.spec.unwrap_or_default();
+    let holder = spec.holder_identity.ok_or("no holder")?;
+    let renewed = spec.renew_time.ok_or("no renewTime")?.0;
+    let term = k8s_openapi::jiff::SignedDuration::from_secs(i64::from(
+        spec.lease_duration_seconds.unwrap_or(0),
+    ));
+    if renewed
+        .checked_add(term)
+        .is_ok_and(|end| end > k8s_openapi::jiff::Timestamp::now())
+    {
+        Ok(holder)
+    } else {
+        Err(format!("{holder}'s term has expired"))
+    }
+}
+
+async fn delete_leader_lease(client: &Client) {
+    let api: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "default");
+    api.delete(nadipam::controller::LEASE_NAME, &DeleteParams::default())
+        .await
+        .expect("deleting the leader Lease");
+}
+
+/// Waits until `who` holds the leader Lease; returns how long that took.
+async fn leads(client: &Client, who: &str) -> Duration {
+    let t0 = Instant::now();
+    wait(&format!("{who} to hold the leader Lease"), || async {
+        match leader(client).await? {
+            h if h == who => Ok(()),
+            h => Err(format!("held by {h}")),
+        }
+    })
+    .await;
+    t0.elapsed()
+}
+
+/// A Pod gets its address and its lease is bound: a controller runs. `pods` counts the Pods this test
+/// made so far, this one included (each holds one lease of the Subnet).
+async fn binds(net: &Net, name: &str, pods: usize) {
+    net.pods()
+        .create(
+            &PostParams::default(),
+            &pod(net, name, &[("app", "binds")], &[]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
+    net.all_bound("app=binds", pods).await;
+}
+
+#[tokio::test]
+async fn a_deleted_leader_lease_is_created_again_by_the_leader_or_by_a_standby() {
+    let _gate = GATE.write().await;
+    ensure_server();
+    let net = setup("lc-lease", "10.66.0.0/24").await;
+    let first = identity(SERVER.lock().unwrap().as_ref().expect("a server"));
+    leads(&net.client, &first).await;
+
+    // Deleted under a live leader: its next renewal finds nothing to renew; it must not go on leading a
+    // Lease that does not exist, and must create it again.
+    delete_leader_lease(&net.client).await;
+    let took = leads(&net.client, &first).await;
+    eprintln!(
+        "[measure] leader Lease deleted under the leader: held again after {took:?} (leader Lease 5s)"
+    );
+    binds(&net, "after-delete", 1).await;
+
+    // Deleted while only a standby runs (the leader SIGKILLed): the standby finds no Lease when the dead
+    // leader's term would have ended, and must create it and lead.
+    let standby = start(FLAGS);
+    let second = identity(&standby);
+    net.webhook_answers().await;
+    kill_server();
+    let dead = replace_server(standby);
+    delete_leader_lease(&net.client).await;
+    let took = leads(&net.client, &second).await;
+    eprintln!(
+        "[measure] leader SIGKILLed and its Lease deleted: the standby holds it after {took:?}"
+    );
+    drop(dead);
+    binds(&net, "after-kill", 2).await;
+
+    net.teardown().await;
+}

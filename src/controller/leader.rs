@@ -2,20 +2,30 @@
 //! coordination.k8s.io Lease in the nadipam namespace (which must exist), held with kube-lease-manager. The
 //! controller runs only while this replica holds the Lease and is stopped (its watches and in-flight
 //! reconciles dropped) the moment the Lease is lost.
+//!
+//! The election is followed with [`LeaseManager::changed`] rather than `LeaseManager::watch`: the latter
+//! retries an error forever, and once the Lease is deleted every attempt fails the same way (a renewal is a
+//! merge patch, which cannot create the object): no replica would lead again, and the last leader would go
+//! on running the controller with nothing to renew. Here a deleted Lease, or an error that lasts past the
+//! grace period, ends the election and it is built again, which creates the Lease when missing and finds
+//! this replica's own term when it still holds one.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use kube_lease_manager::LeaseManagerBuilder;
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::error::LeaderError;
 use crate::context::Context;
 
 /// The Lease object's name.
 pub const LEASE_NAME: &str = "nadipam-controller";
-/// Pause before building the election again after an error.
+/// Pause before building the election again after an error (other than a deleted Lease).
 const RETRY: Duration = Duration::from_secs(5);
+/// Pause between attempts after an API error within a term.
+const ERROR_PAUSE: Duration = Duration::from_millis(500);
 
 /// Why following the election ended.
 enum Ended {
@@ -37,12 +47,13 @@ pub(crate) async fn lead<F, Fut>(
     Fut: Future<Output = ()>,
 {
     let secs = duration.as_secs().max(3);
+    let grace = (secs / 3).max(1);
     loop {
         let built = LeaseManagerBuilder::new(ctx.client.clone(), LEASE_NAME)
             .with_namespace(&ctx.settings.namespace)
             .with_identity(&ctx.settings.identity)
             .with_duration(secs)
-            .with_grace((secs / 3).max(1))
+            .with_grace(grace)
             .build()
             .await;
         let manager = match built {
@@ -54,32 +65,45 @@ pub(crate) async fn lead<F, Fut>(
                     source,
                 };
                 tracing::error!("{e}; retrying in {}s", RETRY.as_secs());
-                if pause_or_stop(&mut stop).await {
+                if pause_or_stop(&mut stop, RETRY).await {
                     return;
                 }
                 continue;
             }
         };
-        let (mut leading, task) = manager.watch().await;
+        let (mut leading, task) = elect(manager, Duration::from_secs(grace));
         let ended = follow(&mut leading, &mut stop, &mut work).await;
-        // Closing the channel makes the manager release the Lease, so another replica takes over at once.
+        // Closing the channel makes the election release the Lease, so another replica takes over at once.
         drop(leading);
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
+        // A deleted Lease is created again at once (by whichever replica builds first); any other error
+        // waits, so a failing apiserver is not hammered.
+        let pause = match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Err(source))) if deleted(&source) => {
+                tracing::warn!(
+                    "the leader Lease {}/{LEASE_NAME} was deleted; electing again now (which creates it)",
+                    ctx.settings.namespace
+                );
+                ERROR_PAUSE
+            }
             Ok(Ok(Err(source))) => {
                 let e = LeaderError {
                     namespace: ctx.settings.namespace.clone(),
                     name: LEASE_NAME.into(),
                     source,
                 };
-                tracing::warn!("{e}");
+                tracing::warn!("{e}; electing again in {}s", RETRY.as_secs());
+                RETRY
             }
-            Ok(_) => {}
-            Err(_) => tracing::warn!("releasing the leader Lease timed out"),
-        }
+            Ok(_) => RETRY,
+            Err(_) => {
+                tracing::warn!("releasing the leader Lease timed out");
+                RETRY
+            }
+        };
         match ended {
             Ended::Stop => return,
             Ended::Restart => {
-                if pause_or_stop(&mut stop).await {
+                if pause_or_stop(&mut stop, pause).await {
                     return;
                 }
             }
@@ -87,10 +111,60 @@ pub(crate) async fn lead<F, Fut>(
     }
 }
 
+/// Follows the election in a task: sends whether this replica leads at each change; releases the Lease
+/// when every receiver is gone. An API error is retried for up to `patience` (a renewal starts that long
+/// before the term ends, so a leader that cannot renew gives up about when its term expires); after that,
+/// or at once when the Lease was deleted, the task ends, which drops the sender, so [`follow`] stops the
+/// controller and the election is built again.
+fn elect(
+    manager: LeaseManager,
+    patience: Duration,
+) -> (
+    watch::Receiver<bool>,
+    JoinHandle<Result<(), LeaseManagerError>>,
+) {
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                biased;
+                _ = tx.closed() => return manager.release().await,
+                changed = manager.changed() => match changed {
+                    Ok(leading) => {
+                        failing_since = None;
+                        if tx.send(leading).is_err() {
+                            return manager.release().await;
+                        }
+                    }
+                    Err(e) => {
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if deleted(&e) || since.elapsed() >= patience {
+                            return Err(e);
+                        }
+                        tracing::debug!(error = %e, "leader election: retrying");
+                        tokio::time::sleep(ERROR_PAUSE).await;
+                    }
+                },
+            }
+        }
+    });
+    (rx, task)
+}
+
+/// Whether the error says the Lease is gone: the library's own check, or the API's 404 for a renewal.
+fn deleted(e: &LeaseManagerError) -> bool {
+    match e {
+        LeaseManagerError::NonexistentLease(_) => true,
+        LeaseManagerError::KubeError(kube::Error::Api(status)) => status.code == 404,
+        _ => false,
+    }
+}
+
 /// True when stop was requested during the pause.
-async fn pause_or_stop(stop: &mut watch::Receiver<bool>) -> bool {
+async fn pause_or_stop(stop: &mut watch::Receiver<bool>, pause: Duration) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(RETRY) => false,
+        _ = tokio::time::sleep(pause) => false,
         _ = until(stop, true) => true,
     }
 }
