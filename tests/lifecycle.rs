@@ -433,6 +433,7 @@ async fn deployment_leases_bind_and_follow_scale_and_delete() {
         let s = subnets.get(&net.subnet).await.map_err(|e| e.to_string())?;
         let st = s.status.unwrap_or_default();
         if (st.v4_using_ips, st.v4_available_ips) == (20.0, 233.0)
+            && st.protocol == Some(nadipam::api::Protocol::Ipv4)
             && st
                 .conditions
                 .iter()
@@ -444,6 +445,17 @@ async fn deployment_leases_bind_and_follow_scale_and_delete() {
         }
     })
     .await;
+
+    // The printer columns read the status: the protocol the Subnet leaves out is shown as inferred.
+    let table = common::kubectl(&["get", "nsub", &net.subnet, "--no-headers"], "")
+        .unwrap_or_else(|e| panic!("kubectl get nsub {}: {e}", net.subnet));
+    let columns: Vec<&str> = table.split_whitespace().collect();
+    assert_eq!(
+        columns.get(1..6),
+        Some(&[net.provider.as_str(), "IPv4", "10.61.0.0/24", "20", "233"][..]),
+        "kubectl get nsub {}: {table}",
+        net.subnet
+    );
 
     // An Allocated Event on a Pod, naming address, network and Subnet.
     let (pod, ip) = ips.iter().next().expect("a pod");

@@ -238,6 +238,7 @@ fn field_names_are_the_ones_users_write() {
         props("subnets.nadipam.io.yaml", "status"),
         [
             "conditions",
+            "protocol",
             "v4AvailableIPs",
             "v4UsingIPs",
             "v6AvailableIPs",

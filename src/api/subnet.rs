@@ -51,7 +51,7 @@ pub struct RouteSpec {
     doc = "A CIDR that Multus networks allocate Pod addresses from. Each address handed out is recorded as one IPLease.",
     validation = cel::name_is_label_value("Subnet", "it is a label value on every IPLease of the Subnet"),
     printcolumn(name = "PROVIDER", type_ = "string", json_path = ".spec.provider"),
-    printcolumn(name = "PROTOCOL", type_ = "string", json_path = ".spec.protocol"),
+    printcolumn(name = "PROTOCOL", type_ = "string", json_path = ".status.protocol"),
     printcolumn(name = "CIDR", type_ = "string", json_path = ".spec.cidrBlock"),
     printcolumn(name = "V4USED", type_ = "number", json_path = ".status.v4UsingIPs"),
     printcolumn(name = "V4AVAILABLE", type_ = "number", json_path = ".status.v4AvailableIPs"),
@@ -124,6 +124,11 @@ fn exclude_ips_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubnetStatus {
+    /// The families the Subnet serves: spec.protocol, or the families of cidrBlock when it is left out.
+    /// Absent while the spec is unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "protocol_schema")]
+    pub protocol: Option<Protocol>,
     /// IPv4 addresses still free (excludes the gateway, excludeIps and addresses in use).
     #[serde(default, rename = "v4AvailableIPs")]
     pub v4_available_ips: f64,

@@ -49,6 +49,7 @@ pub fn layout(subnet: &Subnet) -> Result<SubnetLayout, LayoutError> {
     )
 }
 
+/// The allocation core's protocol for the API's.
 fn protocol(p: crate::api::Protocol) -> crate::alloc::Protocol {
     match p {
         crate::api::Protocol::Ipv4 => crate::alloc::Protocol::IPv4,

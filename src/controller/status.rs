@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::alloc::{Family, IpRange, SubnetLayout, parse_entries};
+use crate::alloc::{Family, IpRange, Protocol, SubnetLayout, parse_entries};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 use crate::cache::layout;
 
@@ -79,6 +79,15 @@ fn assignable(layout: &SubnetLayout, family: Family) -> Vec<Span> {
     out
 }
 
+/// The API's spelling of the protocol the layout found (spec.protocol, or inferred from cidrBlock).
+fn api_protocol(p: Protocol) -> crate::api::Protocol {
+    match p {
+        Protocol::IPv4 => crate::api::Protocol::Ipv4,
+        Protocol::IPv6 => crate::api::Protocol::Ipv6,
+        Protocol::Dual => crate::api::Protocol::Dual,
+    }
+}
+
 /// Count as an f64, exact below 2^53 (the SubnetStatus contract).
 fn count(n: u128) -> f64 {
     n as f64
@@ -105,6 +114,7 @@ pub(crate) fn subnet_status(subnet: &Subnet, leases: &[&IPLease], now: Timestamp
             let (using4, using6) = using(&|ip| layout.contains(ip) && !layout.is_reserved(ip));
             let free = |f, n: u128| count(total(&assignable(&layout, f)).saturating_sub(n));
             let status = SubnetStatus {
+                protocol: Some(api_protocol(layout.protocol())),
                 v4_using_ips: count(using4),
                 v4_available_ips: free(Family::V4, using4),
                 v6_using_ips: count(using6),
@@ -269,7 +279,8 @@ mod tests {
     #[test]
     fn subnet_counts_follow_the_layout() {
         // 172.17.0.0/24: 254 usable, minus gateway .1, minus .2-.10 excluded = 244.
-        let s = subnet("172.17.0.0/24", None, &["172.17.0.2..172.17.0.10"]);
+        let mut s = subnet("172.17.0.0/24", None, &["172.17.0.2..172.17.0.10"]);
+        s.spec.protocol = None;
         let leases = [
             lease("172.17.0.11", None),
             lease("172.17.0.12", None),
@@ -279,6 +290,11 @@ mod tests {
         let st = subnet_status(&s, &refs, Timestamp::UNIX_EPOCH);
         assert_eq!((st.v4_using_ips, st.v4_available_ips), (2.0, 242.0));
         assert_eq!((st.v6_using_ips, st.v6_available_ips), (0.0, 0.0));
+        assert_eq!(
+            st.protocol,
+            Some(crate::api::Protocol::Ipv4),
+            "inferred from cidrBlock"
+        );
         assert_eq!(st.conditions.len(), 1);
         let c = &st.conditions[0];
         assert_eq!(
@@ -297,6 +313,7 @@ mod tests {
         // /30: .1 and .2 usable, .1 is the gateway.
         assert_eq!((st.v4_using_ips, st.v4_available_ips), (1.0, 0.0));
         assert_eq!(st.v6_using_ips, 1.0);
+        assert_eq!(st.protocol, Some(crate::api::Protocol::Dual));
         // 2^64 minus subnet-router anycast, last address, gateway, one in use.
         assert_eq!(st.v6_available_ips, (2f64.powi(64)) - 4.0);
     }
@@ -310,6 +327,10 @@ mod tests {
         assert_eq!(
             (c.status.as_str(), c.reason.as_str()),
             ("False", "InvalidSpec")
+        );
+        assert_eq!(
+            st.protocol, None,
+            "no families to serve until the spec is fixed"
         );
         assert_eq!(
             c.message,

@@ -39,7 +39,8 @@ pub async fn macvlan(client: &Client, ns: &str, cidr: &str) -> Macvlan {
     let s: Subnet = serde_json::from_value(json!({
         "apiVersion": "nadipam.io/v1", "kind": "Subnet",
         "metadata": {"name": subnet},
-        "spec": {"protocol": "IPv4", "cidrBlock": cidr, "provider": provider}
+        // No protocol: left out, it is inferred from cidrBlock, as users usually write it.
+        "spec": {"cidrBlock": cidr, "provider": provider}
     }))
     .expect("Subnet literal");
     Api::<Subnet>::all(client.clone())
