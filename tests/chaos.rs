@@ -120,6 +120,7 @@ pub struct Stats {
     pub direct_dry: AtomicU64,
     pub direct_skipped: AtomicU64,
     pub races: AtomicU64,
+    pub mac_races: AtomicU64,
     pub race_winners: AtomicU64,
     pub race_max_winners: AtomicU64,
     pub kills: AtomicU64,
@@ -211,9 +212,11 @@ pub struct World {
     pub pool: String,
     pub provider: String,
     pub ip_key: String,
-    /// The StatefulSet's `ip_pool` entries and the addresses the races fight over.
+    pub mac_key: String,
+    /// The StatefulSet's `ip_pool` entries, and the addresses and MACs the races fight over.
     pub sts_pool: Vec<String>,
     pub race_ips: Vec<String>,
+    pub race_macs: Vec<String>,
     pub backends: Arc<Backends>,
     pub replicas: Vec<Mutex<Replica>>,
     pub direct_agent: ureq::Agent,
@@ -291,7 +294,7 @@ async fn audit_during(w: Arc<World>) {
         let Ok(snap) = snapshot(&w).await else {
             continue;
         };
-        let f = audit(&snap, &w.ip_key, RECLAIM_AFTER);
+        let f = audit(&snap, &w.provider, RECLAIM_AFTER);
         w.stats.audits.fetch_add(1, Ordering::Relaxed);
         let bad = f.held_by_two() as u64;
         if bad > 0 {
@@ -504,9 +507,11 @@ async fn setup() -> Result<Bed, ChaosError> {
         subnet: subnet.clone(),
         pool: pool.clone(),
         ip_key: format!("{provider}.kubernetes.io/ip_address"),
+        mac_key: format!("{provider}.kubernetes.io/mac_address"),
         provider: provider.clone(),
         sts_pool: (240..246).map(|n| format!("10.88.3.{n}")).collect(),
         race_ips: (200..240).map(|n| format!("10.88.3.{n}")).collect(),
+        race_macs: (0..40).map(|n| format!("02:88:03:00:00:{n:02x}")).collect(),
         backends: backends.clone(),
         replicas: replicas.into_iter().map(Mutex::new).collect(),
         direct_agent: proxy::agent(&ca, CALL_TIMEOUT)?,
@@ -703,9 +708,11 @@ fn lines_with(log: &Path, needle: &str) -> Vec<String> {
 fn print_figures(title: &str, f: &Figures) {
     eprintln!("[chaos] {title}");
     eprintln!(
-        "[chaos]   addresses held by two live Pods: {} (Pod-vs-Pod {}, Pod-vs-lease {}; {} live Pods with an address)",
+        "[chaos]   addresses held by two live Pods: {} (Pod-vs-Pod {}, MAC Pod-vs-Pod {}, Pod-vs-lease {}; {} live \
+         Pods with an address)",
         f.held_by_two(),
         f.pod_pod,
+        f.mac_pod_pod,
         f.pod_lease,
         f.live_pods
     );
@@ -843,7 +850,7 @@ async fn settle(w: &World) -> Settled {
         Duration::from_secs(120),
         || async {
             let snap = snapshot(w).await.map_err(|e| e.to_string())?;
-            let f = audit(&snap, &w.ip_key, RECLAIM_AFTER);
+            let f = audit(&snap, &w.provider, RECLAIM_AFTER);
             let ok = f.clean() && f.pending == 0 && f.unbound == 0;
             *last.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
             if ok { Ok(()) } else { Err(format!("{f:?}")) }
@@ -917,7 +924,7 @@ fn report(w: &World, target: u64, loaded: &Loaded, logged: &Logged) {
     eprintln!(
         "[chaos] load: {} Pods created through the apiserver, {} directly admitted and created, {} dry runs \
          ({} direct), {} Pod deletes ({} StatefulSet Pods), {} scalings; {} races for one fixed address \
-         ({} winners, at most {} per race)",
+         or MAC ({} for a MAC; {} winners, at most {} per race)",
         get(&s.bare_created),
         get(&s.direct_created),
         get(&s.dry_runs) + get(&s.direct_dry),
@@ -926,6 +933,7 @@ fn report(w: &World, target: u64, loaded: &Loaded, logged: &Logged) {
         get(&s.sts_deletes),
         get(&s.scales),
         get(&s.races),
+        get(&s.mac_races),
         get(&s.race_winners),
         get(&s.race_max_winners)
     );
@@ -1026,7 +1034,7 @@ async fn chaos_replicas_killed_leader_stolen_apiserver_restarted_addresses_stay_
     );
     assert!(
         get(&s.race_max_winners) <= 1,
-        "two replicas reserved the same fixed address"
+        "two replicas reserved the same fixed address or MAC"
     );
     assert_eq!(get(&s.crashes) + logged.panics, 0, "a replica crashed");
     if let Err(e) = settled.converged {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use nadipam::api::IPLease;
+use nadipam::api::{IPLease, LABEL_MAC};
 
 use common::server::nadipam;
 use common::{DeleteOnDrop, cluster, kubectl, test_namespace, wait_for};
@@ -229,7 +229,15 @@ async fn fixed_ip_and_mac_then_the_same_ip_is_refused_naming_the_holder() {
             net.ns
         )],
     );
-    assert_eq!(leases_of_subnet(&net.client, &net.subnet).await.len(), 1);
+    let leases = leases_of_subnet(&net.client, &net.subnet).await;
+    assert_eq!(leases.len(), 1);
+    // The MAC label is what a replica lists to confirm a requested MAC is its alone.
+    assert_eq!(
+        leases[0].labels().get(LABEL_MAC).map(String::as_str),
+        Some("00-00-00-53-6b-bb"),
+        "{:?}",
+        leases[0].labels()
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,9 @@ pub const LABEL_SUBNET: &str = "nadipam.io/subnet";
 pub const LABEL_TOKEN: &str = "nadipam.io/token";
 /// Label on IPLeases taken from an IPPool, for counting a pool's allocations.
 pub const LABEL_POOL: &str = "nadipam.io/pool";
+/// Label holding the lease's MAC as a label value (`02-5a-00-00-00-01`), so the leases holding one MAC in a
+/// Subnet can be listed live: a requested MAC is confirmed unique that way after its leases are created.
+pub const LABEL_MAC: &str = "nadipam.io/mac";
 
 /// Where a lease stands in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -156,6 +159,7 @@ impl IPLease {
             &lease.spec.subnet,
             &lease.spec.token,
             lease.spec.pool.as_deref(),
+            lease.spec.mac.as_deref(),
         ));
         Ok(lease)
     }
@@ -204,15 +208,33 @@ impl IPLease {
 /// pool's leases without listing them all.
 ///
 /// Callers pass names that are already valid label values: Subnet and IPPool names are limited to 63 characters by
-/// their CRDs, and tokens are UUIDs.
-pub fn lease_labels(subnet: &str, token: &str, pool: Option<&str>) -> BTreeMap<String, String> {
+/// their CRDs, and tokens are UUIDs. The MAC is written as [`mac_label`] spells it.
+pub fn lease_labels(
+    subnet: &str,
+    token: &str,
+    pool: Option<&str>,
+    mac: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::new();
     labels.insert(LABEL_SUBNET.to_string(), subnet.to_string());
     labels.insert(LABEL_TOKEN.to_string(), token.to_string());
     if let Some(pool) = pool {
         labels.insert(LABEL_POOL.to_string(), pool.to_string());
     }
+    if let Some(mac) = mac {
+        labels.insert(LABEL_MAC.to_string(), mac_label(mac));
+    }
     labels
+}
+
+/// A MAC as a label value: lower case, '-' for ':' (`02:5A:00:00:00:01` → `02-5a-00-00-00-01`).
+pub fn mac_label(mac: &str) -> String {
+    mac.to_ascii_lowercase().replace(':', "-")
+}
+
+/// A label selector string for the leases of `subnet` holding `mac`.
+pub fn mac_selector(subnet: &str, mac: &str) -> String {
+    format!("{LABEL_SUBNET}={subnet},{LABEL_MAC}={}", mac_label(mac))
 }
 
 /// A label selector string for [`LABEL_SUBNET`], e.g. for `ListParams::labels`.
@@ -340,11 +362,20 @@ spec:
 
     #[test]
     fn labels_and_selectors() {
-        let l = lease_labels("macvlan", "tok", None);
+        let l = lease_labels("macvlan", "tok", None, None);
         assert_eq!(l.len(), 2);
         assert_eq!(l["nadipam.io/subnet"], "macvlan");
         assert_eq!(l["nadipam.io/token"], "tok");
-        assert_eq!(lease_labels("m", "t", Some("p"))["nadipam.io/pool"], "p");
+        assert_eq!(
+            lease_labels("m", "t", Some("p"), None)["nadipam.io/pool"],
+            "p"
+        );
+        let l = lease_labels("m", "t", None, Some("02:5A:00:00:00:01"));
+        assert_eq!(l["nadipam.io/mac"], "02-5a-00-00-00-01");
+        assert_eq!(
+            mac_selector("macvlan", "02:5a:00:00:00:01"),
+            "nadipam.io/subnet=macvlan,nadipam.io/mac=02-5a-00-00-00-01"
+        );
         assert_eq!(subnet_selector("macvlan"), "nadipam.io/subnet=macvlan");
         assert_eq!(token_selector("tok"), "nadipam.io/token=tok");
         assert_eq!(pool_selector("p"), "nadipam.io/pool=p");

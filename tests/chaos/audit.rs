@@ -1,8 +1,8 @@
 //! The three figures of the chaos run, computed from one consistent snapshot (Pods and IPLeases listed at the
 //! same etcd revision):
 //!
-//! 1. **addresses held by two live Pods**: two live Pods whose annotations carry the same address
-//!    (Pod-vs-Pod), plus live Pods whose address has no lease or a lease of another reservation (Pod-vs-lease:
+//! 1. **addresses held by two live Pods**: two live Pods whose annotations carry the same address or the
+//!    same MAC (Pod-vs-Pod), plus live Pods whose address has no lease or a lease of another reservation (Pod-vs-lease:
 //!    the cluster considers the address free or someone else's, so a second Pod can get it);
 //! 2. **leases without a live owner**: a lease no live Pod carries the token of (a StatefulSet lease whose
 //!    StatefulSet still wants the ordinal is kept by design, and a reservation still inside its reclaim window
@@ -39,6 +39,8 @@ pub struct Snapshot {
 pub struct Figures {
     /// Addresses carried by more than one live Pod.
     pub pod_pod: usize,
+    /// MACs carried by more than one live Pod.
+    pub mac_pod_pod: usize,
     /// Live Pods whose address has no lease, or a lease of another reservation.
     pub pod_lease: usize,
     /// Leases no live Pod holds (past their reclaim window, not kept for a StatefulSet ordinal).
@@ -64,7 +66,7 @@ pub struct Figures {
 impl Figures {
     /// Figure 1.
     pub fn held_by_two(&self) -> usize {
-        self.pod_pod + self.pod_lease
+        self.pod_pod + self.mac_pod_pod + self.pod_lease
     }
 
     pub fn clean(&self) -> bool {
@@ -130,8 +132,11 @@ fn kept_by_set(lease: &IPLease, sets: &[StatefulSet]) -> bool {
         })
 }
 
-/// Computes the figures. `ip_key` is the Pods' address annotation; `reclaim_after` the replicas' window.
-pub fn audit(snap: &Snapshot, ip_key: &str, reclaim_after: Duration) -> Figures {
+/// Computes the figures. `provider` names the Pods' result annotations; `reclaim_after` is the replicas'
+/// window.
+pub fn audit(snap: &Snapshot, provider: &str, reclaim_after: Duration) -> Figures {
+    let ip_key = format!("{provider}.kubernetes.io/ip_address");
+    let mac_key = format!("{provider}.kubernetes.io/mac_address");
     let mut f = Figures::default();
     let subnet = snap.subnet.name_any();
     let leases: HashMap<String, &IPLease> = snap
@@ -145,11 +150,15 @@ pub fn audit(snap: &Snapshot, ip_key: &str, reclaim_after: Duration) -> Figures 
     // Live Pods by address, and by token.
     let mut by_ip: BTreeMap<IpAddr, Vec<&Pod>> = BTreeMap::new();
     let mut by_token: HashMap<&str, Vec<&Pod>> = HashMap::new();
+    let mut by_mac: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
     for pod in snap.pods.iter().filter(|p| live(p)) {
         if let Some(t) = token(pod) {
             by_token.entry(t).or_default().push(pod);
         }
-        let Some(value) = pod.annotations().get(ip_key) else {
+        if let Some(mac) = pod.annotations().get(&mac_key) {
+            by_mac.entry(mac.to_lowercase()).or_default().push(pod);
+        }
+        let Some(value) = pod.annotations().get(&ip_key) else {
             continue;
         };
         f.live_pods += 1;
@@ -161,7 +170,15 @@ pub fn audit(snap: &Snapshot, ip_key: &str, reclaim_after: Duration) -> Figures 
         }
     }
 
-    // 1. Pod-vs-Pod and Pod-vs-lease.
+    // 1. Pod-vs-Pod (by address and by MAC) and Pod-vs-lease.
+    for (mac, pods) in by_mac.iter().filter(|(_, pods)| pods.len() > 1) {
+        f.mac_pod_pod += 1;
+        let names: Vec<String> = pods.iter().map(|p| pod_ref(p)).collect();
+        f.held(format!(
+            "MAC {mac} is carried by {} live Pods: {names:?}",
+            pods.len()
+        ));
+    }
     for (ip, pods) in &by_ip {
         if pods.len() > 1 {
             f.pod_pod += 1;
@@ -281,12 +298,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const PROVIDER: &str = "macvlan.ns";
     const KEY: &str = "macvlan.ns.kubernetes.io/ip_address";
+    const MAC_KEY: &str = "macvlan.ns.kubernetes.io/mac_address";
 
     fn pod(name: &str, uid: &str, token: &str, ip: &str) -> Pod {
+        let mac = format!(
+            "02:00:00:00:00:{:02x}",
+            ip.rsplit('.').next().unwrap().parse::<u8>().unwrap()
+        );
+        pod_with_mac(name, uid, token, ip, &mac)
+    }
+
+    fn pod_with_mac(name: &str, uid: &str, token: &str, ip: &str, mac: &str) -> Pod {
         serde_json::from_value(json!({
             "metadata": {"name": name, "namespace": "ns", "uid": uid,
-                         "annotations": {"nadipam.io/reservation": token, KEY: ip}},
+                         "annotations": {"nadipam.io/reservation": token, KEY: ip, MAC_KEY: mac}},
             "spec": {"containers": []}
         }))
         .unwrap()
@@ -336,7 +363,7 @@ mod tests {
             ],
             subnet(2.0, 3.0),
         );
-        let f = audit(&s, KEY, Duration::from_secs(15));
+        let f = audit(&s, PROVIDER, Duration::from_secs(15));
         assert!(f.clean(), "{f:?}");
         assert_eq!((f.live_pods, f.leases, f.pending, f.unbound), (2, 2, 0, 1));
     }
@@ -351,9 +378,17 @@ mod tests {
         let s = snap(
             vec![
                 pod("a", "u1", "t1", "10.0.0.2"),
-                pod("b", "u2", "t2", "10.0.0.2"), // same address as a: pod-vs-pod, and b's lease is a's
-                pod("c", "u3", "t3", "10.0.0.3"), // no lease at all
-                finished,                         // not live: neither a duplicate nor an owner
+                // Same address as a: pod-vs-pod, and b's lease is a's.
+                pod_with_mac("b", "u2", "t2", "10.0.0.2", "02:00:00:00:00:b2"),
+                // No lease at all, and a's MAC (in upper case): MAC pod-vs-pod.
+                pod_with_mac(
+                    "c",
+                    "u3",
+                    "t3",
+                    "10.0.0.3",
+                    "02:00:00:00:00:02".to_uppercase().as_str(),
+                ),
+                finished, // not live: neither a duplicate nor an owner
             ],
             vec![
                 lease("10.0.0.2", "t1", "Bound", Some("u1"), 900),
@@ -364,10 +399,17 @@ mod tests {
             ],
             subnet(3.0, 3.0),
         );
-        let f = audit(&s, KEY, Duration::from_secs(15));
+        let f = audit(&s, PROVIDER, Duration::from_secs(15));
         assert_eq!(f.pod_pod, 1, "{f:?}");
+        assert_eq!(f.mac_pod_pod, 1, "a and c carry one MAC: {f:?}");
         assert_eq!(f.pod_lease, 2, "b carries a's lease, c has none: {f:?}");
-        assert_eq!(f.held_by_two(), 3);
+        assert_eq!(f.held_by_two(), 4);
+        assert!(
+            f.held_examples
+                .iter()
+                .any(|e| e.contains("MAC 02:00:00:00:00:02 is carried by 2 live Pods")),
+            "{f:?}"
+        );
         assert_eq!(
             f.leaked, 3,
             "t4, t5 and the lease bound to another uid: {f:?}"

@@ -9,7 +9,8 @@
 //!   address) and which is scaled;
 //! - `direct`: AdmissionReviews POSTed straight to each replica in turn, the Pod then created with the
 //!   returned patch (or never created: an orphan), some dry runs;
-//! - `races`: the same fixed address asked of every ready replica at once: at most one may win.
+//! - `races`: the same fixed address, or (every other round) the same fixed MAC, asked of every ready
+//!   replica at once: at most one may win.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -469,12 +470,21 @@ pub async fn races(w: Arc<World>, seed: u64) {
             continue;
         }
         n += 1;
-        let ip = w.race_ips[rng.random_range(0..w.race_ips.len())].clone();
+        let (key, wanted) = if n.is_multiple_of(2) {
+            inc(&w.stats.mac_races);
+            let mac = &w.race_macs[rng.random_range(0..w.race_macs.len())];
+            (&w.mac_key, mac.clone())
+        } else {
+            (
+                &w.ip_key,
+                w.race_ips[rng.random_range(0..w.race_ips.len())].clone(),
+            )
+        };
         let entrants: Vec<(usize, String, Value)> = ready
             .iter()
             .map(|&i| {
                 let name = format!("race-{n}-{i}");
-                let extra = [(w.ip_key.clone(), ip.clone())];
+                let extra = [(key.clone(), wanted.clone())];
                 let labels = [("chaos.nadipam.io/kind", "race"), (DIRECT_LABEL, "true")];
                 let pod = pod_json(&w, Name::Fixed(&name), &labels, &extra);
                 (i, uuid::Uuid::new_v4().to_string(), pod)
@@ -502,7 +512,7 @@ pub async fn races(w: Arc<World>, seed: u64) {
             .fetch_max(winners.len() as u64, Ordering::Relaxed);
         if winners.len() > 1 {
             w.stats.example(format!(
-                "race for {ip}: {} replicas reserved it",
+                "race for {wanted}: {} replicas reserved it",
                 winners.len()
             ));
         }

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use super::plan::{Choice, Planned, PodIdentity};
 use crate::alloc::{AllocError, IpPair, Mac, Strategy};
-use crate::api::{IPLease, IPLeaseSpec, LeasePhase, OwnerKind, lease_labels, lease_name};
+use crate::api::{
+    IPLease, IPLeaseSpec, LeasePhase, OwnerKind, lease_labels, lease_name, mac_selector,
+};
 use crate::cache::SubnetView;
 use crate::context::Context;
 use crate::metrics::SubnetLabels;
@@ -60,8 +62,17 @@ impl Request<'_> {
             self.precheck_fixed(p, *pair)?;
         }
         let mac = self.take_mac(p)?;
-        let result = self.reserve_addresses(p, mac).await;
-        if result.is_err() || self.dry_run {
+        let mut result = self.reserve_addresses(p, mac).await;
+        // A MAC found held elsewhere stays marked in the view: its holder's lease is what marks it.
+        let mut held_elsewhere = false;
+        if let (Ok(done), Some(_)) = (&result, p.mac)
+            && let Err(denial) = self.confirm_mac(p, done).await
+        {
+            held_elsewhere = matches!(denial, Denial::MacHeld { .. });
+            self.undo(p, done).await;
+            result = Err(denial);
+        }
+        if (result.is_err() && !held_elsewhere) || self.dry_run {
             self.with_view(p, |v| v.macs.release(mac)).ok();
         }
         result
@@ -107,7 +118,12 @@ impl Request<'_> {
                 let patch = serde_json::json!({
                     "metadata": {
                         "resourceVersion": l.resource_version(),
-                        "labels": lease_labels(&l.spec.subnet, self.token, l.spec.pool.as_deref()),
+                        "labels": lease_labels(
+                            &l.spec.subnet,
+                            self.token,
+                            l.spec.pool.as_deref(),
+                            l.spec.mac.as_deref(),
+                        ),
                     },
                     "spec": { "token": self.token, "phase": LeasePhase::Reserved, "podUid": null },
                 });
@@ -280,6 +296,46 @@ impl Request<'_> {
         })
     }
 
+    /// A requested MAC, confirmed unique in the Subnet once this admission's leases exist: the cache only
+    /// shows leases other replicas made before it was updated, so two replicas admitting the same MAC at
+    /// once would both pass [`Self::take_mac`]. Each lists the leases labelled with the MAC after creating
+    /// its own; of two such creates, at least one sees the other (every list comes after its own create), so
+    /// at most one admission keeps the MAC. Both may give it up in an exact race; the retried create then
+    /// finds the MAC free or held.
+    async fn confirm_mac(&self, p: &Planned, done: &Reserved) -> Result<(), Denial> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let network = p.network.to_string();
+        let mac = done.mac.to_string();
+        let listed = self
+            .api()
+            .list(&ListParams::default().labels(&mac_selector(&p.subnet.name_any(), &mac)))
+            .await
+            .map_err(|e| Denial::Api {
+                network: network.clone(),
+                ip: done.ip.addrs().next().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                source: Box::new(e),
+            })?;
+        match listed.items.iter().find(|l| l.spec.token != self.token) {
+            None => Ok(()),
+            Some(other) => Err(Denial::MacHeld {
+                network,
+                mac,
+                holder: other.holder(),
+            }),
+        }
+    }
+
+    /// Gives back what a reservation took: its leases deleted, its addresses unmarked in the view.
+    async fn undo(&self, p: &Planned, done: &Reserved) {
+        self.delete_all(&done.created).await;
+        self.with_view(p, |v| {
+            done.ip.addrs().for_each(|ip| _ = v.alloc.release(ip))
+        })
+        .ok();
+    }
+
     /// Checks requested addresses against the cache: valid and free, or a denial naming the holder.
     fn precheck_fixed(&self, p: &Planned, pair: IpPair) -> Result<(), Denial> {
         for ip in pair.addrs() {
@@ -427,7 +483,12 @@ impl Request<'_> {
             },
         );
         lease.metadata = ObjectMeta {
-            labels: Some(lease_labels(&subnet, self.token, p.pool.as_deref())),
+            labels: Some(lease_labels(
+                &subnet,
+                self.token,
+                p.pool.as_deref(),
+                lease.spec.mac.as_deref(),
+            )),
             ..lease.metadata
         };
         lease
