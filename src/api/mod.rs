@@ -23,8 +23,7 @@ pub use certmanager::{
 pub use crds::{crd_yaml, crds};
 pub use iplease::{
     IPLease, IPLeaseSpec, LABEL_MAC, LABEL_POOL, LABEL_SUBNET, LABEL_TOKEN, LeaseError, LeasePhase,
-    OwnerKind, lease_labels, mac_label, mac_selector, pool_selector, subnet_selector,
-    token_selector,
+    OwnerKind, lease_labels, mac_selector, pool_selector, subnet_selector, token_selector,
 };
 pub use ippool::{IPPool, IPPoolSpec, IPPoolStatus};
 pub use lease_name::{lease_name, parse_lease_name};

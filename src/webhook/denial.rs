@@ -134,6 +134,15 @@ pub enum Denial {
         ip: IpAddr,
         source: Box<kube::Error>,
     },
+    #[error(
+        "network {network}: could not confirm that MAC {mac} is free: the API server answered {source}; \
+         retry the request"
+    )]
+    MacApi {
+        network: String,
+        mac: String,
+        source: Box<kube::Error>,
+    },
     #[error("the Pod has no namespace")]
     NoNamespace,
 }
@@ -215,7 +224,7 @@ impl Denial {
                 "in_use"
             }
             Denial::Contention { .. } => "contention",
-            Denial::Api { .. } => "api_error",
+            Denial::Api { .. } | Denial::MacApi { .. } => "api_error",
             Denial::NoNamespace => "malformed_request",
         }
     }
@@ -241,7 +250,7 @@ impl Denial {
             | Denial::BadPool { .. }
             | Denial::PoolSubnet { .. }
             | Denial::PoolNetwork { .. } => 422,
-            Denial::Api { .. } => 500,
+            Denial::Api { .. } | Denial::MacApi { .. } => 500,
         }
     }
 }
@@ -249,6 +258,30 @@ impl Denial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_mac_check_names_the_network_the_mac_and_the_api_answer() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "message": "etcdserver: request timed out", "reason": "Timeout", "code": 504
+        }))
+        .unwrap();
+        let d = Denial::MacApi {
+            network: "default/macvlan".into(),
+            mac: "02:5a:00:00:00:01".into(),
+            source: Box::new(kube::Error::Api(status.into())),
+        };
+        let text = d.to_string();
+        assert!(
+            text.starts_with(
+                "network default/macvlan: could not confirm that MAC 02:5a:00:00:00:01 is free: the API server \
+                 answered "
+            ),
+            "{text}"
+        );
+        assert!(text.contains("etcdserver: request timed out"), "{text}");
+        assert!(text.ends_with("; retry the request"), "{text}");
+        assert_eq!((d.reason(), d.code()), ("api_error", 500));
+    }
 
     #[test]
     fn a_requested_address_names_its_annotation_and_what_is_valid() {

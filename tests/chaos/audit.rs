@@ -303,10 +303,7 @@ mod tests {
     const MAC_KEY: &str = "macvlan.ns.kubernetes.io/mac_address";
 
     fn pod(name: &str, uid: &str, token: &str, ip: &str) -> Pod {
-        let mac = format!(
-            "02:00:00:00:00:{:02x}",
-            ip.rsplit('.').next().unwrap().parse::<u8>().unwrap()
-        );
+        let mac = format!("02:00:00:00:00:{:0>2}", ip.rsplit('.').next().unwrap_or(ip));
         pod_with_mac(name, uid, token, ip, &mac)
     }
 

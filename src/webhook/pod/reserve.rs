@@ -63,15 +63,14 @@ impl Request<'_> {
         }
         let mac = self.take_mac(p)?;
         let mut result = self.reserve_addresses(p, mac).await;
-        // A MAC found held elsewhere stays marked in the view: its holder's lease is what marks it.
-        let mut held_elsewhere = false;
         if let (Ok(done), Some(_)) = (&result, p.mac)
             && let Err(denial) = self.confirm_mac(p, done).await
         {
-            held_elsewhere = matches!(denial, Denial::MacHeld { .. });
             self.undo(p, done).await;
             result = Err(denial);
         }
+        // A MAC found held elsewhere stays marked in the view: its holder's lease is what marks it.
+        let held_elsewhere = matches!(result, Err(Denial::MacHeld { .. }));
         if (result.is_err() && !held_elsewhere) || self.dry_run {
             self.with_view(p, |v| v.macs.release(mac)).ok();
         }
@@ -312,9 +311,9 @@ impl Request<'_> {
             .api()
             .list(&ListParams::default().labels(&mac_selector(&p.subnet.name_any(), &mac)))
             .await
-            .map_err(|e| Denial::Api {
+            .map_err(|e| Denial::MacApi {
                 network: network.clone(),
-                ip: done.ip.addrs().next().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                mac: mac.clone(),
                 source: Box::new(e),
             })?;
         match listed.items.iter().find(|l| l.spec.token != self.token) {
