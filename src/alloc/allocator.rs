@@ -180,16 +180,45 @@ impl Allocator {
         strategy: Strategy,
         rng: &mut R,
     ) -> Result<IpAddr, AllocError> {
+        self.pick_avoiding(family, &[], strategy, rng)
+    }
+
+    /// Picks and takes a free address of `family` outside `avoid` (the addresses IPPools keep for the Pods
+    /// naming them, and their gateways).
+    pub fn pick_avoiding<R: Rng + ?Sized>(
+        &mut self,
+        family: Family,
+        avoid: &[IpRange],
+        strategy: Strategy,
+        rng: &mut R,
+    ) -> Result<IpAddr, AllocError> {
+        let cut = bounds_of(avoid, family);
         let (fam, space) = self.family_parts(family)?;
-        if let Some(x) = space.pick(&[(fam.first, fam.last)], strategy, rng) {
+        let allowed = intervals::subtract(&[(fam.first, fam.last)], &cut);
+        if let Some(x) = space.pick(&allowed, strategy, rng) {
             return Ok(fam.ip(x));
         }
         let (using, available) = (space.allocated(), space.available());
-        Err(AllocError::Exhausted {
-            family,
-            subnet: self.layout.describe(),
-            using,
-            total: using + available,
+        let pooled = intervals::total(&intervals::subtract(
+            &intervals::clamp(&cut, fam.first, fam.last),
+            &fam.reserved(),
+        ));
+        let subnet = self.layout.describe();
+        Err(if available > 0 && !cut.is_empty() {
+            AllocError::ExhaustedOutsidePools {
+                family,
+                subnet,
+                using,
+                pooled,
+                total: using + available,
+            }
+        } else {
+            AllocError::Exhausted {
+                family,
+                subnet,
+                using,
+                total: using + available,
+            }
         })
     }
 
@@ -202,16 +231,23 @@ impl Allocator {
         strategy: Strategy,
         rng: &mut R,
     ) -> Result<IpAddr, AllocError> {
+        self.pick_in_avoiding(ranges, &[], family, strategy, rng)
+    }
+
+    /// As [`Self::pick_in`], never choosing an address of `avoid` (an IPPool's gateway inside its ranges).
+    pub fn pick_in_avoiding<R: Rng + ?Sized>(
+        &mut self,
+        ranges: &[IpRange],
+        avoid: &[IpRange],
+        family: Family,
+        strategy: Strategy,
+        rng: &mut R,
+    ) -> Result<IpAddr, AllocError> {
         let subnet = self.layout.describe();
+        let cut = bounds_of(avoid, family);
         let (fam, space) = self.family_parts(family)?;
-        let wanted = intervals::merge(
-            ranges
-                .iter()
-                .filter(|r| r.family() == family)
-                .map(IpRange::bounds)
-                .collect(),
-        );
-        let inside = intervals::clamp(&wanted, fam.first, fam.last);
+        let wanted = bounds_of(ranges, family);
+        let inside = intervals::subtract(&intervals::clamp(&wanted, fam.first, fam.last), &cut);
         if let Some(x) = space.pick(&inside, strategy, rng) {
             return Ok(fam.ip(x));
         }
@@ -241,7 +277,17 @@ impl Allocator {
         strategy: Strategy,
         rng: &mut R,
     ) -> Result<IpPair, AllocError> {
-        self.per_family(|a, f| a.pick(f, strategy, rng))
+        self.pick_pair_avoiding(&[], strategy, rng)
+    }
+
+    /// Picks one address per family of the subnet outside `avoid`: both or none.
+    pub fn pick_pair_avoiding<R: Rng + ?Sized>(
+        &mut self,
+        avoid: &[IpRange],
+        strategy: Strategy,
+        rng: &mut R,
+    ) -> Result<IpPair, AllocError> {
+        self.per_family(|a, f| a.pick_avoiding(f, avoid, strategy, rng))
     }
 
     /// Picks one address per family of the subnet inside `ranges`: both or none.
@@ -288,6 +334,11 @@ impl Allocator {
         Ok(IpPair::from_addrs(got).unwrap_or_default())
     }
 
+    /// The families this subnet allocates, in pick order.
+    pub fn families(&self) -> &'static [Family] {
+        self.layout.protocol().families()
+    }
+
     pub fn counts(&self) -> Counts {
         let of = |s: &Option<Space>| {
             s.as_ref()
@@ -311,6 +362,17 @@ impl Allocator {
             .sum();
         std::mem::size_of::<Allocator>() + self.layout.heap_bytes() + spaces
     }
+}
+
+/// The merged bounds of the `family` entries of `ranges`.
+fn bounds_of(ranges: &[IpRange], family: Family) -> Vec<(u128, u128)> {
+    intervals::merge(
+        ranges
+            .iter()
+            .filter(|r| r.family() == family)
+            .map(IpRange::bounds)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -35,6 +35,17 @@ pub enum AllocError {
         using: u128,
         total: u128,
     },
+    #[error(
+        "subnet {subnet} has no free {family} address outside its IPPools ({using} in use, {pooled} kept for the Pods \
+         naming an IPPool, of {total}); add addresses to the Subnet or name an IPPool with free addresses"
+    )]
+    ExhaustedOutsidePools {
+        family: Family,
+        subnet: String,
+        using: u128,
+        pooled: u128,
+        total: u128,
+    },
     #[error("the ranges {ranges} hold no usable {family} address of subnet {subnet}")]
     RangesOutside {
         family: Family,

@@ -28,6 +28,31 @@ pub(crate) fn contains(v: &[(u128, u128)], x: u128) -> bool {
     i > 0 && v[i - 1].1 >= x
 }
 
+/// The parts of merged intervals `v` not covered by merged intervals `cut`.
+pub(crate) fn subtract(v: &[(u128, u128)], cut: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let mut out = Vec::with_capacity(v.len());
+    for &(lo, hi) in v {
+        let mut start = lo;
+        let mut open = true;
+        for &(a, b) in cut.iter().filter(|&&(a, b)| b >= lo && a <= hi) {
+            if a > start {
+                out.push((start, a - 1));
+            }
+            match b.checked_add(1) {
+                Some(next) if next <= hi => start = start.max(next),
+                _ => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if open && start <= hi {
+            out.push((start, hi));
+        }
+    }
+    out
+}
+
 /// How many values the merged intervals hold; they must fit in a `u128` (any intervals inside one
 /// usable range do, since no range holds all 2^128 values).
 pub(crate) fn total(v: &[(u128, u128)]) -> u128 {
@@ -38,6 +63,22 @@ pub(crate) fn total(v: &[(u128, u128)]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subtract_cuts_holes_and_ends() {
+        let v = [(10, 20), (30, 40)];
+        assert_eq!(subtract(&v, &[]), v.to_vec());
+        assert_eq!(
+            subtract(&v, &[(12, 13), (20, 31)]),
+            vec![(10, 11), (14, 19), (32, 40)]
+        );
+        assert_eq!(subtract(&v, &[(0, 100)]), vec![]);
+        assert_eq!(
+            subtract(&v, &[(10, 10), (40, 40)]),
+            vec![(11, 20), (30, 39)]
+        );
+        assert_eq!(subtract(&[(0, u128::MAX)], &[(5, u128::MAX)]), vec![(0, 4)]);
+    }
 
     #[test]
     fn merges_overlaps_and_neighbours() {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use rand::Rng;
 
 /// A 48-bit MAC address, printed in the lower-case colon form Kubernetes annotations and CNI results use.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mac(pub [u8; 6]);
 
 /// Why a string is not a usable MAC address.

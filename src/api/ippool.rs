@@ -56,6 +56,23 @@ pub struct IPPoolSpec {
     pub multus_name: Vec<String>,
 }
 
+impl IPPool {
+    /// `spec.gateway` (`a` or `a,b`) as addresses; the error names the entry that is not an address.
+    pub fn gateways(&self) -> Result<Vec<std::net::IpAddr>, String> {
+        self.spec
+            .gateway
+            .iter()
+            .flat_map(|g| g.split(','))
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(|g| {
+                g.parse()
+                    .map_err(|_| format!("spec.gateway {g} is not an IP address"))
+            })
+            .collect()
+    }
+}
+
 fn ips_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let mut schema = cel::string_list(4096, 100, cel::address_entry("ips"));
     schema.insert("minItems".into(), 1.into());

@@ -21,6 +21,9 @@ pub struct SubnetView {
     version: String,
     pub alloc: Allocator,
     pub macs: MacSet,
+    /// The leases holding each MAC: a dual-stack pair shares one, so the MAC is free only when the last
+    /// of them goes.
+    mac_leases: HashMap<Mac, BTreeSet<String>>,
 }
 
 #[derive(Default)]
@@ -95,6 +98,7 @@ impl Index {
                     version,
                     alloc: Allocator::new(&layout),
                     macs: MacSet::new(entry.key()),
+                    mac_leases: HashMap::new(),
                 };
                 for lease in leases
                     .state()
@@ -167,8 +171,14 @@ impl Index {
             if let Some(ip) = lease_ip(lease) {
                 view.alloc.release(ip);
             }
-            if let Some(mac) = lease_mac(lease) {
-                view.macs.release(mac);
+            if let Some(mac) = lease_mac(lease)
+                && let Some(holders) = view.mac_leases.get_mut(&mac)
+            {
+                holders.remove(&name);
+                if holders.is_empty() {
+                    view.mac_leases.remove(&mac);
+                    view.macs.release(mac);
+                }
             }
         }
     }
@@ -217,6 +227,17 @@ impl SubnetView {
         }
         if let Some(mac) = lease_mac(lease) {
             let _ = self.macs.reserve(mac);
+            self.mac_leases
+                .entry(mac)
+                .or_default()
+                .insert(lease.name_any());
+        }
+    }
+
+    /// Gives back a MAC an admission marked but did not keep, unless a lease holds it.
+    pub fn release_mac(&mut self, mac: Mac) {
+        if !self.mac_leases.contains_key(&mac) {
+            self.macs.release(mac);
         }
     }
 }

@@ -79,9 +79,11 @@ impl Ctl {
         let ns = &spec.pod_namespace;
         let pod = match &spec.pod_name {
             Some(name) => self.pods.get(&ObjectRef::new(name).within(ns)),
+            // Only a Pod of the lease's namespace: a token copied into a Pod elsewhere never binds it.
             None => self
                 .pod_index
                 .by_token(&spec.token)
+                .filter(|r| r.namespace.as_deref() == Some(ns.as_str()))
                 .and_then(|r| self.pods.get(&r)),
         };
         let set = set_member(lease)

@@ -161,9 +161,10 @@ pub(crate) fn subnet_status(subnet: &Subnet, leases: &[&IPLease], now: Timestamp
 }
 
 /// The IPPool's status: `total` is the number of its addresses its Subnet may hand out (inside the CIDR, not
-/// the network, broadcast or gateway address, not excluded); `allocated` the number of leases taken from it.
+/// the network, broadcast or gateway address, not excluded, not the pool's own gateway); `allocated` the number of leases taken from it.
 /// A pool whose Subnet is missing or invalid, or whose ips do not parse, has a total of 0.
 pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64) -> IPPoolStatus {
+    let gateways = pool.gateways().unwrap_or_default();
     let total_ip_count = subnet
         .and_then(|s| layout(s).ok())
         .zip(parse_entries(&pool.spec.ips).ok())
@@ -178,7 +179,15 @@ pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64
                             .map(IpRange::bounds)
                             .collect(),
                     );
-                    total(&intersect(&mine, &assignable(&layout, f)))
+                    let handed = intersect(&mine, &assignable(&layout, f));
+                    // The pool's own gateway is never handed out either.
+                    let gateway_inside = gateways
+                        .iter()
+                        .filter(|g| Family::of(**g) == f)
+                        .map(|g| IpRange::single(*g).bounds().0)
+                        .filter(|x| handed.iter().any(|&(lo, hi)| lo <= *x && *x <= hi))
+                        .count() as u128;
+                    total(&handed).saturating_sub(gateway_inside)
                 })
                 .fold(0u128, u128::saturating_add)
         })

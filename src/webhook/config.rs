@@ -28,16 +28,21 @@ pub enum Endpoint {
     Url(String),
 }
 
-/// The CEL condition that sends a Pod to the mutating webhook only when it asks for a Multus network;
-/// every other Pod never reaches nadipam, which is what makes `failurePolicy: Fail` safe.
+/// The CEL condition that sends a Pod to the mutating webhook only when it asks for a Multus network, or
+/// carries a reservation token (a copied manifest: refused unless the token is its own); every other Pod
+/// never reaches nadipam, which is what makes `failurePolicy: Fail` safe.
 pub const POD_MATCH: &str = "has(object.metadata.annotations) && \
     ('k8s.v1.cni.cncf.io/networks' in object.metadata.annotations || \
-     'v1.multus-cni.io/default-network' in object.metadata.annotations)";
+     'v1.multus-cni.io/default-network' in object.metadata.annotations || \
+     'nadipam.io/reservation' in object.metadata.annotations)";
 
-/// Pod UPDATEs reach the guard only when the Pod was admitted by nadipam and one of its `*.kubernetes.io/`
-/// annotations or its reservation token changes, so label, ownerReference, status and Multus
-/// `network-status` updates never depend on nadipam being up.
-pub const POD_UPDATE_MATCH: &str = "has(oldObject.metadata.annotations) && \
+/// Pod UPDATEs reach the guard only when a reservation token is added, or the Pod was admitted by nadipam and
+/// one of its `*.kubernetes.io/` annotations or its reservation token changes, so label, ownerReference,
+/// status and Multus `network-status` updates never depend on nadipam being up.
+pub const POD_UPDATE_MATCH: &str = "(has(object.metadata.annotations) && \
+    'nadipam.io/reservation' in object.metadata.annotations && \
+    (!has(oldObject.metadata.annotations) || !('nadipam.io/reservation' in oldObject.metadata.annotations))) || \
+    has(oldObject.metadata.annotations) && \
     'nadipam.io/reservation' in oldObject.metadata.annotations && \
     (!has(object.metadata.annotations) || \
      oldObject.metadata.annotations.exists(k, (k == 'nadipam.io/reservation' || k.contains('.kubernetes.io/')) && \

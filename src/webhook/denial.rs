@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::alloc::{AllocError, LayoutError};
+use crate::alloc::{AllocError, Family, LayoutError};
 use crate::annotations::AnnotationError;
 use crate::api::NadError;
 
@@ -51,6 +51,18 @@ pub enum Denial {
         namespace: String,
         subnet: String,
         allowed: String,
+    },
+    #[error(
+        "network {network}: Subnet {subnet} ({cidr}) overlaps Subnet {other} ({other_cidr}), which this network \
+         can also reach and which was created first; an address in both could be given twice, so only {other} \
+         allocates: delete Subnet {subnet} or give it a cidrBlock of its own"
+    )]
+    SubnetOverlap {
+        network: String,
+        subnet: String,
+        cidr: String,
+        other: String,
+        other_cidr: String,
     },
     #[error("network {network}: Subnet {subnet} is invalid: {source}")]
     Layout {
@@ -143,6 +155,42 @@ pub enum Denial {
         mac: String,
         source: Box<kube::Error>,
     },
+    #[error(
+        "network {network}: annotation {key}: {ip} belongs to IPPool {pool}, whose addresses only the Pods naming \
+         it receive; name the pool (ipam.spidernet.io/ippool, or {provider}.kubernetes.io/ip_pool: {pool}) or ask \
+         for an address outside it"
+    )]
+    PoolKept {
+        network: String,
+        key: String,
+        ip: IpAddr,
+        pool: String,
+        provider: String,
+    },
+    #[error(
+        "network {network}: the IPPools {pools} (tried in that order) have no free {family} address; the last \
+         answered: {source}"
+    )]
+    PoolsFull {
+        network: String,
+        family: Family,
+        pools: String,
+        source: Box<AllocError>,
+    },
+    #[error(
+        "annotation nadipam.io/reservation: reservation {token} belongs to {holder}, not to this Pod; a Pod \
+         manifest copied from another Pod must not carry nadipam's annotations: remove nadipam.io/reservation and \
+         the <provider>.kubernetes.io/ annotations nadipam wrote"
+    )]
+    TokenHeld { token: String, holder: String },
+    #[error(
+        "annotation nadipam.io/reservation: could not look up reservation {token}: the API server answered \
+         {source}; retry the request"
+    )]
+    TokenApi {
+        token: String,
+        source: Box<kube::Error>,
+    },
     #[error("the Pod has no namespace")]
     NoNamespace,
 }
@@ -224,7 +272,11 @@ impl Denial {
                 "in_use"
             }
             Denial::Contention { .. } => "contention",
-            Denial::Api { .. } | Denial::MacApi { .. } => "api_error",
+            Denial::SubnetOverlap { .. } => "subnet_overlap",
+            Denial::PoolKept { .. } => "pool_kept",
+            Denial::PoolsFull { .. } => "exhausted",
+            Denial::TokenHeld { .. } => "reservation_held",
+            Denial::Api { .. } | Denial::MacApi { .. } | Denial::TokenApi { .. } => "api_error",
             Denial::NoNamespace => "malformed_request",
         }
     }
@@ -243,14 +295,20 @@ impl Denial {
             | Denial::NoSubnet { .. }
             | Denial::UnknownSubnet { .. }
             | Denial::UnknownPool { .. } => 404,
-            Denial::Held { .. } | Denial::MacHeld { .. } | Denial::Contention { .. } => 409,
+            Denial::Held { .. }
+            | Denial::MacHeld { .. }
+            | Denial::Contention { .. }
+            | Denial::PoolKept { .. }
+            | Denial::SubnetOverlap { .. }
+            | Denial::PoolsFull { .. }
+            | Denial::TokenHeld { .. } => 409,
             Denial::Alloc { source, .. } => alloc_code(source),
             Denial::Requested { source, .. } => alloc_code(source),
             Denial::Layout { .. }
             | Denial::BadPool { .. }
             | Denial::PoolSubnet { .. }
             | Denial::PoolNetwork { .. } => 422,
-            Denial::Api { .. } | Denial::MacApi { .. } => 500,
+            Denial::Api { .. } | Denial::MacApi { .. } | Denial::TokenApi { .. } => 500,
         }
     }
 }

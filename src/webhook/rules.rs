@@ -61,6 +61,52 @@ pub(crate) fn check_subnet(
     Ok(())
 }
 
+/// An address lies in one Subnet only, as far as a network can see: of two Subnets a network of `provider` can
+/// reach (its own provider's, and `ovn` ones by `logical_switch`) whose CIDRs overlap, only the older one
+/// allocates. Checked at admission rather than only when a Subnet is created, so two overlapping Subnets
+/// created at the same moment (both passing the Subnet webhook) still never give one address twice.
+pub(crate) fn check_overlap(
+    subnet: &Subnet,
+    subnets: &[Arc<Subnet>],
+    network: &str,
+    provider: &str,
+) -> Result<(), Denial> {
+    let Ok(mine) = crate::cache::layout(subnet) else {
+        return Ok(());
+    };
+    let age = |s: &Subnet| {
+        (
+            s.metadata.creation_timestamp.clone().map(|t| t.0),
+            s.name_any(),
+        )
+    };
+    for other in subnets {
+        let op = &other.spec.provider;
+        if other.name_any() == subnet.name_any() || (op != provider && op != keys::OVN_PROVIDER) {
+            continue;
+        }
+        let Ok(theirs) = crate::cache::layout(other) else {
+            continue;
+        };
+        for family in [crate::alloc::Family::V4, crate::alloc::Family::V6] {
+            let (Some(a), Some(b)) = (mine.cidr(family), theirs.cidr(family)) else {
+                continue;
+            };
+            let overlaps = a.contains(&b.network()) || b.contains(&a.network());
+            if overlaps && age(other) < age(subnet) {
+                return Err(Denial::SubnetOverlap {
+                    network: network.to_string(),
+                    subnet: subnet.name_any(),
+                    cidr: a.to_string(),
+                    other: other.name_any(),
+                    other_cidr: b.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The pool belongs to the Subnet and admits the namespace and the network.
 pub(crate) fn check_pool(
     pool: &IPPool,

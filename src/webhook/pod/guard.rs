@@ -56,6 +56,15 @@ impl std::fmt::Display for Change {
             v.as_deref()
                 .map_or("(absent)".to_string(), |v| Shown::new(v).to_string())
         };
+        if self.before.is_none() && self.key == keys::RESERVATION {
+            return write!(
+                f,
+                "annotation {} is written by nadipam when it admits a Pod and cannot be added afterwards (→ {}); \
+                 create the Pod with its networks instead",
+                self.key,
+                shown(&self.after)
+            );
+        }
         write!(
             f,
             "annotation {} was written by nadipam when the Pod was created and records its allocation (its \
@@ -76,7 +85,15 @@ pub(crate) fn tampered(
     before: &BTreeMap<String, String>,
     after: &BTreeMap<String, String>,
 ) -> Option<Change> {
-    before.get(keys::RESERVATION)?;
+    if before.get(keys::RESERVATION).is_none() {
+        // Only nadipam writes a token, when it admits the Pod: added later, it would tie this Pod to another
+        // Pod's leases (the controller binds a reservation to the Pod carrying its token).
+        return after.get(keys::RESERVATION).map(|t| Change {
+            key: keys::RESERVATION.to_string(),
+            before: None,
+            after: Some(t.clone()),
+        });
+    }
     let allocated = format!(".kubernetes.io/{}", keys::ALLOCATED);
     let prefixes: Vec<String> = before
         .iter()
@@ -152,6 +169,18 @@ mod tests {
         );
         let c = tampered(&before, &added).expect("refused");
         assert!(c.to_string().contains("(absent) → \"172.17.0.9\""), "{c}");
+    }
+
+    #[test]
+    fn adding_a_token_later_is_refused() {
+        let before = ann(&[("team", "blue")]);
+        let after = ann(&[("team", "blue"), (keys::RESERVATION, "0c9a8d74")]);
+        let c = tampered(&before, &after).expect("refused");
+        assert_eq!(
+            c.to_string(),
+            "annotation nadipam.io/reservation is written by nadipam when it admits a Pod and cannot be added \
+             afterwards (→ \"0c9a8d74\"); create the Pod with its networks instead"
+        );
     }
 
     #[test]

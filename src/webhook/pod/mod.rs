@@ -1,8 +1,10 @@
 //! Pod CREATE: allocate every nadipam attachment and patch the results onto the Pod.
 
 pub(crate) mod guard;
+mod miss;
 mod plan;
 mod reserve;
+mod token;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use plan::{Planned, PodIdentity, plan};
 use reserve::Request;
+use token::Carried;
 use tracing::Instrument;
 
 use crate::alloc::statefulset_ordinal;
@@ -34,10 +37,6 @@ pub async fn mutate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> AdmissionR
         return resp;
     };
     let ann = pod.metadata.annotations.clone().unwrap_or_default();
-    // Reinvocation within the same request: our own patch is already applied.
-    if ann.get(keys::RESERVATION) == Some(&req.uid) {
-        return resp;
-    }
     let namespace = req
         .namespace
         .clone()
@@ -111,13 +110,21 @@ async fn allocate(
         name,
         ordinal: if sts { statefulset_ordinal(name) } else { None },
     };
-    let planned = plan(&ctx.cache, &identity, ann)?;
+    // Judged first: a Pod carrying another's token is refused even when it asks for no network.
+    let (token, prior) = match token::judge(ctx, namespace, name, ann).await? {
+        Carried::Fresh => (req.uid.clone(), Vec::new()),
+        Carried::Reinvoked { token, leases } => (token, leases),
+    };
+    let planned = match plan(&ctx.cache, &identity, ann) {
+        Err(denial) if miss::caught_up(ctx, &denial).await => plan(&ctx.cache, &identity, ann)?,
+        planned => planned?,
+    };
     if planned.is_empty() {
         return Ok(None);
     }
     let request = Request {
         ctx,
-        token: &req.uid,
+        token: &token,
         pod: &identity,
         owner: if sts {
             OwnerKind::StatefulSet
@@ -125,16 +132,19 @@ async fn allocate(
             OwnerKind::Pod
         },
         dry_run: req.dry_run,
+        prior: &prior,
     };
     let mut created = Vec::new();
+    let mut kept = Vec::new();
     let mut results = Vec::new();
     let mut warnings = Vec::new();
     for p in &planned {
         match request.reserve(p).await {
             Ok(r) => {
                 created.extend(r.created.iter().cloned());
+                kept.extend(r.kept.iter().cloned());
                 warnings.extend(usage_warning(ctx, p));
-                results.push(result_of(p, &r));
+                results.push(result_of(&ctx.cache, p, &r));
             }
             Err(denial) => {
                 request.delete_all(&created).await;
@@ -149,13 +159,25 @@ async fn allocate(
             return Err(e.into());
         }
     };
-    out.insert(keys::RESERVATION.to_string(), req.uid.clone());
+    kept.extend(created.iter().cloned());
+    if !req.dry_run {
+        // A reinvocation whose Pod no longer asks for an attachment of the first call gives its leases back.
+        let unused: Vec<String> = prior
+            .iter()
+            .map(|l| l.name_any())
+            .filter(|n| !kept.contains(n))
+            .collect();
+        request.delete_all(&unused).await;
+        request.drop_stale(&kept).await;
+    }
+    out.insert(keys::RESERVATION.to_string(), token.clone());
     tracing::info!(
         attachments = results.len(),
         dry_run = req.dry_run,
+        reinvoked = !prior.is_empty(),
         "allocated"
     );
-    Ok(Some((patch(pod, out), warnings)))
+    Ok(Some((patch(pod, out, &token), warnings)))
 }
 
 /// The decision of [`mutate`] without the apiserver: plan, take candidates from the cached views as
@@ -209,6 +231,8 @@ pub(crate) fn decide_offline(
     let mut results = Vec::new();
     for p in &planned {
         let network = p.network.to_string();
+        let avoid: Vec<crate::alloc::IpRange> =
+            p.kept.iter().flat_map(|(_, r)| r.iter().copied()).collect();
         let picked = cache
             .index
             .with_subnet(&p.subnet, &cache.leases, |v| {
@@ -216,19 +240,31 @@ pub(crate) fn decide_offline(
                     Some(mac) => v.macs.reserve(mac).map(|()| mac)?,
                     None => v.macs.pick(&mut rng)?,
                 };
-                let ip = match &p.choice {
-                    Choice::Fixed(pair) => v.alloc.reserve_pair(pair).map(|()| *pair)?,
+                let ips: Vec<(std::net::IpAddr, Option<String>)> = match &p.choice {
+                    Choice::Fixed(pair) => v
+                        .alloc
+                        .reserve_pair(pair)
+                        .map(|()| pair.addrs().map(|ip| (ip, None)).collect())?,
                     Choice::List { entries, ordinal } => {
                         let e = v.alloc.select_from_list(entries, *ordinal)?;
-                        v.alloc.reserve_pair(&e).map(|()| e)?
-                    }
-                    Choice::Ranges(ranges) => {
                         v.alloc
-                            .pick_pair_in(ranges, Strategy::Sequential, &mut rng)?
+                            .reserve_pair(&e)
+                            .map(|()| e.addrs().map(|ip| (ip, None)).collect())?
                     }
-                    Choice::Any => v.alloc.pick_pair(Strategy::Sequential, &mut rng)?,
+                    Choice::Pools(plan) => reserve::pick_from_pools(
+                        &mut v.alloc,
+                        plan,
+                        &avoid,
+                        Strategy::Sequential,
+                        &mut rng,
+                    )
+                    .map_err(|e| e.source)?,
+                    Choice::Any => v
+                        .alloc
+                        .pick_pair_avoiding(&avoid, Strategy::Sequential, &mut rng)
+                        .map(|pair| pair.addrs().map(|ip| (ip, None)).collect())?,
                 };
-                Ok((ip, mac))
+                Ok((ips, mac))
             })
             .map_err(|source| Denial::Layout {
                 network: network.clone(),
@@ -239,30 +275,53 @@ pub(crate) fn decide_offline(
                 Denial::Alloc { network, source }.for_request(p.request_key.as_deref())
             })?;
         let reserved = reserve::Reserved {
-            ip: picked.0,
+            ip: crate::alloc::IpPair::from_addrs(picked.0.iter().map(|(ip, _)| *ip))
+                .unwrap_or_default(),
             mac: picked.1,
-            created: Vec::new(),
+            pools: picked
+                .0
+                .into_iter()
+                .filter_map(|(ip, pool)| Some((ip, pool?)))
+                .collect(),
+            ..reserve::Reserved::default()
         };
-        results.push(result_of(p, &reserved));
+        results.push(result_of(cache, p, &reserved));
     }
     let out = render_all(&results)?;
     Ok(Some((results, out)))
 }
 
-fn result_of(p: &Planned, r: &reserve::Reserved) -> AllocationResult {
+/// The result annotations' values for one attachment. The gateway, per address: the gateway of the IPPool
+/// that gave it (its family's), else the Subnet's.
+fn result_of(cache: &crate::cache::Cache, p: &Planned, r: &reserve::Reserved) -> AllocationResult {
     let subnet = &p.subnet;
-    let gateway = p.gateway.clone().unwrap_or_else(|| {
-        crate::cache::layout(subnet)
-            .map(|l| l.gateways().to_string())
-            .unwrap_or_default()
-    });
+    let layout = crate::cache::layout(subnet).ok();
+    let gateway: Vec<String> =
+        r.ip.addrs()
+            .filter_map(|ip| {
+                let family = crate::alloc::Family::of(ip);
+                r.pool_of(ip)
+                    .and_then(|name| {
+                        cache
+                            .pools
+                            .get(&kube::runtime::reflector::ObjectRef::new(name))
+                    })
+                    .and_then(|pool| pool.gateways().ok())
+                    .and_then(|g| {
+                        g.into_iter()
+                            .find(|g| crate::alloc::Family::of(*g) == family)
+                    })
+                    .or_else(|| layout.as_ref().and_then(|l| l.gateway(family)))
+            })
+            .map(|g| g.to_string())
+            .collect();
     AllocationResult {
         provider: p.provider.clone(),
         interface: p.interface.clone(),
         ip: r.ip,
         mac: Some(r.mac),
         cidr: subnet.spec.cidr_block.clone(),
-        gateway,
+        gateway: gateway.join(","),
         logical_switch: subnet.name_any(),
         routes: p.routes.clone(),
     }
@@ -292,29 +351,39 @@ fn usage_warning(ctx: &Context, p: &Planned) -> Option<String> {
         })
 }
 
-/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none).
-fn patch(pod: &Pod, annotations: BTreeMap<String, String>) -> Patch {
+/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none), and the reservation
+/// token as a label: a Pod copying another's token is found by it ([`token::judge`]).
+fn patch(pod: &Pod, annotations: BTreeMap<String, String>, token: &str) -> Patch {
     let add = |path: PointerBuf, value: serde_json::Value| {
         PatchOperation::Add(AddOperation { path, value })
     };
-    if pod.metadata.annotations.is_none() {
-        let value = serde_json::to_value(&annotations).unwrap_or_default();
-        return Patch(vec![add(
-            PointerBuf::from_tokens(["metadata", "annotations"]),
-            value,
-        )]);
+    let mut ops = Vec::new();
+    let mut map_or_keys = |field: &str, exists: bool, entries: BTreeMap<String, String>| {
+        if !exists {
+            let value = serde_json::to_value(&entries).unwrap_or_default();
+            ops.push(add(PointerBuf::from_tokens(["metadata", field]), value));
+            return;
+        }
+        for (k, v) in entries {
+            ops.push(add(
+                PointerBuf::from_tokens(["metadata", field, k.as_str()]),
+                v.into(),
+            ));
+        }
+    };
+    map_or_keys(
+        "annotations",
+        pod.metadata.annotations.is_some(),
+        annotations,
+    );
+    if token::is_label_value(token) {
+        map_or_keys(
+            "labels",
+            pod.metadata.labels.is_some(),
+            [(keys::RESERVATION.to_string(), token.to_string())].into(),
+        );
     }
-    Patch(
-        annotations
-            .into_iter()
-            .map(|(k, v)| {
-                add(
-                    PointerBuf::from_tokens(["metadata", "annotations", k.as_str()]),
-                    v.into(),
-                )
-            })
-            .collect(),
-    )
+    Patch(ops)
 }
 
 #[cfg(test)]
@@ -329,18 +398,21 @@ mod tests {
             "macvlan.default.kubernetes.io/ip_address".to_string(),
             "172.17.0.11".to_string(),
         );
-        let p = serde_json::to_value(patch(&pod, ann.clone())).unwrap();
+        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1")).unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations",
-                "value": {"macvlan.default.kubernetes.io/ip_address": "172.17.0.11"}}])
+                "value": {"macvlan.default.kubernetes.io/ip_address": "172.17.0.11"}},
+                {"op": "add", "path": "/metadata/labels", "value": {"nadipam.io/reservation": "t-1"}}])
         );
         pod.metadata.annotations = Some(BTreeMap::new());
-        let p = serde_json::to_value(patch(&pod, ann)).unwrap();
+        pod.metadata.labels = Some(BTreeMap::new());
+        let p = serde_json::to_value(patch(&pod, ann, "t-1")).unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations/macvlan.default.kubernetes.io~1ip_address",
-                "value": "172.17.0.11"}])
+                "value": "172.17.0.11"},
+                {"op": "add", "path": "/metadata/labels/nadipam.io~1reservation", "value": "t-1"}])
         );
     }
 }

@@ -2,19 +2,20 @@
 //! address is chosen. Reads only the caches; nothing is reserved here.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::alloc::{IpPair, IpRange, Mac, parse_entries};
+use crate::alloc::{Family, IpPair, IpRange, Mac, parse_entries};
 use crate::annotations::{
     self, AttachmentRequest, NetworkRef, PoolRequest, Route, SpiderPools, keys, provider_request,
 };
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{check_pool, check_subnet, subnet_by_provider};
+use crate::webhook::rules::{check_overlap, check_pool, check_subnet, subnet_by_provider};
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -26,10 +27,53 @@ pub(crate) enum Choice {
         entries: Vec<IpPair>,
         ordinal: Option<u32>,
     },
-    /// Any free address inside these ranges (IPPool objects).
-    Ranges(Vec<IpRange>),
-    /// Any free address of the Subnet.
+    /// IPPool objects, tried in the written order per family.
+    Pools(PoolPlan),
+    /// Any free address of the Subnet outside its IPPools.
     Any,
+}
+
+/// One IPPool as the reservation uses it.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolChoice {
+    pub name: String,
+    pub ranges: Vec<IpRange>,
+    /// The pool's gateway addresses: never handed to a Pod, and the gateway of a Pod whose address the pool gave.
+    pub gateway: Vec<IpAddr>,
+}
+
+impl PoolChoice {
+    fn of(pool: &IPPool, network: &str) -> Result<PoolChoice, Denial> {
+        let bad = |reason: String| Denial::BadPool {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            reason,
+        };
+        let ranges = parse_entries(&pool.spec.ips).map_err(|e| bad(e.to_string()))?;
+        let gateway = pool.gateways().map_err(bad)?;
+        Ok(PoolChoice {
+            name: pool.name_any(),
+            ranges,
+            gateway,
+        })
+    }
+}
+
+/// The IPPools an attachment may draw from, per family in the order the Pod named them. A family with no pool
+/// takes any free address of the Subnet outside its pools.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PoolPlan {
+    pub v4: Vec<PoolChoice>,
+    pub v6: Vec<PoolChoice>,
+}
+
+impl PoolPlan {
+    pub(crate) fn for_family(&self, family: Family) -> &[PoolChoice] {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
 }
 
 /// One attachment nadipam allocates for.
@@ -43,10 +87,11 @@ pub(crate) struct Planned {
     pub choice: Choice,
     pub mac: Option<Mac>,
     pub routes: Option<Vec<Route>>,
-    /// An IPPool's gateway override.
-    pub gateway: Option<String>,
-    /// The IPPool (or `ip_pool`) the address came from, recorded on the lease.
+    /// The `ip_pool` address list the address came from (recorded on the lease as pool `ip_pool`).
     pub pool: Option<String>,
+    /// Addresses of the Subnet kept by IPPools this attachment does not name (their ranges and gateways):
+    /// never given to it, whatever it asks.
+    pub kept: Vec<(String, Vec<IpRange>)>,
     /// The annotation that asked for specific addresses (`ip_address`, `ip_pool` list, Multus `ips`), named
     /// when such an address cannot be given.
     pub request_key: Option<String>,
@@ -113,18 +158,22 @@ fn plan_one(
     let asks = provider_request(ann, &provider, req.interface.as_deref())?;
 
     // Pools named by the Pod, resolved before the Subnet: a pool also says which Subnet it belongs to.
-    let mut pools: Vec<Arc<IPPool>> = Vec::new();
+    let mut named: Vec<(Arc<IPPool>, Option<Family>)> = Vec::new();
     if let Some(PoolRequest::Named(name)) = &asks.ip_pool {
         let key = keys::provider_key(&provider, keys::IP_POOL);
-        pools.push(find_pool(cache, &network, name, &key)?);
+        named.push((find_pool(cache, &network, name, &key)?, None));
     } else if asks.ip_pool.is_none()
         && let Some(entry) = spider.and_then(|s| s.for_interface(&req.ifname, first))
     {
         let key = spider.map(|s| s.key).unwrap_or(keys::SPIDER_IPPOOL);
-        for name in entry.ipv4.iter().chain(entry.ipv6.iter()) {
-            pools.push(find_pool(cache, &network, name, key)?);
+        for name in &entry.ipv4 {
+            named.push((find_pool(cache, &network, name, key)?, Some(Family::V4)));
+        }
+        for name in &entry.ipv6 {
+            named.push((find_pool(cache, &network, name, key)?, Some(Family::V6)));
         }
     }
+    let pools: Vec<Arc<IPPool>> = named.iter().map(|(p, _)| p.clone()).collect();
 
     let subnet = match &asks.logical_switch {
         Some(name) => {
@@ -153,6 +202,7 @@ fn plan_one(
         },
     };
     check_subnet(&subnet, &network, &provider, pod.namespace)?;
+    check_overlap(&subnet, &cache.subnets.state(), &network, &provider)?;
     for p in &pools {
         check_pool(p, &subnet, &network, pod.namespace)?;
     }
@@ -180,16 +230,18 @@ fn plan_one(
                 Some(keys::IP_POOL.to_string()),
             )
         }
-        (None, _) if !pools.is_empty() => {
-            let mut ranges = Vec::new();
-            for p in &pools {
-                ranges.extend(parse_entries(&p.spec.ips).map_err(|e| Denial::BadPool {
-                    network: network.clone(),
-                    pool: p.name_any(),
-                    reason: e.to_string(),
-                })?);
+        (None, _) if !named.is_empty() => {
+            let mut plan = PoolPlan::default();
+            for (pool, family) in &named {
+                let choice = PoolChoice::of(pool, &network)?;
+                if *family != Some(Family::V6) {
+                    plan.v4.push(choice.clone());
+                }
+                if *family != Some(Family::V4) {
+                    plan.v6.push(choice);
+                }
             }
-            (Choice::Ranges(ranges), pools.first().map(|p| p.name_any()))
+            (Choice::Pools(plan), None)
         }
         (None, _) => (Choice::Any, None),
     };
@@ -201,6 +253,7 @@ fn plan_one(
             gw: Some(gw.to_string()),
         });
     }
+    let kept = kept_by_other_pools(cache, &subnet, &pools, &network)?;
     Ok(Some(Planned {
         network: req.network.clone(),
         interface: req.interface.clone(),
@@ -209,10 +262,42 @@ fn plan_one(
         choice,
         mac: asks.mac_address.or(req.mac),
         routes,
-        gateway: pools.iter().find_map(|p| p.spec.gateway.clone()),
         pool,
+        kept,
         request_key,
     }))
+}
+
+/// The address ranges (and gateways) of the Subnet's IPPools other than `named`, per pool: what only the
+/// Pods naming those pools receive.
+fn kept_by_other_pools(
+    cache: &Cache,
+    subnet: &Subnet,
+    named: &[Arc<IPPool>],
+    network: &str,
+) -> Result<Vec<(String, Vec<IpRange>)>, Denial> {
+    let mut kept = Vec::new();
+    for pool in pools_of(cache, subnet) {
+        if named.iter().any(|n| n.name_any() == pool.name_any()) {
+            continue;
+        }
+        let choice = PoolChoice::of(&pool, network)?;
+        let mut ranges = choice.ranges;
+        ranges.extend(choice.gateway.into_iter().map(IpRange::single));
+        kept.push((choice.name, ranges));
+    }
+    Ok(kept)
+}
+
+/// The IPPools of a Subnet.
+pub(crate) fn pools_of(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
+    let name = subnet.name_any();
+    cache
+        .pools
+        .state()
+        .into_iter()
+        .filter(|p| p.spec.subnet == name)
+        .collect()
 }
 
 /// The key a fixed `ip_address` came from: the per-interface one when set, else the provider's.

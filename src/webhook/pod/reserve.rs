@@ -10,8 +10,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
-use super::plan::{Choice, Planned, PodIdentity};
-use crate::alloc::{AllocError, IpPair, Mac, Strategy};
+use rand::Rng;
+
+use super::plan::{Choice, Planned, PodIdentity, PoolPlan};
+use crate::alloc::{AllocError, Allocator, Family, IpPair, IpRange, Mac, Strategy};
 use crate::api::{
     IPLease, IPLeaseSpec, LeasePhase, OwnerKind, lease_labels, lease_name, mac_selector,
 };
@@ -31,14 +33,113 @@ pub(crate) struct Request<'a> {
     pub pod: &'a PodIdentity<'a>,
     pub owner: OwnerKind,
     pub dry_run: bool,
+    /// The leases of `token` read live when the Pod arrived carrying it (a reinvocation): the cache may not
+    /// show them yet.
+    pub prior: &'a [Arc<IPLease>],
 }
 
 /// What one attachment got.
+#[derive(Default)]
 pub(crate) struct Reserved {
     pub ip: IpPair,
     pub mac: Mac,
+    /// The IPPool each address came from.
+    pub pools: Vec<(IpAddr, String)>,
     /// Leases this request created (deleted again if a later attachment is denied).
     pub created: Vec<String>,
+    /// Leases found already holding the attachment's addresses and kept for it.
+    pub kept: Vec<String>,
+}
+
+impl Reserved {
+    pub(crate) fn pool_of(&self, ip: IpAddr) -> Option<&str> {
+        self.pools
+            .iter()
+            .find(|(a, _)| *a == ip)
+            .map(|(_, p)| p.as_str())
+    }
+}
+
+/// Picks one address per family of the Subnet for a [`Choice::Pools`] attachment: for each family, the
+/// first of its pools (in the order the Pod named them) with a free address that is not the pool's gateway;
+/// a family without pools takes any free address outside `avoid`. All families or none.
+pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
+    alloc: &mut Allocator,
+    plan: &PoolPlan,
+    avoid: &[IpRange],
+    strategy: Strategy,
+    rng: &mut R,
+) -> Result<Vec<(IpAddr, Option<String>)>, PoolsFull> {
+    let mut got: Vec<(IpAddr, Option<String>)> = Vec::new();
+    for &family in alloc.families() {
+        let pools = plan.for_family(family);
+        let picked = if pools.is_empty() {
+            alloc
+                .pick_avoiding(family, avoid, strategy, rng)
+                .map(|ip| (ip, None))
+                .map_err(|source| PoolsFull {
+                    family,
+                    pools: Vec::new(),
+                    source,
+                })
+        } else {
+            let mut last = None;
+            let mut found = None;
+            for pool in pools {
+                let gateway: Vec<IpRange> =
+                    pool.gateway.iter().copied().map(IpRange::single).collect();
+                match alloc.pick_in_avoiding(&pool.ranges, &gateway, family, strategy, rng) {
+                    Ok(ip) => {
+                        found = Some((ip, Some(pool.name.clone())));
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            found.ok_or_else(|| PoolsFull {
+                family,
+                pools: pools.iter().map(|p| p.name.clone()).collect(),
+                source: last.unwrap_or(AllocError::EmptyList),
+            })
+        };
+        match picked {
+            Ok(one) => got.push(one),
+            Err(e) => {
+                for (ip, _) in got {
+                    alloc.release(ip);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(got)
+}
+
+/// No address of one family in the pools an attachment named (or, without pools, in the Subnet).
+#[derive(Debug)]
+pub(crate) struct PoolsFull {
+    pub family: Family,
+    /// The pools tried, in order; empty when the family had none.
+    pub pools: Vec<String>,
+    /// The last pool's (or the Subnet's) answer.
+    pub source: AllocError,
+}
+
+impl PoolsFull {
+    pub(crate) fn into_denial(self, network: String) -> Denial {
+        match self.pools.len() {
+            0 => Denial::Alloc {
+                network,
+                source: self.source,
+            },
+            _ => Denial::PoolsFull {
+                network,
+                family: self.family,
+                pools: self.pools.join(", "),
+                source: Box::new(self.source),
+            },
+        }
+    }
 }
 
 impl Request<'_> {
@@ -72,30 +173,19 @@ impl Request<'_> {
         // A MAC found held elsewhere stays marked in the view: its holder's lease is what marks it.
         let held_elsewhere = matches!(result, Err(Denial::MacHeld { .. }));
         if (result.is_err() && !held_elsewhere) || self.dry_run {
-            self.with_view(p, |v| v.macs.release(mac)).ok();
+            self.with_view(p, |v| v.release_mac(mac)).ok();
         }
         result
     }
 
-    /// Leases this Pod already holds for the attachment: the same admission retried (same token), or a
-    /// re-created StatefulSet Pod (same name). Reused instead of allocating again.
+    /// Leases this Pod already holds for the attachment: its own earlier call (a reinvocation, or the same
+    /// admission retried), or a former incarnation of a re-created StatefulSet Pod. Reused instead of
+    /// allocating again when they still give what the Pod asks now.
     async fn reuse(&self, p: &Planned) -> Result<Option<Reserved>, Denial> {
-        let index = &self.ctx.cache.index;
-        let mut names = index.by_token(self.token);
-        let sts = self.owner == OwnerKind::StatefulSet && !self.pod.name.is_empty();
-        if sts {
-            names.extend(index.by_pod(self.pod.namespace, self.pod.name));
-        }
-        let subnet = p.subnet.name_any();
-        let leases: Vec<Arc<IPLease>> = names
-            .iter()
-            .filter_map(|n| self.ctx.cache.leases.get(&ObjectRef::new(n)))
-            .filter(|l| {
-                l.spec.subnet == subnet
-                    && l.spec.network == p.network.to_string()
-                    && l.spec.interface == p.interface
-                    && (l.spec.token == self.token || l.spec.owner_kind == OwnerKind::StatefulSet)
-            })
+        let leases: Vec<Arc<IPLease>> = self
+            .leases_of(p)
+            .into_iter()
+            .filter(|l| l.spec.token == self.token || self.may_take_over(l))
             .collect();
         let ip = IpPair::from_addrs(leases.iter().filter_map(|l| l.spec.ip.parse().ok()));
         let mac = leases
@@ -104,6 +194,9 @@ impl Request<'_> {
         let (Some(ip), Some(mac)) = (ip.filter(|i| !i.is_empty()), mac) else {
             return Ok(None);
         };
+        if !satisfies(p, &leases, mac) {
+            return Ok(None);
+        }
         let takeover: Vec<&Arc<IPLease>> = leases
             .iter()
             .filter(|l| l.spec.token != self.token)
@@ -111,9 +204,9 @@ impl Request<'_> {
         if !self.dry_run && !takeover.is_empty() {
             self.check_gone(p, &takeover).await?;
             for l in takeover {
-                // A StatefulSet lease moves to the new Pod incarnation: the controller binds by token. The
-                // patch carries the version the decision was made on, so of two admissions racing for the
-                // lease only one takes it.
+                // The lease moves to the new Pod incarnation: the controller binds by token. The patch carries
+                // the version the decision was made on, so of two admissions racing for the lease only one
+                // takes it.
                 let patch = serde_json::json!({
                     "metadata": {
                         "resourceVersion": l.resource_version(),
@@ -144,8 +237,91 @@ impl Request<'_> {
         Ok(Some(Reserved {
             ip,
             mac,
+            pools: leases
+                .iter()
+                .filter_map(|l| Some((l.spec.ip.parse().ok()?, l.spec.pool.clone()?)))
+                .collect(),
             created: Vec::new(),
+            kept: leases.iter().map(|l| l.name_any()).collect(),
         }))
+    }
+
+    /// The leases of this attachment held under this admission's token or by a Pod of this name: the live
+    /// ones read at the start of a reinvocation first, then the cache's.
+    fn leases_of(&self, p: &Planned) -> Vec<Arc<IPLease>> {
+        let index = &self.ctx.cache.index;
+        let mut names = index.by_token(self.token);
+        if !self.pod.name.is_empty() {
+            names.extend(index.by_pod(self.pod.namespace, self.pod.name));
+        }
+        let mut leases: Vec<Arc<IPLease>> = self.prior.to_vec();
+        for n in names {
+            if leases.iter().all(|l| l.name_any() != n)
+                && let Some(l) = self.ctx.cache.leases.get(&ObjectRef::new(&n))
+            {
+                leases.push(l);
+            }
+        }
+        let subnet = p.subnet.name_any();
+        let network = p.network.to_string();
+        leases.retain(|l| {
+            l.spec.subnet == subnet && l.spec.network == network && l.spec.interface == p.interface
+        });
+        leases
+    }
+
+    /// Whether a lease of another token may pass to this Pod: a StatefulSet Pod's lease of the same name, once
+    /// the incarnation holding it is gone ([`Self::check_gone`]).
+    fn may_take_over(&self, l: &IPLease) -> bool {
+        self.owner == OwnerKind::StatefulSet
+            && l.spec.owner_kind == OwnerKind::StatefulSet
+            && !self.pod.name.is_empty()
+            && l.spec.pod_namespace == self.pod.namespace
+            && l.spec.pod_name.as_deref() == Some(self.pod.name)
+    }
+
+    /// Leases a former incarnation of this Pod name holds that this admission did not keep: a StatefulSet Pod
+    /// re-created with another fixed address, pool, MAC or network. Deleted once that incarnation is gone,
+    /// so its addresses do not stay reserved for a Pod that no longer asks for them.
+    pub async fn drop_stale(&self, keep: &[String]) {
+        if self.dry_run || self.pod.name.is_empty() {
+            return;
+        }
+        let stale: Vec<Arc<IPLease>> = self
+            .ctx
+            .cache
+            .index
+            .by_pod(self.pod.namespace, self.pod.name)
+            .iter()
+            .filter(|n| !keep.contains(n))
+            .filter_map(|n| self.ctx.cache.leases.get(&ObjectRef::new(n)))
+            .filter(|l| l.spec.token != self.token && self.may_take_over(l))
+            .collect();
+        if stale.is_empty() {
+            return;
+        }
+        let pods: Api<Pod> = Api::namespaced(self.ctx.client.clone(), self.pod.namespace);
+        if !matches!(pods.get_opt(self.pod.name).await, Ok(None)) {
+            return;
+        }
+        for l in stale {
+            let name = l.name_any();
+            let guarded = DeleteParams {
+                preconditions: Some(kube::api::Preconditions {
+                    resource_version: l.resource_version(),
+                    uid: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match self.api().delete(&name, &guarded).await {
+                Ok(_) => {
+                    tracing::info!(lease = %name, "released: the re-created Pod no longer asks for it")
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %name, error = %e, "stale lease of a former incarnation kept")
+                }
+            }
+        }
     }
 
     /// A StatefulSet lease is taken over only from a Pod incarnation that is gone. While a Pod of this name
@@ -247,7 +423,7 @@ impl Request<'_> {
                             v.alloc.reserve_pair(&e).map(|_| e)
                         })?
                         .map_err(deny)?;
-                    if let Some(done) = self.create_pair(p, entry, mac).await? {
+                    if let Some(done) = self.create_pair(p, entry, mac, &[]).await? {
                         return Ok(done);
                     }
                 }
@@ -256,16 +432,27 @@ impl Request<'_> {
                     attempts: entries.len() as u32,
                 })
             }
-            Choice::Ranges(ranges) => {
+            Choice::Pools(plan) => {
+                let avoid = kept_ranges(p);
                 self.reserve_picked(p, mac, |v| {
-                    v.alloc
-                        .pick_pair_in(ranges, Strategy::Random, &mut rand::rng())
+                    pick_from_pools(
+                        &mut v.alloc,
+                        plan,
+                        &avoid,
+                        Strategy::Random,
+                        &mut rand::rng(),
+                    )
+                    .map_err(|e| e.into_denial(network.clone()))
                 })
                 .await
             }
             Choice::Any => {
+                let avoid = kept_ranges(p);
                 self.reserve_picked(p, mac, |v| {
-                    v.alloc.pick_pair(Strategy::Random, &mut rand::rng())
+                    v.alloc
+                        .pick_pair_avoiding(&avoid, Strategy::Random, &mut rand::rng())
+                        .map(|pair| pair.addrs().map(|ip| (ip, None)).collect())
+                        .map_err(deny)
                 })
                 .await
             }
@@ -277,20 +464,21 @@ impl Request<'_> {
         &self,
         p: &Planned,
         mac: Mac,
-        pick: impl Fn(&mut SubnetView) -> Result<IpPair, AllocError>,
+        pick: impl Fn(&mut SubnetView) -> Result<Vec<(IpAddr, Option<String>)>, Denial>,
     ) -> Result<Reserved, Denial> {
-        let network = p.network.to_string();
         for _ in 0..MAX_ATTEMPTS {
-            let pair = self.with_view(p, &pick)?.map_err(|source| Denial::Alloc {
-                network: network.clone(),
-                source,
-            })?;
-            if let Some(done) = self.create_pair(p, pair, mac).await? {
+            let picked = self.with_view(p, &pick)??;
+            let pair = IpPair::from_addrs(picked.iter().map(|(ip, _)| *ip)).unwrap_or_default();
+            let pools: Vec<(IpAddr, String)> = picked
+                .into_iter()
+                .filter_map(|(ip, pool)| Some((ip, pool?)))
+                .collect();
+            if let Some(done) = self.create_pair(p, pair, mac, &pools).await? {
                 return Ok(done);
             }
         }
         Err(Denial::Contention {
-            network,
+            network: p.network.to_string(),
             attempts: MAX_ATTEMPTS,
         })
     }
@@ -338,6 +526,19 @@ impl Request<'_> {
     /// Checks requested addresses against the cache: valid and free, or a denial naming the holder.
     fn precheck_fixed(&self, p: &Planned, pair: IpPair) -> Result<(), Denial> {
         for ip in pair.addrs() {
+            if let Some((pool, _)) = p
+                .kept
+                .iter()
+                .find(|(_, ranges)| ranges.iter().any(|r| r.contains(ip)))
+            {
+                return Err(Denial::PoolKept {
+                    network: p.network.to_string(),
+                    key: p.request_key.clone().unwrap_or_default(),
+                    ip,
+                    pool: pool.clone(),
+                    provider: p.provider.clone(),
+                });
+            }
             match self.with_view(p, |v| v.alloc.check(ip))? {
                 Ok(()) => {}
                 Err(AllocError::InUse { .. }) => {
@@ -365,7 +566,7 @@ impl Request<'_> {
                 network: network.clone(),
                 source,
             })?;
-        match self.create_pair(p, pair, mac).await? {
+        match self.create_pair(p, pair, mac, &[]).await? {
             Some(done) => Ok(done),
             None => {
                 // Lost a race the cache did not show: name the holder from a live read.
@@ -409,6 +610,7 @@ impl Request<'_> {
         p: &Planned,
         pair: IpPair,
         mac: Mac,
+        pools: &[(IpAddr, String)],
     ) -> Result<Option<Reserved>, Denial> {
         let subnet = p.subnet.name_any();
         if self.dry_run {
@@ -416,12 +618,18 @@ impl Request<'_> {
             return Ok(Some(Reserved {
                 ip: pair,
                 mac,
-                created: Vec::new(),
+                pools: pools.to_vec(),
+                ..Reserved::default()
             }));
         }
         let mut created = Vec::new();
         for ip in pair.addrs() {
-            let lease = self.lease(p, ip, mac);
+            let pool = pools
+                .iter()
+                .find(|(a, _)| *a == ip)
+                .map(|(_, n)| n.as_str())
+                .or(p.pool.as_deref());
+            let lease = self.lease(p, ip, mac, pool);
             match self.api().create(&PostParams::default(), &lease).await {
                 Ok(_) => created.push(lease.name_any()),
                 Err(e) => {
@@ -457,11 +665,13 @@ impl Request<'_> {
         Ok(Some(Reserved {
             ip: pair,
             mac,
+            pools: pools.to_vec(),
             created,
+            kept: Vec::new(),
         }))
     }
 
-    fn lease(&self, p: &Planned, ip: IpAddr, mac: Mac) -> IPLease {
+    fn lease(&self, p: &Planned, ip: IpAddr, mac: Mac, pool: Option<&str>) -> IPLease {
         let subnet = p.subnet.name_any();
         let mut lease = IPLease::new(
             &lease_name(&subnet, ip),
@@ -477,7 +687,7 @@ impl Request<'_> {
                 phase: LeasePhase::Reserved,
                 token: self.token.to_string(),
                 owner_kind: self.owner,
-                pool: p.pool.clone(),
+                pool: pool.map(str::to_string),
                 network: p.network.to_string(),
             },
         );
@@ -485,7 +695,7 @@ impl Request<'_> {
             labels: Some(lease_labels(
                 &subnet,
                 self.token,
-                p.pool.as_deref(),
+                pool,
                 lease.spec.mac.as_deref(),
             )),
             ..lease.metadata
@@ -500,5 +710,47 @@ impl Request<'_> {
                 tracing::warn!(lease = %name, error = %e, "rollback delete failed; the reclaimer will remove it");
             }
         }
+    }
+}
+
+/// Every address IPPools keep from an attachment that does not name them.
+fn kept_ranges(p: &Planned) -> Vec<IpRange> {
+    p.kept.iter().flat_map(|(_, r)| r.iter().copied()).collect()
+}
+
+/// Whether leases found for an attachment still give what it asks now: the requested addresses, an entry of
+/// the requested list, addresses of the named pools, or (asking nothing in particular) no pool's; and the
+/// requested MAC.
+fn satisfies(p: &Planned, leases: &[Arc<IPLease>], mac: Mac) -> bool {
+    if p.mac.is_some_and(|m| m != mac) {
+        return false;
+    }
+    let ips: Vec<IpAddr> = leases
+        .iter()
+        .filter_map(|l| l.spec.ip.parse().ok())
+        .collect();
+    let pair = IpPair::from_addrs(ips.iter().copied());
+    match &p.choice {
+        Choice::Fixed(want) => pair.as_ref() == Some(want),
+        Choice::List { entries, ordinal } => match (pair, ordinal) {
+            (Some(pair), Some(o)) => entries.get(*o as usize) == Some(&pair),
+            (Some(pair), None) => entries.contains(&pair),
+            (None, _) => false,
+        },
+        Choice::Pools(plan) => leases.iter().all(|l| {
+            let Ok(ip) = l.spec.ip.parse::<IpAddr>() else {
+                return false;
+            };
+            let family = plan.for_family(Family::of(ip));
+            match l.spec.pool.as_deref() {
+                Some(name) => family
+                    .iter()
+                    .any(|c| c.name == name && c.ranges.iter().any(|r| r.contains(ip))),
+                None => family.is_empty(),
+            }
+        }),
+        Choice::Any => leases
+            .iter()
+            .all(|l| l.spec.pool.is_none() || l.spec.pool.as_deref() == p.pool.as_deref()),
     }
 }

@@ -1,0 +1,774 @@
+//! nadipam in the admission chain and cluster it lives in, on the real control plane: a second mutating webhook
+//! ordered after nadipam (reinvocation), IPPools that keep their addresses, Spiderpool's two-pool annotation,
+//! pool gateways, and reservation tokens copied into other Pods.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::post;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::{Client, ResourceExt};
+use nadipam::api::{IPLease, IPPool};
+
+use common::server::nadipam;
+use common::{DeleteOnDrop, cluster, cluster_info, kubectl, serve_tls, test_namespace, wait_for};
+
+/// The annotation the test's mutating webhook writes on every Pod of its namespace, changing the Pod after
+/// nadipam's call so the apiserver calls nadipam again.
+const TOUCHED: &str = "chain.test.nadipam.io/touched";
+
+fn apply(yaml: &str) -> Result<String, String> {
+    kubectl(&["apply", "-f", "-"], yaml)
+}
+
+fn must_apply(yaml: &str) {
+    if let Err(e) = apply(yaml) {
+        panic!(
+            "kubectl apply failed: {e}\n--- yaml\n{yaml}\n--- nadipam log\n{}",
+            nadipam().log_tail()
+        );
+    }
+}
+
+fn must_deny(yaml: &str, needles: &[&str]) -> String {
+    match apply(yaml) {
+        Ok(out) => {
+            panic!("expected a denial containing {needles:?}, but apply succeeded: {out}\n{yaml}")
+        }
+        Err(e) => {
+            for n in needles {
+                assert!(e.contains(n), "denial {e:?} does not contain {n:?}");
+            }
+            e
+        }
+    }
+}
+
+fn pod_yaml(ns: &str, name: &str, annotations: &[(&str, &str)]) -> String {
+    let ann: String = annotations
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "    {k}: {}\n",
+                serde_json::to_string(v).unwrap_or_default()
+            )
+        })
+        .collect();
+    let ann = if ann.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{ann}")
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n{ann}spec:\n  containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]\n"
+    )
+}
+
+async fn pod_annotations(client: &Client, ns: &str, name: &str) -> BTreeMap<String, String> {
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("get pod {ns}/{name}: {e}"))
+        .metadata
+        .annotations
+        .unwrap_or_default()
+}
+
+async fn leases_of_subnet(client: &Client, subnet: &str) -> Vec<IPLease> {
+    Api::<IPLease>::all(client.clone())
+        .list(&ListParams::default().labels(&format!("nadipam.io/subnet={subnet}")))
+        .await
+        .unwrap_or_else(|e| panic!("listing leases: {e}"))
+        .items
+}
+
+/// The test's mutating webhook: adds [`TOUCHED`] (the number of calls so far) to every Pod it sees.
+async fn touch(
+    State(calls): State<Arc<AtomicUsize>>,
+    Json(review): Json<AdmissionReview<DynamicObject>>,
+) -> Json<AdmissionReview<DynamicObject>> {
+    let response = match TryInto::<AdmissionRequest<DynamicObject>>::try_into(review) {
+        Ok(req) => {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let has_map = req
+                .object
+                .as_ref()
+                .is_some_and(|o| o.metadata.annotations.is_some());
+            let op = if has_map {
+                AddOperation {
+                    path: PointerBuf::from_tokens(["metadata", "annotations", TOUCHED]),
+                    value: n.to_string().into(),
+                }
+            } else {
+                AddOperation {
+                    path: PointerBuf::from_tokens(["metadata", "annotations"]),
+                    value: serde_json::json!({ TOUCHED: n.to_string() }),
+                }
+            };
+            let resp = AdmissionResponse::from(&req);
+            match resp.with_patch(Patch(vec![PatchOperation::Add(op)])) {
+                Ok(r) => r,
+                Err(e) => AdmissionResponse::invalid(e.to_string()),
+            }
+        }
+        Err(e) => AdmissionResponse::invalid(e.to_string()),
+    };
+    Json(response.into_review())
+}
+
+/// A mutating webhook ordered after nadipam's (configurations are called in name order: `zz-` sorts after
+/// `nadipam-`) that changes every Pod of one namespace, as SR-IOV's resources injector, Vault or Istio do.
+struct Reorderer {
+    calls: Arc<AtomicUsize>,
+    _handle: axum_server::Handle<std::net::SocketAddr>,
+    _guard: DeleteOnDrop,
+}
+
+impl Reorderer {
+    async fn start(client: &Client, ns: &str) -> Reorderer {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new()
+            .route("/mutate", post(touch))
+            .with_state(calls.clone());
+        let (port, handle) = serve_tls(app).await;
+        let name = format!("zz-chain-reorder-{ns}");
+        let mut config: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "webhooks": [{
+                "name": "reorder.chain.test.nadipam.io",
+                "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate")},
+                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                           "resources": ["pods"], "scope": "Namespaced"}],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                "failurePolicy": "Fail", "sideEffects": "None", "reinvocationPolicy": "IfNeeded",
+                "admissionReviewVersions": ["v1"], "timeoutSeconds": 10
+            }]
+        }))
+        .expect("webhook literal");
+        for wh in config.webhooks.iter_mut().flatten() {
+            wh.client_config.ca_bundle = Some(ByteString(cluster_info().webhook_ca_pem()));
+        }
+        let guard = DeleteOnDrop::new("mutatingwebhookconfiguration", &name, None);
+        Api::<MutatingWebhookConfiguration>::all(client.clone())
+            .create(&PostParams::default(), &config)
+            .await
+            .unwrap_or_else(|e| panic!("creating mutating webhook configuration {name}: {e}"));
+        let r = Reorderer {
+            calls,
+            _handle: handle,
+            _guard: guard,
+        };
+        // Until the apiserver has picked the configuration up, probe with Pods nadipam ignores.
+        let pods = Api::<Pod>::namespaced(client.clone(), ns);
+        let mut probe = 0;
+        wait_for(
+            "the apiserver to call the reordering webhook",
+            Duration::from_secs(30),
+            || {
+                probe += 1;
+                let pods = pods.clone();
+                let p: Pod = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("probe-{probe}")},
+                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+                }))
+                .expect("probe literal");
+                async move {
+                    let made = pods
+                        .create(&PostParams::default(), &p)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match made.annotations().get(TOUCHED) {
+                        Some(_) => Ok(()),
+                        None => Err("not called yet".to_string()),
+                    }
+                }
+            },
+        )
+        .await;
+        r
+    }
+}
+
+/// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it with `subnet_spec` (YAML lines
+/// under `spec:`).
+struct Net {
+    client: Client,
+    ns: String,
+    subnet: String,
+    provider: String,
+    guards: Vec<DeleteOnDrop>,
+}
+
+async fn setup(prefix: &str, subnet_spec: &str) -> Net {
+    nadipam();
+    let client = cluster().await;
+    let (ns, ns_guard) = test_namespace(&client, prefix).await;
+    let subnet = format!("{ns}-macvlan");
+    let provider = format!("macvlan.{ns}");
+    must_apply(&format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: macvlan, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "mode": "bridge",
+    "ipam": {{"type": "nadipam", "provider": "{provider}"}}}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {{name: {subnet}}}
+spec:
+  provider: {provider}
+{subnet_spec}
+"#
+    ));
+    let guards = vec![DeleteOnDrop::new("subnet", &subnet, None), ns_guard];
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Net {
+        client,
+        ns,
+        subnet,
+        provider,
+        guards,
+    }
+}
+
+impl Net {
+    fn key(&self, what: &str) -> String {
+        format!("{}.kubernetes.io/{what}", self.provider)
+    }
+
+    fn network(&self) -> String {
+        format!("{}/macvlan", self.ns)
+    }
+
+    fn pool(&mut self, name: &str, body: &str) -> String {
+        let name = format!("{}-{name}", self.ns);
+        must_apply(&format!(
+            "apiVersion: nadipam.io/v1\nkind: IPPool\nmetadata: {{name: {name}}}\nspec:\n  subnet: {}\n{body}\n",
+            self.subnet
+        ));
+        self.guards.push(DeleteOnDrop::new("ippool", &name, None));
+        name
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    async fn leases(&self) -> Vec<IPLease> {
+        leases_of_subnet(&self.client, &self.subnet).await
+    }
+
+    async fn create(&self, name: &str, annotations: &[(&str, &str)]) -> BTreeMap<String, String> {
+        must_apply(&pod_yaml(&self.ns, name, annotations));
+        pod_annotations(&self.client, &self.ns, name).await
+    }
+}
+
+/// Every lease's IP once, and as many leases as `want`.
+fn assert_one_lease_each(leases: &[IPLease], want: usize) {
+    let ips: HashSet<&str> = leases.iter().map(|l| l.spec.ip.as_str()).collect();
+    assert_eq!(
+        ips.len(),
+        leases.len(),
+        "an address leased twice: {leases:?}"
+    );
+    assert_eq!(leases.len(), want, "{leases:?}");
+}
+
+#[tokio::test]
+async fn a_webhook_after_nadipam_changing_every_pod_gets_the_same_allocation_back() {
+    let mut net = setup(
+        "chain-reinv",
+        "  cidrBlock: 10.60.0.0/24,fd00:60::/120\n  gateway: 10.60.0.1,fd00:60::1",
+    )
+    .await;
+    let pool = net.pool(
+        "pool",
+        "  ips: [10.60.0.200-10.60.0.203, fd00:60::c8-fd00:60::cb]",
+    );
+    let r = Reorderer::start(&net.client, &net.ns).await;
+    let network = net.network();
+    let before = r.calls.load(Ordering::SeqCst);
+
+    // Random, fixed IP, fixed MAC and a named IPPool, each dual stack; and a second random Pod.
+    let random = net
+        .create("random", &[("k8s.v1.cni.cncf.io/networks", &network)])
+        .await;
+    let fixed = net
+        .create(
+            "fixed",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                (&net.key("ip_address"), "10.60.0.50,fd00:60::50"),
+            ],
+        )
+        .await;
+    let mac = net
+        .create(
+            "mac",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                (&net.key("mac_address"), "02:60:00:00:00:01"),
+            ],
+        )
+        .await;
+    let pooled = net
+        .create(
+            "pooled",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                (
+                    "ipam.spidernet.io/ippool",
+                    &format!(r#"{{"ipv4":["{pool}"],"ipv6":["{pool}"]}}"#),
+                ),
+            ],
+        )
+        .await;
+    let calls = r.calls.load(Ordering::SeqCst) - before;
+    assert!(calls >= 4, "the reordering webhook saw {calls} calls");
+    for (name, ann) in [
+        ("random", &random),
+        ("fixed", &fixed),
+        ("mac", &mac),
+        ("pooled", &pooled),
+    ] {
+        assert!(ann.contains_key(TOUCHED), "{name}: {ann:?}");
+        assert_eq!(
+            ann.get(&net.key("allocated")).map(String::as_str),
+            Some("true"),
+            "{name}: {ann:?}"
+        );
+    }
+    assert_eq!(fixed[&net.key("ip_address")], "10.60.0.50,fd00:60::50");
+    assert_eq!(
+        mac[&net.key("mac_address")].to_lowercase(),
+        "02:60:00:00:00:01"
+    );
+    let ips = &pooled[&net.key("ip_address")];
+    assert!(ips.starts_with("10.60.0.20"), "pooled {ips}");
+    // Exactly one lease per address: four Pods, two families each, all bound to their Pod.
+    let leases = wait_for("every lease bound", Duration::from_secs(30), || {
+        let net = &net;
+        async move {
+            let leases = net.leases().await;
+            if leases.iter().all(|l| l.spec.pod_uid.is_some()) && leases.len() >= 8 {
+                Ok(leases)
+            } else {
+                Err(format!("{leases:?}"))
+            }
+        }
+    })
+    .await;
+    assert_one_lease_each(&leases, 8);
+    for pod in ["random", "fixed", "mac", "pooled"] {
+        let got: Pod = net.pods().get(pod).await.expect("pod");
+        let token = &got.annotations()[&"nadipam.io/reservation".to_string()];
+        assert_eq!(
+            got.labels().get("nadipam.io/reservation"),
+            Some(token),
+            "{pod}"
+        );
+        let mine: Vec<&IPLease> = leases.iter().filter(|l| &l.spec.token == token).collect();
+        assert_eq!(mine.len(), 2, "{pod}: {leases:?}");
+        assert!(mine.iter().all(|l| l.spec.pod_uid == got.uid()), "{pod}");
+    }
+    for l in leases
+        .iter()
+        .filter(|l| l.spec.pod_name.as_deref() == Some("pooled"))
+    {
+        assert_eq!(l.spec.pool.as_deref(), Some(pool.as_str()), "{l:?}");
+    }
+}
+
+#[tokio::test]
+async fn statefulset_pods_are_admitted_through_a_reordering_webhook_and_keep_their_addresses() {
+    let net = setup(
+        "chain-sts",
+        "  cidrBlock: 10.61.0.0/24\n  gateway: 10.61.0.1",
+    )
+    .await;
+    let _r = Reorderer::start(&net.client, &net.ns).await;
+    let key = net.key("ip_pool");
+    must_apply(&format!(
+        r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: web, namespace: {ns}}}
+spec:
+  replicas: 2
+  serviceName: web
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata:
+      labels: {{app: web}}
+      annotations:
+        k8s.v1.cni.cncf.io/networks: {network}
+        {key}: 10.61.0.10,10.61.0.11
+    spec:
+      containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]
+"#,
+        ns = net.ns,
+        network = net.network(),
+    ));
+    let ip = net.key("ip_address");
+    for (pod, want) in [("web-0", "10.61.0.10"), ("web-1", "10.61.0.11")] {
+        let got = wait_for(pod, Duration::from_secs(60), || {
+            let pods = net.pods();
+            let ip = ip.clone();
+            async move {
+                let p = pods.get(pod).await.map_err(|e| e.to_string())?;
+                p.annotations()
+                    .get(&ip)
+                    .cloned()
+                    .ok_or("no address".to_string())
+            }
+        })
+        .await;
+        assert_eq!(got, want, "{pod}");
+    }
+    assert_one_lease_each(&net.leases().await, 2);
+    // Re-created (the StatefulSet controller makes the Pod again): same address, still one lease.
+    net.pods()
+        .delete("web-0", &Default::default())
+        .await
+        .expect("delete web-0");
+    wait_for("web-0 re-created", Duration::from_secs(60), || {
+        let pods = net.pods();
+        let ip = ip.clone();
+        async move {
+            let p = pods.get("web-0").await.map_err(|e| e.to_string())?;
+            if p.metadata.deletion_timestamp.is_some() {
+                return Err("old incarnation".into());
+            }
+            match p.annotations().get(&ip).map(String::as_str) {
+                Some("10.61.0.10") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert_one_lease_each(&net.leases().await, 2);
+}
+
+#[tokio::test]
+async fn ippool_addresses_go_only_to_pods_naming_the_pool_under_100_concurrent_pods() {
+    let mut net = setup(
+        "chain-keep",
+        "  cidrBlock: 10.62.0.0/24\n  gateway: 10.62.0.1",
+    )
+    .await;
+    let pool = net.pool("kept", "  ips: [10.62.0.100-10.62.0.109]");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let network = net.network();
+    let plain: Vec<Pod> = (0..100)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("plain-{i}"),
+                             "annotations": {"k8s.v1.cni.cncf.io/networks": network}},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+            }))
+            .expect("pod literal")
+        })
+        .collect();
+    let pods = net.pods();
+    let made = futures::future::join_all(plain.iter().map(|p| {
+        let pods = pods.clone();
+        async move { pods.create(&PostParams::default(), p).await }
+    }))
+    .await;
+    let key = net.key("ip_address");
+    for m in made {
+        let pod = m.unwrap_or_else(|e| panic!("create: {e}"));
+        let ip: IpAddr = pod.annotations()[&key].parse().expect("ip");
+        let IpAddr::V4(v4) = ip else { panic!("{ip}") };
+        assert!(
+            !(100..=109).contains(&v4.octets()[3]),
+            "{} got {ip}, an address of IPPool {pool}",
+            pod.name_any()
+        );
+    }
+    // The pool's ten addresses go to the Pods naming it; the eleventh is refused naming the pool.
+    let spider = format!(r#"{{"ipv4":["{pool}"]}}"#);
+    for i in 0..10 {
+        let ann = net
+            .create(
+                &format!("named-{i}"),
+                &[
+                    ("k8s.v1.cni.cncf.io/networks", &network),
+                    ("ipam.spidernet.io/ippool", &spider),
+                ],
+            )
+            .await;
+        assert!(ann[&key].starts_with("10.62.0.10"), "{ann:?}");
+    }
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "named-10",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                ("ipam.spidernet.io/ippool", &spider),
+            ],
+        ),
+        &[&format!(
+            "network {network}: no free IPv4 address is left in 10.62.0.100-10.62.0.109"
+        )],
+    );
+    // A fixed address inside the pool, asked by a Pod that does not name it.
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "sneaky",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                (&key, "10.62.0.105"),
+            ],
+        ),
+        &[&format!(
+            "network {network}: annotation {key}: 10.62.0.105 belongs to IPPool {pool}, whose addresses only the \
+             Pods naming it receive; name the pool (ipam.spidernet.io/ippool, or {}: {pool}) or ask for an \
+             address outside it",
+            net.key("ip_pool")
+        )],
+    );
+    let leases = net.leases().await;
+    assert_one_lease_each(&leases, 110);
+    assert_eq!(
+        leases
+            .iter()
+            .filter(|l| l.spec.pool.as_deref() == Some(pool.as_str()))
+            .count(),
+        10
+    );
+    let counted = wait_for("the pool's status", Duration::from_secs(30), || {
+        let api = Api::<IPPool>::all(net.client.clone());
+        let pool = pool.clone();
+        async move {
+            let p = api.get(&pool).await.map_err(|e| e.to_string())?;
+            match p.status {
+                Some(s) if s.allocated_ip_count == 10 => Ok(s),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(counted.total_ip_count, 10);
+}
+
+#[tokio::test]
+async fn a_spiderpool_annotation_naming_two_pools_per_family_tries_them_in_order_and_counts_each() {
+    let mut net = setup(
+        "chain-two",
+        "  cidrBlock: 10.63.0.0/24,fd00:63::/120\n  gateway: 10.63.0.1,fd00:63::1",
+    )
+    .await;
+    let first = net.pool("v4-first", "  ips: [10.63.0.10]");
+    let second = net.pool(
+        "v4-second",
+        "  ips: [10.63.0.20-10.63.0.29]\n  gateway: 10.63.0.254",
+    );
+    let v6 = net.pool(
+        "v6",
+        "  ips: [fd00:63::20-fd00:63::29]\n  gateway: fd00:63::fe",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let network = net.network();
+    let spider = format!(r#"{{"ipv4":["{first}","{second}"],"ipv6":["{v6}"]}}"#);
+    let key = net.key("ip_address");
+    let gw = net.key("gateway");
+    let a = net
+        .create(
+            "a",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                ("ipam.spidernet.io/ippool", &spider),
+            ],
+        )
+        .await;
+    let b = net
+        .create(
+            "b",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                ("ipam.spidernet.io/ippool", &spider),
+            ],
+        )
+        .await;
+    // The first pool has one address: a gets it; b falls through to the second pool and its gateway.
+    assert!(a[&key].starts_with("10.63.0.10,fd00:63::2"), "{a:?}");
+    assert_eq!(a[&gw], "10.63.0.1,fd00:63::fe", "{a:?}");
+    assert!(b[&key].starts_with("10.63.0.2"), "{b:?}");
+    assert_eq!(b[&gw], "10.63.0.254,fd00:63::fe", "{b:?}");
+    let leases = net.leases().await;
+    assert_one_lease_each(&leases, 4);
+    for l in &leases {
+        let want = match (l.spec.pod_name.as_deref(), l.spec.ip.contains(':')) {
+            (_, true) => &v6,
+            (Some("a"), false) => &first,
+            _ => &second,
+        };
+        assert_eq!(l.spec.pool.as_deref(), Some(want.as_str()), "{l:?}");
+    }
+    for (pool, n) in [(&first, 1), (&second, 1), (&v6, 2)] {
+        wait_for(
+            &format!("{pool} counts {n}"),
+            Duration::from_secs(30),
+            || {
+                let api = Api::<IPPool>::all(net.client.clone());
+                let pool = pool.clone();
+                async move {
+                    let p = api.get(&pool).await.map_err(|e| e.to_string())?;
+                    match p.status {
+                        Some(s) if s.allocated_ip_count == n => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            },
+        )
+        .await;
+    }
+    // The IPv6 pool is in use: it cannot be deleted.
+    let out = kubectl(&["delete", "ippool", &v6], "").expect_err("delete of a pool in use");
+    assert!(out.contains(&v6), "{out}");
+}
+
+#[tokio::test]
+async fn an_ippool_gateway_is_never_handed_out_nor_counted() {
+    let mut net = setup(
+        "chain-gw",
+        "  cidrBlock: 10.70.0.0/24\n  gateway: 10.70.0.1",
+    )
+    .await;
+    let pool = net.pool(
+        "gw",
+        "  ips: [10.70.0.100-10.70.0.103]\n  gateway: 10.70.0.101",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let network = net.network();
+    let spider = format!(r#"{{"ipv4":["{pool}"]}}"#);
+    let key = net.key("ip_address");
+    let mut got = Vec::new();
+    for i in 0..3 {
+        let ann = net
+            .create(
+                &format!("p{i}"),
+                &[
+                    ("k8s.v1.cni.cncf.io/networks", &network),
+                    ("ipam.spidernet.io/ippool", &spider),
+                ],
+            )
+            .await;
+        assert_eq!(ann[&net.key("gateway")], "10.70.0.101");
+        got.push(ann[&key].clone());
+    }
+    got.sort();
+    assert_eq!(got, ["10.70.0.100", "10.70.0.102", "10.70.0.103"]);
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "p3",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                ("ipam.spidernet.io/ippool", &spider),
+            ],
+        ),
+        &["no free IPv4 address is left in 10.70.0.100-10.70.0.103"],
+    );
+    // Pods without the pool never get the pool's gateway either.
+    for i in 0..5 {
+        let ann = net
+            .create(
+                &format!("free-{i}"),
+                &[("k8s.v1.cni.cncf.io/networks", &network)],
+            )
+            .await;
+        assert_ne!(ann[&key], "10.70.0.101");
+    }
+    wait_for("the pool's total", Duration::from_secs(30), || {
+        let api = Api::<IPPool>::all(net.client.clone());
+        let pool = pool.clone();
+        async move {
+            let p = api.get(&pool).await.map_err(|e| e.to_string())?;
+            match p.status {
+                Some(s) if s.total_ip_count == 3 && s.allocated_ip_count == 3 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_copied_reservation_token_ties_no_other_pod_to_the_address() {
+    let net = setup(
+        "chain-forge",
+        "  cidrBlock: 10.64.0.0/24\n  gateway: 10.64.0.1",
+    )
+    .await;
+    let network = net.network();
+    let a = net
+        .create("a", &[("k8s.v1.cni.cncf.io/networks", &network)])
+        .await;
+    let token = a["nadipam.io/reservation"].clone();
+    let ip = a[&net.key("ip_address")].clone();
+    let refused = format!(
+        "annotation nadipam.io/reservation: reservation {token} belongs to pod {}/a, not to this Pod",
+        net.ns
+    );
+    // Without any Multus annotation: the token alone.
+    must_deny(
+        &pod_yaml(&net.ns, "b", &[("nadipam.io/reservation", &token)]),
+        &[&refused],
+    );
+    // Everything nadipam wrote on a, copied verbatim.
+    let copied: Vec<(&str, &str)> = a
+        .iter()
+        .filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    must_deny(&pod_yaml(&net.ns, "c", &copied), &[&refused]);
+    // Added to a Pod that exists.
+    must_apply(&pod_yaml(&net.ns, "plain", &[]));
+    let out = kubectl(
+        &[
+            "annotate",
+            "pod",
+            "-n",
+            &net.ns,
+            "plain",
+            &format!("nadipam.io/reservation={token}"),
+        ],
+        "",
+    )
+    .expect_err("adding a token afterwards");
+    assert!(
+        out.contains("annotation nadipam.io/reservation is written by nadipam when it admits a Pod and cannot be added afterwards"),
+        "{out}"
+    );
+    // a keeps its address; deleting the plain Pod changes nothing.
+    net.pods()
+        .delete("plain", &Default::default())
+        .await
+        .expect("delete");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leases = net.leases().await;
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0].spec.ip, ip);
+    assert_eq!(leases[0].spec.pod_name.as_deref(), Some("a"));
+}
