@@ -24,8 +24,15 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::{Client, ResourceExt};
 use nadipam::api::{IPLease, IPPool};
 
-use common::server::nadipam;
+use common::server::{Server, start};
 use common::{DeleteOnDrop, cluster, cluster_info, kubectl, serve_tls, test_namespace, wait_for};
+
+/// This binary's server, with the controller on (its Lease in `default`, which exists; a short Lease so it
+/// takes over quickly from an earlier test binary's server): the tests read bindings and pool status.
+fn nadipam() -> &'static Server {
+    static SERVER: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| start(&["--namespace", "default", "--leader-lease-seconds", "5"]))
+}
 
 /// The annotation the test's mutating webhook writes on every Pod of its namespace, changing the Pod after
 /// nadipam's call so the apiserver calls nadipam again.
@@ -291,7 +298,7 @@ fn assert_one_lease_each(leases: &[IPLease], want: usize) {
     assert_eq!(leases.len(), want, "{leases:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_after_nadipam_changing_every_pod_gets_the_same_allocation_back() {
     let mut net = setup(
         "chain-reinv",
@@ -396,7 +403,7 @@ async fn a_webhook_after_nadipam_changing_every_pod_gets_the_same_allocation_bac
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statefulset_pods_are_admitted_through_a_reordering_webhook_and_keep_their_addresses() {
     let net = setup(
         "chain-sts",
@@ -413,6 +420,7 @@ metadata: {{name: web, namespace: {ns}}}
 spec:
   replicas: 2
   serviceName: web
+  podManagementPolicy: Parallel
   selector: {{matchLabels: {{app: web}}}}
   template:
     metadata:
@@ -527,7 +535,9 @@ async fn ippool_addresses_go_only_to_pods_naming_the_pool_under_100_concurrent_p
             ],
         ),
         &[&format!(
-            "network {network}: no free IPv4 address is left in 10.62.0.100-10.62.0.109"
+            "network {network}: IPPool {pool} has no free IPv4 address left (no free IPv4 address is left in \
+             10.62.0.100..10.62.0.109 of subnet {} (10.62.0.0/24))",
+            net.subnet
         )],
     );
     // A fixed address inside the pool, asked by a Pod that does not name it.
@@ -688,7 +698,9 @@ async fn an_ippool_gateway_is_never_handed_out_nor_counted() {
                 ("ipam.spidernet.io/ippool", &spider),
             ],
         ),
-        &["no free IPv4 address is left in 10.70.0.100-10.70.0.103"],
+        &[&format!(
+            "IPPool {pool} has no free IPv4 address left (no free IPv4 address is left in 10.70.0.100..10.70.0.103"
+        )],
     );
     // Pods without the pool never get the pool's gateway either.
     for i in 0..5 {
@@ -771,4 +783,174 @@ async fn a_copied_reservation_token_ties_no_other_pod_to_the_address() {
     assert_eq!(leases.len(), 1, "{leases:?}");
     assert_eq!(leases[0].spec.ip, ip);
     assert_eq!(leases[0].spec.pod_name.as_deref(), Some("a"));
+}
+
+#[tokio::test]
+async fn of_two_overlapping_subnets_one_network_can_reach_only_the_older_allocates() {
+    let net = setup(
+        "chain-overlap",
+        "  cidrBlock: 10.65.0.0/24\n  gateway: 10.65.0.1",
+    )
+    .await;
+    // An ovn Subnet is reachable from every network by logical_switch; the Subnet webhook lets it overlap
+    // a Subnet of another provider.
+    let ovn = format!("{}-ovn", net.ns);
+    must_apply(&format!(
+        "apiVersion: nadipam.io/v1\nkind: Subnet\nmetadata: {{name: {ovn}}}\nspec:\n  provider: ovn\n  cidrBlock: 10.65.0.0/25\n"
+    ));
+    let _g = DeleteOnDrop::new("subnet", &ovn, None);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let network = net.network();
+    must_deny(
+        &pod_yaml(
+            &net.ns,
+            "via-ovn",
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &network),
+                (&net.key("logical_switch"), &ovn),
+            ],
+        ),
+        &[&format!(
+            "network {network}: Subnet {ovn} (10.65.0.0/25) overlaps Subnet {} (10.65.0.0/24), which this network \
+             can also reach and which was created first; an address in both could be given twice, so only {} \
+             allocates: delete Subnet {ovn} or give it a cidrBlock of its own",
+            net.subnet, net.subnet
+        )],
+    );
+    let ann = net
+        .create("direct", &[("k8s.v1.cni.cncf.io/networks", &network)])
+        .await;
+    assert_eq!(ann[&net.key("logical_switch")], net.subnet);
+
+    // Two overlapping Subnets of one provider created at the same moment: whichever creates pass, Pods only
+    // ever get addresses of one of them.
+    let (a, b) = (format!("{}-race-a", net.ns), format!("{}-race-b", net.ns));
+    let provider = format!("race.{}", net.ns);
+    let yaml = |name: &str, cidr: &str| {
+        format!(
+            "apiVersion: nadipam.io/v1\nkind: Subnet\nmetadata: {{name: {name}}}\nspec:\n  provider: {provider}\n  cidrBlock: {cidr}\n"
+        )
+    };
+    let (ya, yb) = (yaml(&a, "10.66.0.0/28"), yaml(&b, "10.66.0.0/29"));
+    let (ra, rb) = tokio::join!(
+        tokio::task::spawn_blocking(move || apply(&ya)),
+        tokio::task::spawn_blocking(move || apply(&yb)),
+    );
+    let _gs = (
+        DeleteOnDrop::new("subnet", &a, None),
+        DeleteOnDrop::new("subnet", &b, None),
+    );
+    eprintln!(
+        "concurrent creates: {a}: {:?}, {b}: {:?}",
+        ra.is_ok(),
+        rb.is_ok()
+    );
+    must_apply(&format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: race, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "ipam": {{"type": "nadipam", "provider": "{provider}"}}}}'
+"#,
+        ns = net.ns
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let race = format!("{}/race", net.ns);
+    let mut seen = HashSet::new();
+    for i in 0..6 {
+        let ls = if i % 2 == 0 { &a } else { &b };
+        let got = apply(&pod_yaml(
+            &net.ns,
+            &format!("race-{i}"),
+            &[
+                ("k8s.v1.cni.cncf.io/networks", &race),
+                (&format!("{provider}.kubernetes.io/logical_switch"), ls),
+            ],
+        ));
+        if got.is_ok() {
+            let ann = pod_annotations(&net.client, &net.ns, &format!("race-{i}")).await;
+            let ip = ann[&format!("{provider}.kubernetes.io/ip_address")].clone();
+            assert!(seen.insert(ip.clone()), "{ip} given twice");
+        }
+    }
+    assert!(!seen.is_empty());
+}
+
+#[tokio::test]
+async fn a_statefulset_pod_recreated_with_another_address_list_gets_it_and_frees_the_old_one() {
+    let net = setup(
+        "chain-ststpl",
+        "  cidrBlock: 10.67.0.0/24\n  gateway: 10.67.0.1",
+    )
+    .await;
+    let key = net.key("ip_pool");
+    let sts = |list: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: {ns}}}
+spec:
+  replicas: 1
+  serviceName: db
+  updateStrategy: {{type: OnDelete}}
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata:
+      labels: {{app: db}}
+      annotations:
+        k8s.v1.cni.cncf.io/networks: {network}
+        {key}: {list}
+    spec:
+      containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]
+"#,
+            ns = net.ns,
+            network = net.network(),
+        )
+    };
+    must_apply(&sts("10.67.0.10"));
+    let ip = net.key("ip_address");
+    let address = |want: &'static str| {
+        let pods = net.pods();
+        let ip = ip.clone();
+        async move {
+            wait_for(&format!("db-0 at {want}"), Duration::from_secs(90), || {
+                let pods = pods.clone();
+                let ip = ip.clone();
+                async move {
+                    let p = pods.get("db-0").await.map_err(|e| e.to_string())?;
+                    match p.annotations().get(&ip).map(String::as_str) {
+                        Some(got) if got == want && p.metadata.deletion_timestamp.is_none() => {
+                            Ok(())
+                        }
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+            })
+            .await
+        }
+    };
+    address("10.67.0.10").await;
+    // A new template, then db-0 deleted (no kubelet here makes it Ready for a rolling update): the
+    // StatefulSet controller creates it again from the new template.
+    must_apply(&sts("10.67.0.20"));
+    net.pods()
+        .delete("db-0", &Default::default())
+        .await
+        .expect("delete db-0");
+    address("10.67.0.20").await;
+    let leases = wait_for("only the new lease", Duration::from_secs(30), || {
+        let net = &net;
+        async move {
+            let leases = net.leases().await;
+            if leases.len() == 1 {
+                Ok(leases)
+            } else {
+                Err(format!("{leases:?}"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(leases[0].spec.ip, "10.67.0.20");
 }

@@ -16,7 +16,7 @@ pub const RESERVATION: &str = "nadipam.io/reservation";
 /// Kube-OVN's provider for the primary network; also the suffix of kube-ovn-typed NAD providers.
 pub const OVN_PROVIDER: &str = "ovn";
 /// The domain between a provider and a field: `<provider>.kubernetes.io/<field>`.
-const PROVIDER_DOMAIN: &str = ".kubernetes.io/";
+pub(crate) const PROVIDER_DOMAIN: &str = ".kubernetes.io/";
 
 /// Provider fields a user writes (request) ...
 pub const IP_ADDRESS: &str = "ip_address";

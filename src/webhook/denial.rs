@@ -167,10 +167,7 @@ pub enum Denial {
         pool: String,
         provider: String,
     },
-    #[error(
-        "network {network}: the IPPools {pools} (tried in that order) have no free {family} address; the last \
-         answered: {source}"
-    )]
+    #[error("network {network}: {}", pools_full(pools, *family, source))]
     PoolsFull {
         network: String,
         family: Family,
@@ -193,6 +190,17 @@ pub enum Denial {
     },
     #[error("the Pod has no namespace")]
     NoNamespace,
+}
+
+/// One pool, or several tried in order, without a free address of a family.
+fn pools_full(pools: &str, family: Family, source: &AllocError) -> String {
+    if pools.contains(", ") {
+        format!(
+            "IPPools {pools}, tried in that order, have no free {family} address left (the last: {source})"
+        )
+    } else {
+        format!("IPPool {pools} has no free {family} address left ({source})")
+    }
 }
 
 /// What to do instead, for a requested address the Subnet cannot give.

@@ -111,10 +111,13 @@ async fn allocate(
         ordinal: if sts { statefulset_ordinal(name) } else { None },
     };
     // Judged first: a Pod carrying another's token is refused even when it asks for no network.
-    let (token, prior) = match token::judge(ctx, namespace, name, ann).await? {
-        Carried::Fresh => (req.uid.clone(), Vec::new()),
-        Carried::Reinvoked { token, leases } => (token, leases),
+    let (token, prior, reinvoked) = match token::judge(ctx, namespace, name, ann).await? {
+        Carried::Fresh => (req.uid.clone(), Vec::new(), None),
+        Carried::Reinvoked { token, leases } => {
+            (token, leases, Some(token::requests_of_reinvoked(ann)))
+        }
     };
+    let ann = reinvoked.as_ref().unwrap_or(ann);
     let planned = match plan(&ctx.cache, &identity, ann) {
         Err(denial) if miss::caught_up(ctx, &denial).await => plan(&ctx.cache, &identity, ann)?,
         planned => planned?,

@@ -88,6 +88,27 @@ pub(crate) async fn judge(
     })
 }
 
+/// The annotations of a reinvoked Pod as its creator wrote them, as far as they matter to the plan: the
+/// `ip_address` nadipam wrote next to an `ip_pool` request (the same key is a request when the user writes
+/// it, and a fixed address together with a pool is refused) is dropped. Every other result nadipam wrote
+/// reads back as the request it answered (the same address, MAC, Subnet and routes).
+pub(crate) fn requests_of_reinvoked(
+    ann: &std::collections::BTreeMap<String, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let ip_address = format!("{}{}", keys::PROVIDER_DOMAIN, keys::IP_ADDRESS);
+    let ip_pool = format!("{}{}", keys::PROVIDER_DOMAIN, keys::IP_POOL);
+    ann.iter()
+        .filter(|(k, _)| {
+            let Some((provider, rest)) = k.split_once(ip_address.as_str()) else {
+                return true;
+            };
+            // `rest` is empty, or `.<ifname>` for a per-interface key.
+            !ann.contains_key(&format!("{provider}{ip_pool}{rest}"))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// Whether a lease is one a not-yet-stored Pod `namespace/name` may have reserved: same namespace, same
 /// name (or none on either side, for generateName), and not bound to a stored Pod.
 fn made_for(l: &IPLease, namespace: &str, name: &str) -> bool {
@@ -149,6 +170,31 @@ mod tests {
             "ns",
             "a"
         ));
+    }
+
+    #[test]
+    fn a_reinvoked_pods_own_address_next_to_its_pool_request_is_not_a_request() {
+        let ann: std::collections::BTreeMap<String, String> = [
+            ("n.ns.kubernetes.io/ip_pool", "10.0.0.5,10.0.0.6"),
+            ("n.ns.kubernetes.io/ip_address", "10.0.0.5"),
+            ("n.ns.kubernetes.io/ip_pool.net2", "10.0.0.7"),
+            ("n.ns.kubernetes.io/ip_address.net2", "10.0.0.7"),
+            ("m.ns.kubernetes.io/ip_address", "10.1.0.5"),
+            ("m.ns.kubernetes.io/mac_address", "02:00:00:00:00:01"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let kept: Vec<String> = requests_of_reinvoked(&ann).into_keys().collect();
+        assert_eq!(
+            kept,
+            [
+                "m.ns.kubernetes.io/ip_address",
+                "m.ns.kubernetes.io/mac_address",
+                "n.ns.kubernetes.io/ip_pool",
+                "n.ns.kubernetes.io/ip_pool.net2"
+            ]
+        );
     }
 
     #[test]
