@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use kube::Client;
 
+use crate::annotations::NetworkRef;
 use crate::cache::Cache;
 use crate::metrics::Metrics;
 
@@ -27,6 +28,9 @@ pub struct Settings {
     /// Binds per second (0: no limit). Binding records a holder the Pod's token already proves, so it is
     /// paced to leave the apiserver to Pod creates during bursts (`controller/pace.rs`).
     pub bind_rate: u32,
+    /// The cluster default network (`--default-network`): Pods that name no
+    /// `v1.multus-cni.io/default-network` get an address on it, as Multus gives them an interface on it.
+    pub default_network: Option<NetworkRef>,
 }
 
 impl Default for Settings {
@@ -38,6 +42,7 @@ impl Default for Settings {
             warn_usage_percent: 90,
             allocation_events: false,
             bind_rate: 20,
+            default_network: None,
         }
     }
 }

@@ -389,6 +389,7 @@ async fn register(
         exclude_namespaces: vec![sys_ns.to_string()],
         suffix: format!("-e2e-chaos-{}", std::process::id()),
         timeout_seconds: WEBHOOK_TIMEOUT,
+        default_network: false,
     };
     let mut m = reg.mutating();
     for wh in m.webhooks.iter_mut().flatten() {

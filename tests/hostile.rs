@@ -1014,11 +1014,19 @@ async fn hostile_nads_are_refused() {
     let client = cluster().await;
     let (ns, ns_guard) = test_namespace(&client, "hx-nad").await;
     std::mem::forget(ns_guard);
-    let _cleanup = Cleanup {
+    let mut cleanup = Cleanup {
         ns: ns.clone(),
         objects: Vec::new(),
     };
     let ns = ns.as_str();
+    // An empty config is refused only where nadipam is asked to serve the NAD: a Subnet names "empty".
+    let served = format!("{ns}-served");
+    must_create(subnet(
+        &served,
+        json!({"provider": format!("empty.{ns}"), "cidrBlock": "10.95.0.0/24"}),
+    ));
+    cleanup.objects.push(("subnet", served));
+    settle().await;
     let create = |name: &str, config: &str| Op::Create(nad(ns, name, config));
     let obj = |name: &str| format!("NetworkAttachmentDefinition {ns}/{name}");
     let cases = vec![
@@ -1086,10 +1094,10 @@ async fn hostile_nads_are_refused() {
         ),
         case(
             "NAD config is a list",
-            create("alist", "[1, 2]"),
+            create("alist", r#"[1, "nadipam"]"#),
             &[
                 &obj("alist"),
-                "spec.config is a list ([1,2]); expected a JSON object",
+                "spec.config is a list ([1,\"nadipam\"]); expected a JSON object",
             ],
         ),
         case(
@@ -1105,12 +1113,15 @@ async fn hostile_nads_are_refused() {
         ),
         case(
             "NAD conflist with no plugins",
-            create("noplugins", r#"{"cniVersion":"1.0.0","plugins":[]}"#),
+            create(
+                "noplugins",
+                r#"{"cniVersion":"1.0.0","name":"nadipam","plugins":[]}"#,
+            ),
             &[&obj("noplugins"), "spec.config plugins is an empty list"],
         ),
         case(
             "NAD without type or plugins",
-            create("notype", r#"{"cniVersion":"1.0.0"}"#),
+            create("notype", r#"{"cniVersion":"1.0.0","name":"nadipam"}"#),
             &[
                 &obj("notype"),
                 "has neither \"type\" (a single plugin) nor \"plugins\"",

@@ -243,6 +243,7 @@ fn chart_webhooks_equal_the_generated_ones() {
             exclude_namespaces: vec!["nadipam-system".into()],
             suffix: String::new(),
             timeout_seconds: 10,
+            default_network: false,
         },
     );
     // Every knob that changes the configurations.
@@ -255,6 +256,7 @@ fn chart_webhooks_equal_the_generated_ones() {
             "webhook.excludeNamespaces={zz,aa,ipam}",
             "service.name=hook",
             "service.port=8443",
+            "server.defaultNetwork=kube-system/ovs-conf",
         ],
     ));
     assert_webhooks_equal(
@@ -269,6 +271,7 @@ fn chart_webhooks_equal_the_generated_ones() {
             exclude_namespaces: vec!["ipam".into(), "zz".into(), "aa".into()],
             suffix: "-b".into(),
             timeout_seconds: 7,
+            default_network: true,
         },
     );
     let docs = documents(&template(
@@ -284,6 +287,7 @@ fn chart_webhooks_equal_the_generated_ones() {
             exclude_namespaces: vec!["ipam".into()],
             suffix: String::new(),
             timeout_seconds: 10,
+            default_network: false,
         },
     );
 }
@@ -403,6 +407,18 @@ fn bind_rate_comes_from_the_chart_value() {
     assert!(default.contains("\"--bind-rate=20\""), "{default}");
     let off = server_args(&["server.bindRate=0"]);
     assert!(off.contains("\"--bind-rate=0\""), "{off}");
+}
+
+#[test]
+fn default_network_comes_from_the_chart_value() {
+    cluster_info();
+    let default = server_args(&[]);
+    assert!(!default.contains("--default-network"), "{default}");
+    let on = server_args(&["server.defaultNetwork=kube-system/ovs-conf"]);
+    assert!(
+        on.contains("\"--default-network=kube-system/ovs-conf\""),
+        "{on}"
+    );
 }
 
 #[test]

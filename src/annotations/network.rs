@@ -35,6 +35,33 @@ impl fmt::Display for NetworkRef {
     }
 }
 
+/// A `<namespace>/<name>` that is not one, from a setting (`--default-network`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{value:?} is not a NetworkAttachmentDefinition reference; expected <namespace>/<name> (DNS labels), such as \
+     kube-system/ovs-conf"
+)]
+pub struct NetworkRefError {
+    pub value: String,
+}
+
+impl std::str::FromStr for NetworkRef {
+    type Err = NetworkRefError;
+
+    /// Exactly `<namespace>/<name>`: a setting has no Pod namespace to fall back on.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().split_once('/') {
+            Some((ns, name)) if is_dns1123_label(ns) && is_dns1123_label(name) => Ok(NetworkRef {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            }),
+            _ => Err(NetworkRefError {
+                value: s.to_string(),
+            }),
+        }
+    }
+}
+
 /// The namespace a reference without one resolves to, checked once so the error names the entry.
 pub(crate) fn default_namespace(
     key: &str,
@@ -133,5 +160,22 @@ mod tests {
         assert_eq!(n.to_string(), "default/attachnet");
         assert_eq!(n.provider(), "attachnet.default");
         assert_eq!(n.ovn_provider(), "attachnet.default.ovn");
+    }
+
+    #[test]
+    fn a_setting_names_namespace_and_name() {
+        assert_eq!(
+            " kube-system/ovs-conf ".parse::<NetworkRef>(),
+            Ok(net("kube-system", "ovs-conf"))
+        );
+        for bad in ["ovs-conf", "kube-system/", "/ovs-conf", "a/b/c", "Kube/ovs"] {
+            assert_eq!(
+                bad.parse::<NetworkRef>().map_err(|e| e.to_string()),
+                Err(format!(
+                    "{bad:?} is not a NetworkAttachmentDefinition reference; expected <namespace>/<name> (DNS \
+                     labels), such as kube-system/ovs-conf"
+                ))
+            );
+        }
     }
 }

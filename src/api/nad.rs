@@ -81,6 +81,36 @@ impl NetworkAttachmentDefinition {
         })
     }
 
+    /// A NAD nadipam serves may claim only its own provider, `<name>.<namespace>` or `<name>.<namespace>.ovn`,
+    /// so a tenant who can write NADs in one namespace cannot draw from a Subnet serving another's network.
+    /// `required`: a missing provider is refused too (NAD writes); Pod admission falls back to the NAD's own.
+    pub fn check_provider(&self, view: &NadIpam, required: bool) -> Result<(), NadError> {
+        let own = format!(
+            "{}.{}",
+            self.metadata.name.as_deref().unwrap_or_default(),
+            self.metadata.namespace.as_deref().unwrap_or_default()
+        );
+        let field = if view.is_kube_ovn_attachment() {
+            "provider"
+        } else {
+            "ipam.provider"
+        };
+        let source = match view.provider.as_deref() {
+            None if required => NadConfigError::MissingProvider { field, own },
+            None => return Ok(()),
+            Some(p) if p == own || p.strip_suffix(".ovn") == Some(own.as_str()) => return Ok(()),
+            Some(p) => NadConfigError::ForeignProvider {
+                field,
+                provider: p.to_string(),
+                own,
+            },
+        };
+        Err(NadError {
+            nad: self.key(),
+            source,
+        })
+    }
+
     /// The provider nadipam matches Subnets by: the config's `provider` if set, else `<name>.<namespace>`
     /// (`<name>.<namespace>.ovn` for a Kube-OVN-type attachment).
     pub fn provider(&self, view: &NadIpam) -> String {

@@ -31,7 +31,7 @@ pub struct NadIpam {
     pub routes: Vec<RouteSpec>,
 }
 
-/// Why a NAD's `spec.config` cannot be read. Wrapped in [`NadError`](super::NadError), which names the NAD.
+/// Why a NAD's `spec.config` cannot be read or used. Wrapped in [`NadError`](super::NadError), which names the NAD.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NadConfigError {
     #[error(
@@ -58,6 +58,29 @@ pub enum NadConfigError {
         found: String,
         expected: &'static str,
     },
+    #[error(
+        "spec.config {field} is missing; nadipam finds the Subnet by it: set it to \"{own}\" (or \"{own}.ovn\")"
+    )]
+    MissingProvider { field: &'static str, own: String },
+    #[error(
+        "spec.config {field} \"{provider}\" is not this NAD's provider; a NAD may only claim its own: \"{own}\" or \
+         \"{own}.ovn\""
+    )]
+    ForeignProvider {
+        field: &'static str,
+        provider: String,
+        own: String,
+    },
+}
+
+impl NadConfigError {
+    /// True for the provider rules (the config was read; the provider it claims is wrong or missing).
+    pub fn is_provider(&self) -> bool {
+        matches!(
+            self,
+            NadConfigError::MissingProvider { .. } | NadConfigError::ForeignProvider { .. }
+        )
+    }
 }
 
 /// Parses a NAD's `spec.config`. A config without an `ipam` section is not an error (the view then says

@@ -46,6 +46,9 @@ enum Command {
         exclude: Vec<String>,
         #[arg(long, default_value_t = 10)]
         timeout_seconds: i32,
+        /// Send Pods without Multus annotations too, as the server's --default-network needs.
+        #[arg(long)]
+        default_network: bool,
     },
 }
 
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
             suffix,
             exclude,
             timeout_seconds,
+            default_network,
         }) => {
             let mut exclude_namespaces = vec![namespace.clone()];
             exclude_namespaces.extend(exclude.iter().cloned());
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
                 exclude_namespaces,
                 suffix: suffix.clone(),
                 timeout_seconds: *timeout_seconds,
+                default_network: *default_network,
             };
             webhooks(&reg)
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use nadipam::annotations::NetworkRef;
 use nadipam::cache::Cache;
 use nadipam::certs::{self, CertMode, ManagedCerts, Targets};
 use nadipam::context::{Context, Settings};
@@ -96,6 +97,11 @@ struct Args {
     /// the apiserver to Pod creates during bursts (up to one second's worth goes at once).
     #[arg(long, env = "NADIPAM_BIND_RATE", default_value_t = 20)]
     bind_rate: u32,
+    /// The cluster default network, `<namespace>/<nad>` (e.g. kube-system/ovs-conf, Multus' clusterNetwork):
+    /// Pods that name no v1.multus-cni.io/default-network get an address on it when it is nadipam's, and
+    /// the registered webhook is sent every Pod not using the host's network. Off when unset.
+    #[arg(long, env = "NADIPAM_DEFAULT_NETWORK")]
+    default_network: Option<NetworkRef>,
     /// Seconds the controller's leader Lease lasts (how long a crashed leader keeps other replicas waiting).
     #[arg(long, env = "NADIPAM_LEADER_LEASE_SECONDS", default_value_t = 15)]
     leader_lease_seconds: u64,
@@ -151,6 +157,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         reclaim_after: Duration::from_secs(args.reclaim_after),
         allocation_events: args.allocation_events,
         bind_rate: args.bind_rate,
+        default_network: args.default_network.clone(),
         ..Settings::default()
     };
     let ctx = Arc::new(Context {
@@ -184,6 +191,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 exclude_namespaces: vec![ctx.settings.namespace.clone()],
                 suffix: args.webhook_name_suffix,
                 timeout_seconds: 10,
+                default_network: ctx.settings.default_network.is_some(),
             })
         }
         None => None,

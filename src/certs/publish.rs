@@ -180,6 +180,7 @@ mod tests {
             exclude_namespaces: vec![],
             suffix: "-a".into(),
             timeout_seconds: 10,
+            default_network: false,
         };
         let t = Targets::with_suffix("-a");
         assert_eq!(Some(t.mutating), reg.mutating().metadata.name);

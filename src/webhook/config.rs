@@ -28,13 +28,37 @@ pub enum Endpoint {
     Url(String),
 }
 
+/// The CEL text of [`POD_MATCH`], a macro so [`POD_MATCH_DEFAULT_NETWORK`] can extend it with `concat!`.
+macro_rules! asks_for_multus_network {
+    () => {
+        "has(object.metadata.annotations) && \
+    ('k8s.v1.cni.cncf.io/networks' in object.metadata.annotations || \
+     'v1.multus-cni.io/default-network' in object.metadata.annotations || \
+     'nadipam.io/reservation' in object.metadata.annotations)"
+    };
+}
+
 /// The CEL condition that sends a Pod to the mutating webhook only when it asks for a Multus network, or
 /// carries a reservation token (a copied manifest: refused unless the token is its own); every other Pod
 /// never reaches nadipam, which is what makes `failurePolicy: Fail` safe.
-pub const POD_MATCH: &str = "has(object.metadata.annotations) && \
-    ('k8s.v1.cni.cncf.io/networks' in object.metadata.annotations || \
-     'v1.multus-cni.io/default-network' in object.metadata.annotations || \
-     'nadipam.io/reservation' in object.metadata.annotations)";
+pub const POD_MATCH: &str = asks_for_multus_network!();
+
+/// With a cluster default network (`--default-network`), every Pod that does not use the host's network
+/// (Multus leaves those alone) is sent too: Multus puts it on that network, so nadipam allocates for it.
+/// kube-system and nadipam's namespace stay out through the namespaceSelector.
+pub const POD_MATCH_DEFAULT_NETWORK: &str = concat!(
+    "(",
+    asks_for_multus_network!(),
+    ") || !has(object.spec.hostNetwork) || !object.spec.hostNetwork"
+);
+
+/// NADs reach the webhook only when they might be nadipam's (`scope::judge` decides precisely): no config
+/// (file-backed, refused only where a Subnet or IPPool names the NAD), or a config mentioning one of
+/// nadipam's IPAM types. CEL cannot parse JSON, so the match is on substrings; a NAD that slips past (an
+/// escaped type name) is still judged by Pod admission.
+pub const NAD_MATCH: &str = "!has(object.spec) || !has(object.spec.config) || \
+    object.spec.config.trim() == '' || \
+    object.spec.config.contains('nadipam') || object.spec.config.contains('kube-ovn')";
 
 /// Pod UPDATEs reach the guard only when a reservation token is added, or the Pod was admitted by nadipam and
 /// one of its `*.kubernetes.io/` annotations or its reservation token changes, so label, ownerReference,
@@ -70,6 +94,8 @@ pub struct Registration {
     /// Name suffix, so parallel test beds or releases don't overwrite each other.
     pub suffix: String,
     pub timeout_seconds: i32,
+    /// A cluster default network is set (`--default-network`): Pods without Multus annotations are sent too.
+    pub default_network: bool,
 }
 
 impl Registration {
@@ -128,9 +154,16 @@ impl Registration {
                 admission_review_versions: vec!["v1".to_string()],
                 client_config: self.client_config(paths::MUTATE_PODS),
                 rules: Some(vec![rule("", "v1", "pods", &["CREATE"])]),
-                match_conditions: Some(vec![MatchCondition {
-                    name: "asks-for-multus-network".to_string(),
-                    expression: POD_MATCH.to_string(),
+                match_conditions: Some(vec![if self.default_network {
+                    MatchCondition {
+                        name: "on-a-multus-network".to_string(),
+                        expression: POD_MATCH_DEFAULT_NETWORK.to_string(),
+                    }
+                } else {
+                    MatchCondition {
+                        name: "asks-for-multus-network".to_string(),
+                        expression: POD_MATCH.to_string(),
+                    }
                 }]),
                 failure_policy: Some("Fail".to_string()),
                 side_effects: "NoneOnDryRun".to_string(),
@@ -179,17 +212,23 @@ impl Registration {
                         Some(("allocated-pod-annotations-change", POD_UPDATE_MATCH)),
                     )
                 },
-                entry(
-                    "nads.nadipam.io",
-                    paths::VALIDATE_NADS,
-                    vec![rule(
-                        "k8s.cni.cncf.io",
-                        "v1",
-                        "network-attachment-definitions",
-                        cu,
-                    )],
-                    None,
-                ),
+                // Ignore: a NAD is only data until a Pod uses it, and Pod admission (Fail) judges every
+                // nadipam NAD again (`scope::judge`: config, provider). So while nadipam is down NADs can
+                // still be written, Multus and Spiderpool installs included; a bad one is caught on use.
+                ValidatingWebhook {
+                    failure_policy: Some("Ignore".to_string()),
+                    ..entry(
+                        "nads.nadipam.io",
+                        paths::VALIDATE_NADS,
+                        vec![rule(
+                            "k8s.cni.cncf.io",
+                            "v1",
+                            "network-attachment-definitions",
+                            cu,
+                        )],
+                        Some(("might-be-nadipams", NAD_MATCH)),
+                    )
+                },
                 entry(
                     "subnets.nadipam.io",
                     paths::VALIDATE_SUBNETS,

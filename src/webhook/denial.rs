@@ -265,6 +265,7 @@ impl Denial {
         match self {
             Denial::Annotation(_) => "malformed_annotation",
             Denial::UnknownNad { .. } => "unknown_nad",
+            Denial::Nad { source, .. } if source.source.is_provider() => "nad_provider",
             Denial::Nad { .. } => "bad_nad",
             Denial::NoSubnet { .. } | Denial::UnknownSubnet { .. } => "no_subnet",
             Denial::ForeignSubnet { .. } => "foreign_subnet",

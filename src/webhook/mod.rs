@@ -13,6 +13,7 @@ pub(crate) mod pod;
 pub mod register;
 mod respond;
 mod rules;
+pub(crate) mod scope;
 mod server;
 pub(crate) mod subnet;
 pub mod tls;

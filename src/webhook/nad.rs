@@ -1,15 +1,15 @@
-//! Validating NetworkAttachmentDefinitions: nadipam reads the IPAM type and provider centrally, so the
-//! config must be in `spec.config`, and a NAD may only claim its own provider.
+//! Validating NetworkAttachmentDefinitions that are nadipam's (`scope`): nadipam reads the IPAM type and
+//! provider centrally, so their config must be in `spec.config`, and a NAD may only claim its own provider.
+//! Every other NAD passes untouched; most never reach the webhook (`config::NAD_MATCH`).
 
 use std::sync::Arc;
 
-use kube::ResourceExt;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::api::NetworkAttachmentDefinition;
 use crate::cache::Cache;
 use crate::context::Context;
-use crate::webhook::respond;
+use crate::webhook::{respond, scope};
 
 pub async fn validate(
     ctx: Arc<Context>,
@@ -23,6 +23,15 @@ pub async fn validate(
     else {
         return resp;
     };
+    // An update that keeps spec.config (labels, finalizers, deletion) is never refused: what was admitted
+    // stays admissible, and a NAD a Subnet names later can still be deleted.
+    if req
+        .old_object
+        .as_ref()
+        .is_some_and(|old| old.spec.config == nad.spec.config)
+    {
+        return resp;
+    }
     match check(&ctx.cache, nad) {
         Ok(warnings) if warnings.is_empty() => resp,
         Ok(warnings) => {
@@ -34,41 +43,20 @@ pub async fn validate(
     }
 }
 
-/// Ok with warnings, or the reason label and the message.
+/// Ok with warnings, or the reason label and the message. NADs that are not nadipam's (`scope::judge`) pass.
 pub(crate) fn check(
     cache: &Cache,
     nad: &NetworkAttachmentDefinition,
 ) -> Result<Vec<String>, (&'static str, String)> {
-    let view = nad.ipam_view().map_err(|e| ("bad_nad", e.to_string()))?;
-    if !view.is_ours() {
-        return Ok(Vec::new());
-    }
-    let (name, ns) = (nad.name_any(), nad.namespace().unwrap_or_default());
-    let own = format!("{name}.{ns}");
-    let own_ovn = format!("{own}.ovn");
-    let field = if view.is_kube_ovn_attachment() {
-        "provider"
-    } else {
-        "ipam.provider"
+    let network = scope::network_of(nad);
+    let served = || scope::served(&network, &cache.subnets.state(), &cache.pools.state());
+    let view = match scope::judge(nad, served, true) {
+        Ok(Some(view)) => view,
+        Ok(None) => return Ok(Vec::new()),
+        Err(e) if e.source.is_provider() => return Err(("nad_provider", e.to_string())),
+        Err(e) => return Err(("bad_nad", e.to_string())),
     };
-    let Some(provider) = view.provider.as_deref() else {
-        return Err((
-            "nad_provider",
-            format!(
-                "NetworkAttachmentDefinition {ns}/{name}: spec.config {field} is missing; nadipam finds the Subnet by \
-                 it: set it to \"{own}\" (or \"{own_ovn}\")"
-            ),
-        ));
-    };
-    if provider != own && provider != own_ovn {
-        return Err((
-            "nad_provider",
-            format!(
-                "NetworkAttachmentDefinition {ns}/{name}: spec.config {field} \"{provider}\" is not this NAD's provider; \
-                 a NAD may only claim its own: \"{own}\" or \"{own_ovn}\""
-            ),
-        ));
-    }
+    let provider = nad.provider(&view);
     let served = cache
         .subnets
         .state()
@@ -78,7 +66,7 @@ pub(crate) fn check(
         Vec::new()
     } else {
         vec![format!(
-            "no Subnet has spec.provider {provider} yet; Pods on {ns}/{name} will be refused until one exists \
+            "no Subnet has spec.provider {provider} yet; Pods on {network} will be refused until one exists \
              (or they name one with {provider}.kubernetes.io/logical_switch)"
         )]
     })

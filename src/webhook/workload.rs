@@ -27,6 +27,7 @@ use crate::cache::{Cache, layout};
 use crate::context::Context;
 use crate::webhook::denial::Denial;
 use crate::webhook::rules::{check_pool, check_subnet, subnet_by_provider};
+use crate::webhook::scope;
 use crate::webhook::validate_util::{INVALID, Refusal, answer, static_checker};
 
 /// How many referenced objects missing from the cache are looked up in the apiserver before refusing.
@@ -564,15 +565,16 @@ fn check_attachment(
             key: nad_key,
         })
     })?;
-    let view = nad.ipam_view().map_err(|source| {
+    let served = || scope::served(&req.network, &world.subnets, &world.pools);
+    let Some(view) = scope::judge(nad, served, false).map_err(|source| {
         plan(Denial::Nad {
             network: network.clone(),
             source: Box::new(source),
         })
-    })?;
-    if !view.is_ours() {
+    })?
+    else {
         return Ok(());
-    }
+    };
     let provider = nad.provider(&view);
     let asks =
         provider_request(&w.annotations, &provider, req.interface.as_deref()).map_err(|e| {
@@ -1407,6 +1409,25 @@ mod tests {
         w.nads.push(Arc::new(NetworkAttachmentDefinition::new(
             "default", "broken", "{",
         )));
+        // An unreadable NAD is refused only where nadipam is asked to serve it.
+        w.subnets
+            .push(subnet("broken", "broken.default", "10.41.0.0/16", &[]));
+        w.nads.push(Arc::new(NetworkAttachmentDefinition::new(
+            "default",
+            "from-file",
+            "",
+        )));
+        assert_eq!(
+            check_workload(
+                &workload(
+                    "Deployment",
+                    d(json!({"k8s.v1.cni.cncf.io/networks": "default/from-file"}))
+                ),
+                &w
+            )
+            .map_err(|e| e.to_string()),
+            Ok(Vec::<String>::new())
+        );
         let refuse = |ann: Value| {
             let e = check_workload(&workload("Deployment", d(ann)), &w).unwrap_err();
             (e.to_string(), e.code())

@@ -1,6 +1,8 @@
 //! Pod CREATE: allocate every nadipam attachment and patch the results onto the Pod.
 
+mod default_network;
 pub(crate) mod guard;
+mod lookup;
 mod miss;
 mod plan;
 mod reserve;
@@ -87,6 +89,34 @@ fn display_name(pod: &Pod) -> String {
 
 type Outcome = Option<(Patch, Vec<String>)>;
 
+/// The Pod's annotations with the cluster default network added where it applies
+/// ([`default_network::implied`]) and the NAD exists. A missing one is left out (and logged) rather than
+/// refusing every Pod: nadipam then is not the IPAM of the cluster default network.
+async fn with_default_network(
+    ctx: &Context,
+    pod: &Pod,
+    namespace: &str,
+    ann: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut ann = ann.clone();
+    let Some(network) = default_network::implied(&ctx.settings, pod, namespace, &ann) else {
+        return ann;
+    };
+    let only = BTreeMap::from([(keys::DEFAULT_NETWORK.to_string(), network.to_string())]);
+    let cached = ctx
+        .cache
+        .nads
+        .get(&kube::runtime::reflector::ObjectRef::new(&network.name).within(&network.namespace));
+    if cached.is_some() || !lookup::missing_nads(ctx, &only, namespace).await.is_empty() {
+        ann.extend(only);
+    } else {
+        tracing::warn!(
+            "the cluster default network {network} (--default-network) does not exist; no address allocated on it"
+        );
+    }
+    ann
+}
+
 /// What [`decide_offline`] proposes: each attachment's result and the annotations rendered from them.
 pub(crate) type Decided = (Vec<AllocationResult>, BTreeMap<String, String>);
 
@@ -118,8 +148,12 @@ async fn allocate(
         }
     };
     let ann = reinvoked.as_ref().unwrap_or(ann);
-    let planned = match plan(&ctx.cache, &identity, ann) {
-        Err(denial) if miss::caught_up(ctx, &denial).await => plan(&ctx.cache, &identity, ann)?,
+    let ann = &with_default_network(ctx, pod, namespace, ann).await;
+    let fetched = lookup::missing_nads(ctx, ann, namespace).await;
+    let planned = match plan(&ctx.cache, &fetched, &identity, ann) {
+        Err(denial) if miss::caught_up(ctx, &denial).await => {
+            plan(&ctx.cache, &fetched, &identity, ann)?
+        }
         planned => planned?,
     };
     if planned.is_empty() {
@@ -226,7 +260,7 @@ pub(crate) fn decide_offline(
             None
         },
     };
-    let planned = plan(cache, &identity, &ann)?;
+    let planned = plan(cache, &[], &identity, &ann)?;
     if planned.is_empty() {
         return Ok(None);
     }

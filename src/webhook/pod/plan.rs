@@ -16,6 +16,7 @@ use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
 use crate::webhook::rules::{check_overlap, check_pool, check_subnet, subnet_by_provider};
+use crate::webhook::scope;
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -107,8 +108,10 @@ pub(crate) struct PodIdentity<'a> {
 }
 
 /// Builds the plan for every attachment whose NAD uses nadipam; other attachments are left alone.
+/// `fetched`: NADs read live because the cache did not have them yet.
 pub(crate) fn plan(
     cache: &Cache,
+    fetched: &[Arc<NetworkAttachmentDefinition>],
     pod: &PodIdentity<'_>,
     ann: &BTreeMap<String, String>,
 ) -> Result<Vec<Planned>, Denial> {
@@ -116,7 +119,7 @@ pub(crate) fn plan(
     let spider = annotations::spider_pools(ann)?;
     let mut out = Vec::new();
     for (i, req) in requests.iter().enumerate() {
-        if let Some(p) = plan_one(cache, pod, ann, req, i == 0, spider.as_ref())? {
+        if let Some(p) = plan_one(cache, fetched, pod, ann, req, i == 0, spider.as_ref())? {
             out.push(p);
         }
     }
@@ -125,6 +128,7 @@ pub(crate) fn plan(
 
 fn plan_one(
     cache: &Cache,
+    fetched: &[Arc<NetworkAttachmentDefinition>],
     pod: &PodIdentity<'_>,
     ann: &BTreeMap<String, String>,
     req: &AttachmentRequest,
@@ -143,17 +147,19 @@ fn plan_one(
             &ObjectRef::<NetworkAttachmentDefinition>::new(&req.network.name)
                 .within(&req.network.namespace),
         )
+        .or_else(|| fetched.iter().find(|n| n.key() == network).cloned())
         .ok_or_else(|| Denial::UnknownNad {
             network: network.clone(),
             key: nad_key,
         })?;
-    let view = nad.ipam_view().map_err(|source| Denial::Nad {
+    let served = || scope::served(&req.network, &cache.subnets.state(), &cache.pools.state());
+    let Some(view) = scope::judge(&nad, served, false).map_err(|source| Denial::Nad {
         network: network.clone(),
         source: Box::new(source),
-    })?;
-    if !view.is_ours() {
+    })?
+    else {
         return Ok(None);
-    }
+    };
     let provider = nad.provider(&view);
     let asks = provider_request(ann, &provider, req.interface.as_deref())?;
 
