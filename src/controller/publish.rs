@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::state::Ctl;
 use super::status::{allocated, pool_counts, pool_status, subnet_status};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
+use crate::webhook::rules::pool_subnet;
 
 /// How often the writer looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -99,10 +100,13 @@ async fn write_all(ctl: &Ctl, written: &mut Written) {
     }
     let counts = pool_counts(leases.iter().map(|l| l.as_ref()));
     let pools: Api<IPPool> = Api::all(ctl.ctx.client.clone());
+    let all_subnets = ctl.ctx.cache.subnets.state();
     for p in ctl.ctx.cache.pools.state() {
         let name = p.name_any();
-        let subnet = ctl.ctx.cache.subnets.get(&ObjectRef::new(&p.spec.subnet));
-        let status = pool_status(&p, subnet.as_deref(), allocated(&counts, &p));
+        let subnet = pool_subnet(&p, &all_subnets).ok();
+        let subnet_name = subnet.map_or_else(|| p.spec.subnet.clone(), |s| s.name_any());
+        let count = allocated(&counts, &subnet_name, &name);
+        let status = pool_status(&p, subnet.map(AsRef::as_ref), count);
         if p.status.as_ref() == Some(&status) || written.pools.get(&name) == Some(&status) {
             continue;
         }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::alloc::{AllocError, LayoutError};
 use crate::annotations::AnnotationError;
 use crate::api::NadError;
+use crate::webhook::rules::PoolSubnetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Denial {
@@ -27,6 +28,11 @@ pub enum Denial {
          {provider}.kubernetes.io/logical_switch to a Subnet name)"
     )]
     NoSubnet { network: String, provider: String },
+    #[error("network {network}: {source}")]
+    PoolSubnetLookup {
+        network: String,
+        source: Box<PoolSubnetError>,
+    },
     #[error("network {network}: Subnet {subnet} named by {key} does not exist")]
     UnknownSubnet {
         network: String,
@@ -80,9 +86,7 @@ pub enum Denial {
         pool_subnet: String,
         subnet: String,
     },
-    #[error(
-        "network {network}: namespace {namespace} may not use IPPool {pool} (spec.namespaces: {allowed})"
-    )]
+    #[error("network {network}: namespace {namespace} may not use IPPool {pool} ({allowed})")]
     PoolNamespace {
         network: String,
         namespace: String,
@@ -211,6 +215,7 @@ impl Denial {
             Denial::UnknownNad { .. } => "unknown_nad",
             Denial::Nad { .. } => "bad_nad",
             Denial::NoSubnet { .. } | Denial::UnknownSubnet { .. } => "no_subnet",
+            Denial::PoolSubnetLookup { source, .. } => source.reason(),
             Denial::ForeignSubnet { .. } => "foreign_subnet",
             Denial::SubnetNamespace { .. } | Denial::PoolNamespace { .. } => {
                 "namespace_not_allowed"
@@ -243,6 +248,7 @@ impl Denial {
             | Denial::NoSubnet { .. }
             | Denial::UnknownSubnet { .. }
             | Denial::UnknownPool { .. } => 404,
+            Denial::PoolSubnetLookup { source, .. } => source.code(),
             Denial::Held { .. } | Denial::MacHeld { .. } | Denial::Contention { .. } => 409,
             Denial::Alloc { source, .. } => alloc_code(source),
             Denial::Requested { source, .. } => alloc_code(source),

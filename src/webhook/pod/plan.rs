@@ -14,7 +14,7 @@ use crate::annotations::{
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{check_pool, check_subnet, subnet_by_provider};
+use crate::webhook::rules::{check_pool, check_subnet, pool_subnet, subnet_by_provider};
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -140,13 +140,11 @@ fn plan_one(
         None => match subnet_by_provider(&cache.subnets.state(), &provider, pod.namespace) {
             Some(s) => s,
             None => match pools.first() {
-                Some(p) => cache
-                    .subnets
-                    .get(&ObjectRef::new(&p.spec.subnet))
-                    .ok_or_else(|| Denial::UnknownSubnet {
+                Some(p) => pool_subnet(p, &cache.subnets.state())
+                    .cloned()
+                    .map_err(|e| Denial::PoolSubnetLookup {
                         network: network.clone(),
-                        subnet: p.spec.subnet.clone(),
-                        key: format!("IPPool {} spec.subnet", p.name_any()),
+                        source: Box::new(e),
                     })?,
                 None => return Err(Denial::NoSubnet { network, provider }),
             },
