@@ -182,7 +182,7 @@ fn decide_subnet(req: AdmissionRequest<Subnet>) -> Verdict {
         (Operation::Delete, _) => {
             let leases = cache.leases.state_filter(|l| l.spec.subnet == req.name);
             let pools =
-                subnet::pools_naming(cache.pools.state(), &req.name, req.old_object.as_ref());
+                subnet::pools_naming(cache.pools.state(), &req.name, &cache.subnets.state());
             subnet::check_delete(&req.name, &leases, &pools)
         }
         _ => return Verdict::Allowed,

@@ -13,9 +13,8 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::state::Ctl;
-use super::status::{allocated, pool_counts, pool_status, subnet_status};
+use super::status::{pool_counts, pool_status_among, subnet_status};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
-use crate::webhook::rules::pool_subnet;
 
 /// How often the writer looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -103,10 +102,7 @@ async fn write_all(ctl: &Ctl, written: &mut Written) {
     let all_subnets = ctl.ctx.cache.subnets.state();
     for p in ctl.ctx.cache.pools.state() {
         let name = p.name_any();
-        let subnet = pool_subnet(&p, &all_subnets).ok();
-        let subnet_name = subnet.map_or_else(|| p.spec.subnet.clone(), |s| s.name_any());
-        let count = allocated(&counts, &subnet_name, &name);
-        let status = pool_status(&p, subnet.map(AsRef::as_ref), count);
+        let status = pool_status_among(&p, &all_subnets, &counts);
         if p.status.as_ref() == Some(&status) || written.pools.get(&name) == Some(&status) {
             continue;
         }

@@ -14,7 +14,7 @@ use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet, set_field
 use crate::cache::layout;
 use crate::context::Context;
 use crate::webhook::respond;
-use crate::webhook::rules::{PoolSubnetError, names_subnet, pool_subnet};
+use crate::webhook::rules::{PoolSubnetError, pool_subnet};
 use crate::webhook::validate_util::{
     CONFLICT, INVALID, InUse, Refusal, addr, answer, by_address, first_uncovered, ignored_field,
     is_dns1123_label, more, num, static_checker,
@@ -327,7 +327,7 @@ pub(crate) fn check_pool(
 
     // What this version adds: the old version's addresses (same Subnet) were accepted before.
     let old_entries: Vec<Entry<'_>> = old
-        .filter(|o| names_subnet(&o.spec.subnet, subnet))
+        .filter(|o| in_subnet(o, scope.subnets, subnet_name))
         .map(readable)
         .unwrap_or_default();
     check_overlaps(&pool, subnet, &entries, &old_entries, scope, &mut warnings)?;
@@ -371,6 +371,12 @@ pub(crate) fn check_pool(
         ));
     }
     Ok(warnings)
+}
+
+/// Whether `pool` belongs to Subnet `name`: its spec.subnet resolves to it among `subnets`. A CIDR held by
+/// Subnets of other providers too resolves to one of them only, so another Subnet's pool does not count.
+fn in_subnet(pool: &IPPool, subnets: &[Arc<Subnet>], name: &str) -> bool {
+    pool_subnet(pool, subnets).is_ok_and(|s| s.name_any() == name)
 }
 
 /// The warning for a SpiderIPPool field set on `pool`. excludeIPs and routes say what to write instead, since
@@ -464,7 +470,7 @@ fn check_overlaps(
     let mut others: Vec<&Arc<IPPool>> = scope
         .pools
         .iter()
-        .filter(|p| names_subnet(&p.spec.subnet, subnet) && p.name_any() != pool)
+        .filter(|p| p.name_any() != pool && in_subnet(p, scope.subnets, &subnet.name_any()))
         .collect();
     others.sort_by_key(|p| p.name_any());
     let old_bounds = |family: Family| -> Vec<(u128, u128)> {
@@ -658,6 +664,16 @@ mod tests {
             "{e}"
         );
         assert_eq!((e.reason(), e.code()), ("no_subnet", 404));
+        // A pool of another provider's Subnet with the same CIDR does not share the addresses.
+        let mut other = (*underlay()).clone();
+        other.metadata.name = Some("other".into());
+        other.spec.provider = "macvlan.default".into();
+        let with_other = [underlay(), Arc::new(other)];
+        let theirs = Arc::new(pool("b", "other", &["172.18.30.135"]));
+        assert_eq!(
+            check_guide_pool(|_| {}, &with_other, &[theirs]).unwrap(),
+            Vec::<String>::new()
+        );
         // A pool naming the same Subnet by name shares its addresses.
         let a = Arc::new(pool("a", "underlay", &["172.18.30.135"]));
         assert_eq!(

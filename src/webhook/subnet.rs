@@ -9,14 +9,13 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use kube::ResourceExt;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
-use kube::runtime::reflector::ObjectRef;
 
 use crate::alloc::{AllocError, Family, LayoutProblem};
 use crate::annotations::Shown;
 use crate::api::{IPLease, IPPool, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
-use crate::webhook::rules::names_subnet;
+use crate::webhook::rules::pool_subnet;
 use crate::webhook::validate_util::{
     CONFLICT, INVALID, InUse, Refusal, answer, by_address, ignored_field, is_provider, more,
     static_checker,
@@ -33,12 +32,11 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> Admis
         }
         (Operation::Delete, _) => {
             let leases = ctx.cache.leases.state_filter(|l| l.spec.subnet == req.name);
-            let subnet = req
-                .old_object
-                .clone()
-                .map(Arc::new)
-                .or_else(|| ctx.cache.subnets.get(&ObjectRef::new(&req.name)));
-            let pools = pools_naming(ctx.cache.pools.state(), &req.name, subnet.as_deref());
+            let pools = pools_naming(
+                ctx.cache.pools.state(),
+                &req.name,
+                &ctx.cache.subnets.state(),
+            );
             check_delete(&req.name, &leases, &pools)
         }
         _ => return resp,
@@ -198,17 +196,16 @@ pub(crate) fn check_subnet(
     Ok(warnings)
 }
 
-/// The IPPools whose spec.subnet names Subnet `name`: by name, or by one of the CIDRs of `subnet` when known.
+/// The IPPools whose spec.subnet names Subnet `name`: by name, or by a CIDR that resolves to it among `subnets`.
 pub(crate) fn pools_naming(
     pools: Vec<Arc<IPPool>>,
     name: &str,
-    subnet: Option<&Subnet>,
+    subnets: &[Arc<Subnet>],
 ) -> Vec<Arc<IPPool>> {
     pools
         .into_iter()
-        .filter(|p| match subnet {
-            Some(s) => names_subnet(&p.spec.subnet, s),
-            None => p.spec.subnet == name,
+        .filter(|p| {
+            p.spec.subnet == name || pool_subnet(p, subnets).is_ok_and(|s| s.name_any() == name)
         })
         .collect()
 }
@@ -382,12 +379,13 @@ mod tests {
         let pools = vec![Arc::new(pool("n")), Arc::new(by_cidr), Arc::new(elsewhere)];
         let names =
             |found: Vec<Arc<IPPool>>| found.iter().map(|p| p.name_any()).collect::<Vec<_>>();
+        let subnets = [Arc::new(macvlan())];
         assert_eq!(
-            names(pools_naming(pools.clone(), "macvlan", Some(&macvlan()))),
+            names(pools_naming(pools.clone(), "macvlan", &subnets)),
             ["n", "c"]
         );
-        // Without the Subnet object only names can be matched.
-        assert_eq!(names(pools_naming(pools, "macvlan", None)), ["n"]);
+        // A pool still names a Subnet that is gone by its name only.
+        assert_eq!(names(pools_naming(pools, "macvlan", &[])), ["n"]);
     }
 
     #[test]
