@@ -181,7 +181,8 @@ fn decide_subnet(req: AdmissionRequest<Subnet>) -> Verdict {
         }
         (Operation::Delete, _) => {
             let leases = cache.leases.state_filter(|l| l.spec.subnet == req.name);
-            let pools = cache.pools.state_filter(|p| p.spec.subnet == req.name);
+            let pools =
+                subnet::pools_naming(cache.pools.state(), &req.name, &cache.subnets.state());
             subnet::check_delete(&req.name, &leases, &pools)
         }
         _ => return Verdict::Allowed,
@@ -193,14 +194,12 @@ fn decide_pool(req: AdmissionRequest<IPPool>) -> Verdict {
     let cache = world();
     let outcome = match (&req.operation, &req.object) {
         (Operation::Create | Operation::Update, Some(new)) => {
-            let subnet = cache
-                .subnets
-                .get(&kube::runtime::reflector::ObjectRef::new(&new.spec.subnet));
+            let subnets = cache.subnets.state();
             let pools = cache.pools.state();
             let leases = cache.leases.state();
             let nads = cache.nads.state();
             let scope = ippool::Scope {
-                subnet: subnet.as_deref(),
+                subnets: &subnets,
                 pools: &pools,
                 leases: &leases,
                 nads: &nads,

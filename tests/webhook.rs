@@ -1,6 +1,6 @@
 //! The admission webhook on the real control plane: every example of the Kube-OVN multi-NIC guide and the
-//! Spiderpool ovs-cni guide (with nadipam's group and CNI type), dual stack, dry-run, a concurrent burst,
-//! and every denial asserted by its message.
+//! Spiderpool ovs-cni guide (with nadipam's group and CNI type), the peers' Subnet and SpiderIPPool manifests as
+//! written, dual stack, dry-run, a concurrent burst, and every denial asserted by its message.
 
 mod common;
 
@@ -14,7 +14,9 @@ use kube::{Client, ResourceExt};
 use nadipam::api::{IPLease, LABEL_MAC};
 
 use common::server::nadipam;
-use common::{DeleteOnDrop, cluster, kubectl, test_namespace, wait_for};
+use common::{
+    DeleteOnDrop, cluster, cluster_info, kubectl, run_with_input, test_namespace, wait_for,
+};
 
 /// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it.
 struct Net {
@@ -53,12 +55,21 @@ fn must_deny(yaml: &str, needles: &[&str]) -> String {
     }
 }
 
-async fn setup(prefix: &str, cidr: &str, extra_subnet: &str) -> Net {
-    nadipam();
-    let client = cluster().await;
-    let (ns, ns_guard) = test_namespace(&client, prefix).await;
-    let subnet = format!("{ns}-macvlan");
-    must_apply(&format!(
+/// `kubectl apply -f -` of `yaml`, which must succeed; returns what kubectl wrote to stderr (its warnings).
+fn must_apply_warned(yaml: &str) -> String {
+    let out = run_with_input(cluster_info().kubectl().args(["apply", "-f", "-"]), yaml);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "kubectl apply failed: {stderr}\n--- yaml\n{yaml}\n--- nadipam log\n{}",
+        nadipam().log_tail()
+    );
+    stderr
+}
+
+/// The guide's macvlan NetworkAttachmentDefinition `<ns>/macvlan`, provider `macvlan.<ns>`.
+fn macvlan_nad(ns: &str) -> String {
+    format!(
         r#"
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
@@ -66,6 +77,17 @@ metadata: {{name: macvlan, namespace: {ns}}}
 spec:
   config: '{{"cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "mode": "bridge",
     "ipam": {{"type": "nadipam", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock", "provider": "macvlan.{ns}"}}}}'
+"#
+    )
+}
+
+async fn setup(prefix: &str, cidr: &str, extra_subnet: &str) -> Net {
+    nadipam();
+    let client = cluster().await;
+    let (ns, ns_guard) = test_namespace(&client, prefix).await;
+    let subnet = format!("{ns}-macvlan");
+    must_apply(&format!(
+        r#"{nad}
 ---
 apiVersion: nadipam.io/v1
 kind: Subnet
@@ -74,7 +96,8 @@ spec:
   provider: macvlan.{ns}
   cidrBlock: {cidr}
 {extra_subnet}
-"#
+"#,
+        nad = macvlan_nad(&ns)
     ));
     let guards = vec![DeleteOnDrop::new("subnet", &subnet, None), ns_guard];
     wait_cached(&format!("subnet/{subnet}")).await;
@@ -437,14 +460,10 @@ spec:
     );
 }
 
-#[tokio::test]
-async fn spiderpool_ippool_annotation_on_a_two_replica_deployment() {
-    nadipam();
-    let client = cluster().await;
-    let (ns, _g) = test_namespace(&client, "wh-spider").await;
-    let subnet = format!("{ns}-ovs");
-    let pool = format!("{ns}-ippool-test");
-    must_apply(&format!(
+/// The Spiderpool guide's network in `ns`: NAD `<ns>/ovs-conf` (provider `ovs-conf.<ns>`) and Subnet `subnet` of
+/// its underlay, 172.18.0.0/16.
+fn ovs_conf(ns: &str, subnet: &str) -> String {
+    format!(
         r#"
 apiVersion: k8s.cni.cncf.io/v1
 kind: NetworkAttachmentDefinition
@@ -459,6 +478,29 @@ spec:
   provider: ovs-conf.{ns}
   cidrBlock: 172.18.0.0/16
   gateway: 172.18.0.1
+"#
+    )
+}
+
+/// `ip` is one of the guide pool's addresses, 172.18.30.131-172.18.30.140.
+fn assert_in_guide_pool(ip: &IpAddr) {
+    let IpAddr::V4(v4) = ip else { panic!("{ip}") };
+    let o = v4.octets();
+    assert!(
+        o[..3] == [172, 18, 30] && (131..=140).contains(&o[3]),
+        "{ip} outside the pool"
+    );
+}
+
+#[tokio::test]
+async fn spiderpool_ippool_annotation_on_a_two_replica_deployment() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "wh-spider").await;
+    let subnet = format!("{ns}-ovs");
+    let pool = format!("{ns}-ippool-test");
+    must_apply(&format!(
+        r#"{net}
 ---
 apiVersion: nadipam.io/v1
 kind: IPPool
@@ -467,7 +509,8 @@ spec:
   subnet: {subnet}
   ips: [172.18.30.131-172.18.30.140]
   multusName: [{ns}/ovs-conf]
-"#
+"#,
+        net = ovs_conf(&ns, &subnet)
     ));
     let _gs = (
         DeleteOnDrop::new("ippool", &pool, None),
@@ -525,12 +568,7 @@ spec:
     })
     .await;
     for ip in &ips {
-        let IpAddr::V4(v4) = ip else { panic!("{ip}") };
-        let o = v4.octets();
-        assert!(
-            o[..3] == [172, 18, 30] && (131..=140).contains(&o[3]),
-            "{ip} outside the pool"
-        );
+        assert_in_guide_pool(ip);
     }
     assert_ne!(ips[0], ips[1]);
     let leases = leases_of_subnet(&client, &subnet).await;
@@ -733,4 +771,152 @@ fn pod_admission_buckets(metrics: &str) -> Vec<(f64, f64)> {
     }
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     buckets
+}
+
+/// A Kube-OVN Subnet as Kube-OVN users write it (tests/fixtures/kube-ovn-subnet.yaml: only apiVersion changed)
+/// applies with a strict `kubectl apply`; each Kube-OVN field nadipam ignores is named in a warning and kept as
+/// written, and Pods allocate from the Subnet.
+#[tokio::test]
+async fn a_kube_ovn_subnet_applies_as_written_and_warns_of_its_ignored_fields() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "wh-kubeovn").await;
+    let subnet = format!("{ns}-kube-ovn");
+    must_apply(&macvlan_nad(&ns));
+    let yaml = include_str!("fixtures/kube-ovn-subnet.yaml")
+        .replace("name: macvlan", &format!("name: {subnet}"))
+        .replace(
+            "provider: macvlan.default",
+            &format!("provider: macvlan.{ns}"),
+        )
+        .replace("  - default\n", &format!("  - {ns}\n"));
+    let _gs = DeleteOnDrop::new("subnet", &subnet, None);
+    let warnings = must_apply_warned(&yaml);
+    for field in [
+        "disableGatewayCheck",
+        "enableLb",
+        "gatewayType",
+        "natOutgoing",
+        "private",
+        "vlan",
+        "acls",
+        "natOutgoingPolicyRules",
+    ] {
+        let line = format!(
+            "Warning: Subnet {subnet}: spec.{field} has no effect in nadipam (secondary-network IPAM): kept, \
+             ignored\n"
+        );
+        assert!(warnings.contains(&line), "no {line:?} in {warnings}");
+    }
+    assert_eq!(
+        warnings.matches("has no effect in nadipam").count(),
+        28,
+        "{warnings}"
+    );
+    let stored = kubectl(
+        &[
+            "get",
+            "subnet",
+            &subnet,
+            "-o",
+            "jsonpath={.spec.natOutgoingPolicyRules[0].match.srcIPs} {.spec.acls[0].priority} {.spec.mtu}",
+        ],
+        "",
+    )
+    .unwrap_or_else(|e| panic!("kubectl get subnet: {e}"));
+    assert_eq!(stored, "172.17.0.0/24 1002 1400");
+
+    wait_cached("subnet").await;
+    must_apply(&pod_yaml(
+        &ns,
+        "samplepod",
+        &[("k8s.v1.cni.cncf.io/networks", &format!("{ns}/macvlan"))],
+    ));
+    let p = format!("macvlan.{ns}");
+    let ann = annotations(&client, &ns, "samplepod").await;
+    let ip = ip_of(&ann, &p);
+    let IpAddr::V4(v4) = ip else {
+        panic!("expected IPv4, got {ip}")
+    };
+    assert!(
+        v4.octets()[..2] == [172, 17] && v4 > std::net::Ipv4Addr::new(172, 17, 0, 10),
+        "{ip} outside 172.17.0.0/16 or in its excludeIps"
+    );
+    assert_eq!(ann[&format!("{p}.kubernetes.io/gateway")], "172.17.0.1");
+    assert_eq!(ann[&format!("{p}.kubernetes.io/logical_switch")], subnet);
+}
+
+/// The Spiderpool guide's SpiderIPPool (tests/fixtures/spiderippool.yaml), whose `subnet` is a CIDR, applies as
+/// an IPPool once a Subnet with that cidrBlock exists; a Pod naming the pool gets one of its addresses from that
+/// Subnet. (The pool's status, counted by the controller, is unit-tested in controller/status.rs.)
+#[tokio::test]
+async fn a_spiderippool_naming_its_subnet_by_cidr_serves_pods() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "wh-spcidr").await;
+    let subnet = format!("{ns}-underlay");
+    let pool = format!("{ns}-ippool-test");
+    must_apply(&ovs_conf(&ns, &subnet));
+    let _gs = (
+        DeleteOnDrop::new("ippool", &pool, None),
+        DeleteOnDrop::new("subnet", &subnet, None),
+    );
+    wait_cached("subnet").await;
+    // Other tests may hold Subnets of 172.18.0.0/16 for their own providers: multusName picks this one.
+    let yaml = include_str!("fixtures/spiderippool.yaml")
+        .replace("name: ippool-test", &format!("name: {pool}"))
+        .replace("kube-system/ovs-conf", &format!("{ns}/ovs-conf"));
+    must_apply(&yaml);
+    let stored = kubectl(
+        &["get", "ippool", &pool, "-o", "jsonpath={.spec.subnet}"],
+        "",
+    )
+    .unwrap_or_else(|e| panic!("kubectl get ippool: {e}"));
+    assert_eq!(stored, "172.18.0.0/16");
+
+    wait_cached("pool").await;
+    must_apply(&pod_yaml(
+        &ns,
+        "test-app",
+        &[
+            (
+                "ipam.spidernet.io/ippool",
+                &format!("{{\"ipv4\": [\"{pool}\"]}}"),
+            ),
+            (
+                "v1.multus-cni.io/default-network",
+                &format!("{ns}/ovs-conf"),
+            ),
+        ],
+    ));
+    let p = format!("ovs-conf.{ns}");
+    let ann = annotations(&client, &ns, "test-app").await;
+    assert_in_guide_pool(&ip_of(&ann, &p));
+    assert_eq!(ann[&format!("{p}.kubernetes.io/logical_switch")], subnet);
+    let leases = leases_of_subnet(&client, &subnet).await;
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0].spec.pool.as_deref(), Some(pool.as_str()));
+}
+
+/// An IPPool whose `subnet` is a CIDR no Subnet has is refused, saying what to create.
+#[tokio::test]
+async fn an_ippool_naming_a_cidr_no_subnet_has_is_refused() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "wh-nocidr").await;
+    let pool = format!("{ns}-ippool-test");
+    let yaml = include_str!("fixtures/spiderippool.yaml")
+        .replace("name: ippool-test", &format!("name: {pool}"))
+        .replace("kube-system/ovs-conf", &format!("{ns}/ovs-conf"))
+        .replace("172.18.30.131-172.18.30.140", "10.254.77.10-10.254.77.20")
+        .replace("172.18.0.0/16", "10.254.77.0/24")
+        .replace("172.18.0.1", "10.254.77.1");
+    let msg = must_deny(
+        &yaml,
+        &[&format!(
+            "IPPool {pool}: spec.subnet 10.254.77.0/24: no Subnet has cidrBlock 10.254.77.0/24; create a Subnet \
+             with spec.cidrBlock: 10.254.77.0/24 and spec.provider: ovs-conf.{ns} first, or name an existing Subnet"
+        )],
+    );
+    assert!(msg.contains("NotFound"), "{msg}");
 }

@@ -5,6 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::cel;
+use super::peer_fields::SpiderIPPoolFields;
 
 /// Desired state of an IPPool.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -26,8 +27,8 @@ use super::cel;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPPoolSpec {
-    /// Name of the Subnet the addresses belong to. Every entry of ips must lie inside the Subnet's cidrBlock.
-    /// Immutable.
+    /// The Subnet the addresses belong to: its name, or (as SpiderIPPool writes it) one of the CIDRs of its
+    /// cidrBlock, e.g. 172.18.0.0/16. Every entry of ips must lie inside the Subnet's cidrBlock. Immutable.
     #[schemars(length(min = 1, max = 63))]
     #[x_kube(validation = cel::immutable("subnet", "leases already taken from the pool belong to that Subnet; create a new IPPool instead"))]
     pub subnet: String,
@@ -43,6 +44,12 @@ pub struct IPPoolSpec {
     #[schemars(length(max = 1024), inner(length(max = 63)))]
     pub namespaces: Vec<String>,
 
+    /// Spiderpool's name for namespaces: a Pod's namespace must be in namespaces or namespaceName (both empty
+    /// allows every namespace).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024), inner(length(max = 63)))]
+    pub namespace_name: Vec<String>,
+
     /// Gateway for Pods using the pool, overriding the Subnet's (e.g. 172.17.0.254; dual stack 172.17.0.254,fd00:17::fe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 100))]
@@ -54,6 +61,21 @@ pub struct IPPoolSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "multus_name_schema")]
     pub multus_name: Vec<String>,
+
+    /// SpiderIPPool fields kept as written but not acted on.
+    #[serde(flatten)]
+    pub spiderpool: SpiderIPPoolFields,
+}
+
+impl IPPoolSpec {
+    /// The namespaces allowed to use the pool: namespaces and namespaceName together (empty allows all).
+    pub fn allowed_namespaces(&self) -> Vec<String> {
+        self.namespaces
+            .iter()
+            .chain(&self.namespace_name)
+            .cloned()
+            .collect()
+    }
 }
 
 impl IPPool {

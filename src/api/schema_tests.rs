@@ -222,18 +222,54 @@ fn field_names_are_the_ones_users_write() {
         keys.sort();
         keys
     };
-    assert_eq!(
-        props("subnets.nadipam.io.yaml", "spec"),
-        [
-            "cidrBlock",
-            "excludeIps",
-            "gateway",
-            "namespaces",
-            "protocol",
-            "provider",
-            "routes"
-        ]
-    );
+    // Every field of Kube-OVN's kubeovn.io/v1 Subnet spec (from its published CRD), so its manifests apply with only
+    // apiVersion changed, plus nadipam's routes.
+    let mut subnet_fields = vec![
+        "acls",
+        "allowEWTraffic",
+        "allowSubnets",
+        "cidrBlock",
+        "default",
+        "dhcpV4Options",
+        "dhcpV6Options",
+        "disableGatewayCheck",
+        "disableInterConnection",
+        "enableDHCP",
+        "enableEcmp",
+        "enableExternalLBAddress",
+        "enableIPv6RA",
+        "enableLb",
+        "enableMulticastSnoop",
+        "excludeIps",
+        "externalEgressGateway",
+        "gateway",
+        "gatewayNode",
+        "gatewayNodeSelectors",
+        "gatewayType",
+        "ipv6RAConfigs",
+        "logicalGateway",
+        "mtu",
+        "namespaceSelectors",
+        "namespaces",
+        "natOutgoing",
+        "natOutgoingPolicyRules",
+        "nodeNetwork",
+        "policyRoutingPriority",
+        "policyRoutingTableID",
+        "private",
+        "protocol",
+        "provider",
+        "routeTable",
+        "u2oFeatures",
+        "u2oInterconnection",
+        "u2oInterconnectionIP",
+        "vips",
+        "vlan",
+        "vpc",
+        "routes",
+    ];
+    subnet_fields.sort();
+    assert_eq!(props("subnets.nadipam.io.yaml", "spec"), subnet_fields);
     assert_eq!(
         props("subnets.nadipam.io.yaml", "status"),
         [
@@ -245,10 +281,27 @@ fn field_names_are_the_ones_users_write() {
             "v6UsingIPs"
         ]
     );
-    assert_eq!(
-        props("ippools.nadipam.io.yaml", "spec"),
-        ["gateway", "ips", "multusName", "namespaces", "subnet"]
-    );
+    // Every field of Spiderpool's v2beta1 SpiderIPPool spec, plus nadipam's namespaces and the older vlan.
+    let mut pool_fields = vec![
+        "default",
+        "disable",
+        "excludeIPs",
+        "gateway",
+        "ipVersion",
+        "ips",
+        "multusName",
+        "namespaceAffinity",
+        "namespaceName",
+        "nodeAffinity",
+        "nodeName",
+        "podAffinity",
+        "routes",
+        "subnet",
+        "namespaces",
+        "vlan",
+    ];
+    pool_fields.sort();
+    assert_eq!(props("ippools.nadipam.io.yaml", "spec"), pool_fields);
     assert_eq!(
         props("ippools.nadipam.io.yaml", "status"),
         ["allocatedIPCount", "totalIPCount"]

@@ -1,13 +1,15 @@
 //! `Subnet` (`nadipam.io/v1`): a CIDR that one or more Multus networks allocate from.
 //!
-//! Field names follow Kube-OVN's `kubeovn.io/v1` Subnet, so a Kube-OVN Subnet manifest works after changing
-//! its `apiVersion` (fields nadipam has no use for, such as `private` or `natOutgoing`, are pruned).
+//! Field names follow Kube-OVN's `kubeovn.io/v1` Subnet, so a Kube-OVN Subnet manifest applies after changing
+//! its `apiVersion`. Fields nadipam has no use for, such as `private` or `natOutgoing`, are kept as written and
+//! ignored (peer_fields.rs); the Subnet webhook warns about each one set.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::cel;
+use super::peer_fields::KubeOvnSubnetFields;
 
 /// Address families a Subnet serves. Serialized exactly as Kube-OVN writes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -105,6 +107,10 @@ pub struct SubnetSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub routes: Vec<RouteSpec>,
+
+    /// Kube-OVN fields kept as written but ignored.
+    #[serde(flatten)]
+    pub kube_ovn: KubeOvnSubnetFields,
 }
 
 /// An optional string enum. schemars would list `null` among an `Option`'s enum values, which a structural

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::state::Ctl;
-use super::status::{allocated, pool_counts, pool_status, subnet_status};
+use super::status::{pool_counts, pool_status_among, subnet_status};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 
 /// How often the writer looks for work.
@@ -99,10 +99,10 @@ async fn write_all(ctl: &Ctl, written: &mut Written) {
     }
     let counts = pool_counts(leases.iter().map(|l| l.as_ref()));
     let pools: Api<IPPool> = Api::all(ctl.ctx.client.clone());
+    let all_subnets = ctl.ctx.cache.subnets.state();
     for p in ctl.ctx.cache.pools.state() {
         let name = p.name_any();
-        let subnet = ctl.ctx.cache.subnets.get(&ObjectRef::new(&p.spec.subnet));
-        let status = pool_status(&p, subnet.as_deref(), allocated(&counts, &p));
+        let status = pool_status_among(&p, &all_subnets, &counts);
         if p.status.as_ref() == Some(&status) || written.pools.get(&name) == Some(&status) {
             continue;
         }

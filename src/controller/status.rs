@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -11,6 +12,7 @@ use kube::ResourceExt;
 use crate::alloc::{Family, IpRange, Protocol, SubnetLayout, parse_entries};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 use crate::cache::layout;
+use crate::webhook::rules::pool_subnet;
 
 /// Inclusive interval of addresses as numbers.
 type Span = (u128, u128);
@@ -198,6 +200,23 @@ pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64
     }
 }
 
+/// The status of `pool` among every Subnet: its Subnet is the one its spec.subnet resolves to (a name or a
+/// CIDR, [`pool_subnet`]), and its allocated count that of the leases of that Subnet taken from it.
+pub(crate) fn pool_status_among(
+    pool: &IPPool,
+    subnets: &[Arc<Subnet>],
+    counts: &HashMap<(String, String), i64>,
+) -> IPPoolStatus {
+    let subnet = pool_subnet(pool, subnets).ok();
+    let subnet_name = subnet.map_or_else(|| pool.spec.subnet.clone(), |s| s.name_any());
+    let name = pool.name_any();
+    pool_status(
+        pool,
+        subnet.map(AsRef::as_ref),
+        allocated(counts, &subnet_name, &name),
+    )
+}
+
 /// Leases per `(subnet, pool)`, for every pool's allocated count in one pass over the leases.
 pub(crate) fn pool_counts<'a>(
     leases: impl IntoIterator<Item = &'a IPLease>,
@@ -212,10 +231,11 @@ pub(crate) fn pool_counts<'a>(
     out
 }
 
-/// The allocated count of `pool` from [`pool_counts`].
-pub(crate) fn allocated(counts: &HashMap<(String, String), i64>, pool: &IPPool) -> i64 {
+/// The allocated count of pool `pool` of Subnet `subnet` (the one its spec.subnet resolves to) from
+/// [`pool_counts`].
+fn allocated(counts: &HashMap<(String, String), i64>, subnet: &str, pool: &str) -> i64 {
     counts
-        .get(&(pool.spec.subnet.clone(), pool.name_any()))
+        .get(&(subnet.to_string(), pool.to_string()))
         .copied()
         .unwrap_or(0)
 }
@@ -388,9 +408,18 @@ mod tests {
             lease("10.0.0.4", None),
         ];
         let counts = pool_counts(&leases);
-        assert_eq!(allocated(&counts, &pool(&["10.0.0.0/24"])), 2);
-        let mut other = pool(&["10.0.0.0/24"]);
-        other.spec.subnet = "t".into();
-        assert_eq!(allocated(&counts, &other), 0);
+        assert_eq!(allocated(&counts, "s", "p"), 2);
+        assert_eq!(allocated(&counts, "t", "p"), 0);
+        // A pool naming its Subnet by CIDR counts the leases of the Subnet it resolves to.
+        let subnets = [Arc::new(subnet("10.0.0.0/24", None, &[]))];
+        let mut by_cidr = pool(&["10.0.0.0/24"]);
+        by_cidr.spec.subnet = "10.0.0.0/24".into();
+        let st = pool_status_among(&by_cidr, &subnets, &counts);
+        assert_eq!((st.allocated_ip_count, st.total_ip_count), (2, 253));
+        by_cidr.spec.subnet = "10.9.0.0/24".into();
+        assert_eq!(
+            pool_status_among(&by_cidr, &subnets, &counts),
+            IPPoolStatus::default()
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::alloc::{AllocError, Family, LayoutError};
 use crate::annotations::AnnotationError;
 use crate::api::NadError;
+use crate::webhook::rules::PoolSubnetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Denial {
@@ -27,6 +28,11 @@ pub enum Denial {
          {provider}.kubernetes.io/logical_switch to a Subnet name)"
     )]
     NoSubnet { network: String, provider: String },
+    #[error("network {network}: {source}")]
+    PoolSubnetLookup {
+        network: String,
+        source: Box<PoolSubnetError>,
+    },
     #[error("network {network}: Subnet {subnet} named by {key} does not exist")]
     UnknownSubnet {
         network: String,
@@ -92,9 +98,7 @@ pub enum Denial {
         pool_subnet: String,
         subnet: String,
     },
-    #[error(
-        "network {network}: namespace {namespace} may not use IPPool {pool} (spec.namespaces: {allowed})"
-    )]
+    #[error("network {network}: namespace {namespace} may not use IPPool {pool} ({allowed})")]
     PoolNamespace {
         network: String,
         namespace: String,
@@ -268,6 +272,7 @@ impl Denial {
             Denial::Nad { source, .. } if source.source.is_provider() => "nad_provider",
             Denial::Nad { .. } => "bad_nad",
             Denial::NoSubnet { .. } | Denial::UnknownSubnet { .. } => "no_subnet",
+            Denial::PoolSubnetLookup { source, .. } => source.reason(),
             Denial::ForeignSubnet { .. } => "foreign_subnet",
             Denial::SubnetNamespace { .. } | Denial::PoolNamespace { .. } => {
                 "namespace_not_allowed"
@@ -304,6 +309,7 @@ impl Denial {
             | Denial::NoSubnet { .. }
             | Denial::UnknownSubnet { .. }
             | Denial::UnknownPool { .. } => 404,
+            Denial::PoolSubnetLookup { source, .. } => source.code(),
             Denial::Held { .. }
             | Denial::MacHeld { .. }
             | Denial::Contention { .. }

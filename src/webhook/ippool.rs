@@ -6,17 +6,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use crate::alloc::{AllocError, Family, IpPair, IpRange, LayoutProblem, RangeError, parse_entry};
 use crate::annotations::Shown;
-use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet};
+use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
 use crate::webhook::respond;
+use crate::webhook::rules::{PoolSubnetError, pool_subnet};
 use crate::webhook::validate_util::{
-    CONFLICT, INVALID, InUse, NOT_FOUND, Refusal, addr, answer, by_address, first_uncovered,
+    CONFLICT, INVALID, InUse, Refusal, addr, answer, by_address, first_uncovered, ignored_field,
     is_dns1123_label, more, num, static_checker,
 };
 
@@ -25,24 +25,30 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<IPPool>) -> Admis
     let outcome = match (&req.operation, &req.object) {
         (Operation::Create | Operation::Update, Some(new)) => {
             let old = req.old_object.as_ref();
-            let subnet = match find_subnet(&ctx, &new.spec.subnet).await {
+            let subnets = match find_subnets(&ctx, new).await {
                 Ok(s) => s,
                 Err(e) => {
                     return respond::error(
                         &ctx,
                         resp,
-                        &format!("reading Subnet {}: {e}", new.spec.subnet),
+                        &format!("reading Subnets for IPPool {}: {e}", new.name_any()),
                     );
                 }
             };
+            let names: Vec<String> = [Some(new), old]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| pool_subnet(p, &subnets).ok())
+                .map(|s| s.name_any())
+                .collect();
             let pools = ctx.cache.pools.state();
-            let leases = ctx.cache.leases.state_filter(|l| {
-                l.spec.subnet == new.spec.subnet
-                    || old.is_some_and(|o| l.spec.subnet == o.spec.subnet)
-            });
+            let leases = ctx
+                .cache
+                .leases
+                .state_filter(|l| names.contains(&l.spec.subnet));
             let nads = ctx.cache.nads.state();
             let scope = Scope {
-                subnet: subnet.as_deref(),
+                subnets: &subnets,
                 pools: &pools,
                 leases: &leases,
                 nads: &nads,
@@ -61,22 +67,23 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<IPPool>) -> Admis
     answer(&ctx, resp, outcome)
 }
 
-/// The Subnet from the cache, else from the apiserver: a Subnet applied together with the pool may not have
-/// reached the cache yet.
-async fn find_subnet(ctx: &Context, name: &str) -> Result<Option<Arc<Subnet>>, kube::Error> {
-    if let Some(s) = ctx.cache.subnets.get(&ObjectRef::new(name)) {
-        return Ok(Some(s));
+/// The Subnets from the cache, else from the apiserver when the cache has none the pool names: a Subnet
+/// applied together with the pool may not have reached the cache yet.
+async fn find_subnets(ctx: &Context, pool: &IPPool) -> Result<Vec<Arc<Subnet>>, kube::Error> {
+    let cached = ctx.cache.subnets.state();
+    if pool_subnet(pool, &cached).is_ok() {
+        return Ok(cached);
     }
-    Ok(Api::<Subnet>::all(ctx.client.clone())
-        .get_opt(name)
-        .await?
-        .map(Arc::new))
+    let listed = Api::<Subnet>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await?;
+    Ok(listed.items.into_iter().map(Arc::new).collect())
 }
 
 /// What an IPPool is checked against.
 pub(crate) struct Scope<'a> {
-    /// The Subnet `spec.subnet` names, if it exists.
-    pub subnet: Option<&'a Subnet>,
+    /// Every Subnet; the pool's is the one `spec.subnet` names ([`pool_subnet`]).
+    pub subnets: &'a [Arc<Subnet>],
     /// Every IPPool (the pool itself is skipped by name).
     pub pools: &'a [Arc<IPPool>],
     /// Leases of the pool's Subnet (and of its old Subnet on UPDATE).
@@ -87,10 +94,8 @@ pub(crate) struct Scope<'a> {
 /// Why an IPPool is refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PoolRefusal {
-    #[error(
-        "IPPool {pool}: spec.subnet {subnet} names no Subnet; create Subnet {subnet} first or fix spec.subnet"
-    )]
-    NoSubnet { pool: String, subnet: String },
+    #[error(transparent)]
+    Subnet(#[from] PoolSubnetError),
     #[error("IPPool {pool}: Subnet {subnet} is invalid ({problem}); fix the Subnet first")]
     BadSubnet {
         pool: String,
@@ -176,7 +181,7 @@ pub(crate) enum PoolRefusal {
 impl Refusal for PoolRefusal {
     fn reason(&self) -> &'static str {
         match self {
-            PoolRefusal::NoSubnet { .. } => "no_subnet",
+            PoolRefusal::Subnet(e) => e.reason(),
             PoolRefusal::BadSubnet { .. } => "bad_subnet",
             PoolRefusal::Overlap { .. } => "pool_overlap",
             PoolRefusal::Removes { .. } | PoolRefusal::InUse { .. } => "in_use",
@@ -186,7 +191,7 @@ impl Refusal for PoolRefusal {
 
     fn code(&self) -> u16 {
         match self {
-            PoolRefusal::NoSubnet { .. } => NOT_FOUND,
+            PoolRefusal::Subnet(e) => e.code(),
             PoolRefusal::Overlap { .. }
             | PoolRefusal::Removes { .. }
             | PoolRefusal::InUse { .. } => CONFLICT,
@@ -231,13 +236,8 @@ pub(crate) fn check_pool(
         return Ok(Vec::new());
     }
     let pool = new.name_any();
-    let subnet_name = &new.spec.subnet;
-    let Some(subnet) = scope.subnet else {
-        return Err(PoolRefusal::NoSubnet {
-            pool,
-            subnet: subnet_name.clone(),
-        });
-    };
+    let subnet: &Subnet = pool_subnet(new, scope.subnets)?;
+    let subnet_name = &subnet.name_any();
     let shape = layout(subnet).map_err(|e| PoolRefusal::BadSubnet {
         pool: pool.clone(),
         subnet: subnet_name.clone(),
@@ -245,7 +245,10 @@ pub(crate) fn check_pool(
     })?;
     let checker = static_checker(&shape);
     let desc = shape.describe();
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = set_fields(&new.spec.spiderpool)
+        .iter()
+        .map(|field| spiderpool_warning(&pool, field))
+        .collect();
 
     let mut entries = Vec::with_capacity(new.spec.ips.len());
     for (index, raw) in new.spec.ips.iter().enumerate() {
@@ -324,22 +327,17 @@ pub(crate) fn check_pool(
 
     // What this version adds: the old version's addresses (same Subnet) were accepted before.
     let old_entries: Vec<Entry<'_>> = old
-        .filter(|o| o.spec.subnet == *subnet_name)
+        .filter(|o| in_subnet(o, scope.subnets, subnet_name))
         .map(readable)
         .unwrap_or_default();
-    check_overlaps(
-        &pool,
-        subnet_name,
-        &entries,
-        &old_entries,
-        scope,
-        &mut warnings,
-    )?;
+    check_overlaps(&pool, subnet, &entries, &old_entries, scope, &mut warnings)?;
 
     if let Some(old) = old {
         let before = readable(old);
+        let old_subnet = pool_subnet(old, scope.subnets)
+            .map_or_else(|_| old.spec.subnet.clone(), |s| s.name_any());
         let removed: Vec<(IpAddr, &IPLease)> = by_address(scope.leases.iter().filter(|l| {
-            l.spec.subnet == old.spec.subnet && l.spec.pool.as_deref() == Some(pool.as_str())
+            l.spec.subnet == old_subnet && l.spec.pool.as_deref() == Some(pool.as_str())
         }))
         .into_iter()
         .filter(|(ip, l)| {
@@ -373,6 +371,28 @@ pub(crate) fn check_pool(
         ));
     }
     Ok(warnings)
+}
+
+/// Whether `pool` belongs to Subnet `name`: its spec.subnet resolves to it among `subnets`. A CIDR held by
+/// Subnets of other providers too resolves to one of them only, so another Subnet's pool does not count.
+fn in_subnet(pool: &IPPool, subnets: &[Arc<Subnet>], name: &str) -> bool {
+    pool_subnet(pool, subnets).is_ok_and(|s| s.name_any() == name)
+}
+
+/// The warning for a SpiderIPPool field set on `pool`. excludeIPs and routes say what to write instead, since
+/// ignoring them changes which addresses and routes Pods get.
+fn spiderpool_warning(pool: &str, field: &str) -> String {
+    match field {
+        "excludeIPs" => format!(
+            "IPPool {pool}: spec.excludeIPs is not applied by nadipam: Pods may get these addresses; list only \
+             allocatable addresses in spec.ips, or exclude them in the Subnet's spec.excludeIps"
+        ),
+        "routes" => format!(
+            "IPPool {pool}: spec.routes is not applied by nadipam: kept, ignored; put the routes in the Subnet's \
+             spec.routes"
+        ),
+        _ => ignored_field("IPPool", pool, field),
+    }
 }
 
 /// True when `range` (inside the Subnet) holds an address that is neither network, broadcast, gateway nor
@@ -441,7 +461,7 @@ fn check_gateway(shape: &crate::alloc::SubnetLayout, value: &str) -> Result<(), 
 /// already there only warn, so the pool can still be edited (e.g. to remove them).
 fn check_overlaps(
     pool: &str,
-    subnet: &str,
+    subnet: &Subnet,
     entries: &[Entry<'_>],
     old_entries: &[Entry<'_>],
     scope: &Scope<'_>,
@@ -450,7 +470,7 @@ fn check_overlaps(
     let mut others: Vec<&Arc<IPPool>> = scope
         .pools
         .iter()
-        .filter(|p| p.spec.subnet == subnet && p.name_any() != pool)
+        .filter(|p| p.name_any() != pool && in_subnet(p, scope.subnets, &subnet.name_any()))
         .collect();
     others.sort_by_key(|p| p.name_any());
     let old_bounds = |family: Family| -> Vec<(u128, u128)> {
@@ -528,6 +548,7 @@ mod tests {
                 provider: "macvlan.default".into(),
                 namespaces: Vec::new(),
                 routes: Vec::new(),
+                kube_ovn: Default::default(),
             },
         )
     }
@@ -539,8 +560,10 @@ mod tests {
                 subnet: subnet.into(),
                 ips: ips.iter().map(|s| s.to_string()).collect(),
                 namespaces: Vec::new(),
+                namespace_name: Vec::new(),
                 gateway: None,
                 multus_name: Vec::new(),
+                spiderpool: Default::default(),
             },
         )
     }
@@ -559,7 +582,7 @@ mod tests {
             new,
             old,
             &Scope {
-                subnet: Some(&subnet),
+                subnets: &[Arc::new(subnet)],
                 pools,
                 leases,
                 nads: &nads,
@@ -594,11 +617,109 @@ mod tests {
         );
     }
 
+    /// The Spiderpool guide's pool (tests/fixtures/spiderippool.yaml), checked against `subnets` and the guide's NAD.
+    fn check_guide_pool(
+        edit: impl FnOnce(&mut IPPool),
+        subnets: &[Arc<Subnet>],
+        pools: &[Arc<IPPool>],
+    ) -> Result<Vec<String>, PoolRefusal> {
+        let mut p: IPPool =
+            serde_yaml::from_str(include_str!("../../tests/fixtures/spiderippool.yaml")).unwrap();
+        edit(&mut p);
+        let nads = vec![Arc::new(NetworkAttachmentDefinition::new(
+            "kube-system",
+            "ovs-conf",
+            "{}",
+        ))];
+        let scope = Scope {
+            subnets,
+            pools,
+            leases: &[],
+            nads: &nads,
+        };
+        check_pool(&p, None, &scope)
+    }
+
+    fn underlay() -> Arc<Subnet> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "nadipam.io/v1", "kind": "Subnet", "metadata": {"name": "underlay"},
+                "spec": {"cidrBlock": "172.18.0.0/16", "gateway": "172.18.0.1", "provider": "ovs-conf.kube-system"}
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_spiderpool_guide_pool_names_its_subnet_by_cidr() {
+        let subnets = [Arc::new(macvlan()), underlay()];
+        assert_eq!(
+            check_guide_pool(|_| {}, &subnets, &[]).unwrap(),
+            Vec::<String>::new()
+        );
+        // Refused with pool_subnet's error (its messages are asserted in rules.rs).
+        let e = check_guide_pool(|_| {}, &subnets[..1], &[]).unwrap_err();
+        assert!(
+            matches!(&e, PoolRefusal::Subnet(PoolSubnetError::NoCidr { provider, .. }) if provider == "ovs-conf.kube-system"),
+            "{e}"
+        );
+        assert_eq!((e.reason(), e.code()), ("no_subnet", 404));
+        // A pool of another provider's Subnet with the same CIDR does not share the addresses.
+        let mut other = (*underlay()).clone();
+        other.metadata.name = Some("other".into());
+        other.spec.provider = "macvlan.default".into();
+        let with_other = [underlay(), Arc::new(other)];
+        let theirs = Arc::new(pool("b", "other", &["172.18.30.135"]));
+        assert_eq!(
+            check_guide_pool(|_| {}, &with_other, &[theirs]).unwrap(),
+            Vec::<String>::new()
+        );
+        // A pool naming the same Subnet by name shares its addresses.
+        let a = Arc::new(pool("a", "underlay", &["172.18.30.135"]));
+        assert_eq!(
+            check_guide_pool(|_| {}, &subnets, &[a])
+                .unwrap_err()
+                .to_string(),
+            "IPPool ippool-test: spec.ips[0] \"172.18.30.131-172.18.30.140\" overlaps IPPool a (spec.ips[0] \
+             \"172.18.30.135\") at 172.18.30.135; an address may belong to one IPPool only"
+        );
+    }
+
+    #[test]
+    fn spiderpool_fields_are_kept_and_warned() {
+        let subnets = [underlay()];
+        let warnings = check_guide_pool(
+            |p| {
+                p.spec.spiderpool = serde_json::from_value(serde_json::json!({
+                    "excludeIPs": ["172.18.30.135"],
+                    "routes": [{"dst": "10.0.0.0/8", "gw": "172.18.0.254"}],
+                    "vlan": 0,
+                    "podAffinity": {"matchLabels": {"app": "test-app"}},
+                }))
+                .unwrap();
+            },
+            &subnets,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "IPPool ippool-test: spec.excludeIPs is not applied by nadipam: Pods may get these addresses; list \
+                 only allocatable addresses in spec.ips, or exclude them in the Subnet's spec.excludeIps",
+                "IPPool ippool-test: spec.podAffinity has no effect in nadipam (secondary-network IPAM): kept, ignored",
+                "IPPool ippool-test: spec.routes is not applied by nadipam: kept, ignored; put the routes in the \
+                 Subnet's spec.routes",
+                "IPPool ippool-test: spec.vlan has no effect in nadipam (secondary-network IPAM): kept, ignored",
+            ]
+        );
+    }
+
     #[test]
     fn the_subnet_must_exist_and_be_valid() {
         let p = pool("p", "nope", &["172.17.0.200"]);
         let scope = Scope {
-            subnet: None,
+            subnets: &[],
             pools: &[],
             leases: &[],
             nads: &[],
@@ -611,8 +732,9 @@ mod tests {
         assert_eq!((e.reason(), e.code()), ("no_subnet", 404));
         let mut bad = macvlan();
         bad.spec.gateway = Some("10.0.0.1".into());
+        let bad = [Arc::new(bad)];
         let scope = Scope {
-            subnet: Some(&bad),
+            subnets: &bad,
             pools: &[],
             leases: &[],
             nads: &[],
@@ -817,7 +939,7 @@ mod tests {
         let mut relabelled = bad.clone();
         relabelled.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
         let scope = Scope {
-            subnet: None,
+            subnets: &[],
             pools: &[],
             leases: &[],
             nads: &[],

@@ -12,7 +12,7 @@ pub(crate) mod nad;
 pub(crate) mod pod;
 pub mod register;
 mod respond;
-mod rules;
+pub(crate) mod rules;
 pub(crate) mod scope;
 mod server;
 pub(crate) mod subnet;
@@ -21,4 +21,5 @@ mod validate_util;
 pub(crate) mod workload;
 
 pub use denial::Denial;
+pub use rules::PoolSubnetError;
 pub use server::{paths, router, serve};

@@ -12,11 +12,13 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::alloc::{AllocError, Family, LayoutProblem};
 use crate::annotations::Shown;
-use crate::api::{IPLease, IPPool, Subnet};
+use crate::api::{IPLease, IPPool, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
+use crate::webhook::rules::pool_subnet;
 use crate::webhook::validate_util::{
-    CONFLICT, INVALID, InUse, Refusal, answer, by_address, is_provider, more, static_checker,
+    CONFLICT, INVALID, InUse, Refusal, answer, by_address, ignored_field, is_provider, more,
+    static_checker,
 };
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> AdmissionResponse {
@@ -30,7 +32,11 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> Admis
         }
         (Operation::Delete, _) => {
             let leases = ctx.cache.leases.state_filter(|l| l.spec.subnet == req.name);
-            let pools = ctx.cache.pools.state_filter(|p| p.spec.subnet == req.name);
+            let pools = pools_naming(
+                ctx.cache.pools.state(),
+                &req.name,
+                &ctx.cache.subnets.state(),
+            );
             check_delete(&req.name, &leases, &pools)
         }
         _ => return resp,
@@ -120,7 +126,10 @@ pub(crate) fn check_subnet(
         subnet: name.clone(),
         problem: Box::new(e.problem),
     })?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = set_fields(&new.spec.kube_ovn)
+        .iter()
+        .map(|field| ignored_field("Subnet", &name, field))
+        .collect();
     if !shape.ignored_excludes().is_empty() {
         warnings.push(format!(
             "Subnet {name}: excludeIps entries {} lie outside cidrBlock {} and have no effect",
@@ -187,6 +196,20 @@ pub(crate) fn check_subnet(
     Ok(warnings)
 }
 
+/// The IPPools whose spec.subnet names Subnet `name`: by name, or by a CIDR that resolves to it among `subnets`.
+pub(crate) fn pools_naming(
+    pools: Vec<Arc<IPPool>>,
+    name: &str,
+    subnets: &[Arc<Subnet>],
+) -> Vec<Arc<IPPool>> {
+    pools
+        .into_iter()
+        .filter(|p| {
+            p.spec.subnet == name || pool_subnet(p, subnets).is_ok_and(|s| s.name_any() == name)
+        })
+        .collect()
+}
+
 /// DELETE of Subnet `name`, refused while `leases` (the Subnet's) hold addresses; `pools` naming it only
 /// warn (they become unusable, which is what deleting the Subnet asks for).
 pub(crate) fn check_delete(
@@ -235,6 +258,7 @@ mod tests {
                 provider: provider.into(),
                 namespaces: Vec::new(),
                 routes: Vec::new(),
+                kube_ovn: Default::default(),
             },
         )
     }
@@ -246,8 +270,10 @@ mod tests {
                 subnet: "macvlan".into(),
                 ips: vec!["172.17.0.200".into()],
                 namespaces: Vec::new(),
+                namespace_name: Vec::new(),
                 gateway: None,
                 multus_name: Vec::new(),
+                spiderpool: Default::default(),
             },
         )
     }
@@ -284,6 +310,82 @@ mod tests {
         assert!(check_subnet(&dual, None, &[], &[]).unwrap().is_empty());
         let ovn = subnet("o", "ovn", "10.1.0.0/24", None, &[]);
         assert!(check_subnet(&ovn, None, &[], &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_kube_ovn_subnet_is_accepted_and_its_ovn_fields_warned() {
+        let s: Subnet =
+            serde_yaml::from_str(include_str!("../../tests/fixtures/kube-ovn-subnet.yaml"))
+                .unwrap();
+        assert_eq!(s.spec.cidr_block, "172.17.0.0/16");
+        assert_eq!(s.spec.namespaces, ["default"]);
+        let warnings = check_subnet(&s, None, &[], &[]).unwrap();
+        assert_eq!(
+            warnings[0],
+            "Subnet macvlan: spec.acls has no effect in nadipam (secondary-network IPAM): kept, ignored"
+        );
+        let fields: Vec<&str> = warnings
+            .iter()
+            .map(|w| {
+                w.strip_prefix("Subnet macvlan: spec.")
+                    .and_then(|w| {
+                        w.strip_suffix(
+                            " has no effect in nadipam (secondary-network IPAM): kept, ignored",
+                        )
+                    })
+                    .unwrap_or(w)
+            })
+            .collect();
+        // Every field the file sets that nadipam does not use is named, in the order of their names.
+        let file: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../../tests/fixtures/kube-ovn-subnet.yaml"))
+                .unwrap();
+        let used = [
+            "cidrBlock",
+            "excludeIps",
+            "gateway",
+            "namespaces",
+            "protocol",
+            "provider",
+        ];
+        let mut ignored: Vec<&str> = file["spec"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(|k| k.as_str())
+            .filter(|k| !used.contains(k))
+            .collect();
+        ignored.sort();
+        assert_eq!(ignored.len(), 28);
+        assert_eq!(fields, ignored);
+        // Kept as written: the stored object round-trips them.
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["spec"]["acls"][0]["priority"], 1002);
+        assert_eq!(
+            v["spec"]["natOutgoingPolicyRules"][0]["match"]["srcIPs"],
+            "172.17.0.0/24"
+        );
+        assert_eq!(v["spec"]["gatewayType"], "distributed");
+        // An update that leaves the spec alone warns no more.
+        assert!(check_subnet(&s, Some(&s), &[], &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn pools_naming_a_subnet_by_name_or_cidr() {
+        let mut by_cidr = pool("c");
+        by_cidr.spec.subnet = "172.17.0.0/16".into();
+        let mut elsewhere = pool("e");
+        elsewhere.spec.subnet = "10.0.0.0/8".into();
+        let pools = vec![Arc::new(pool("n")), Arc::new(by_cidr), Arc::new(elsewhere)];
+        let names =
+            |found: Vec<Arc<IPPool>>| found.iter().map(|p| p.name_any()).collect::<Vec<_>>();
+        let subnets = [Arc::new(macvlan())];
+        assert_eq!(
+            names(pools_naming(pools.clone(), "macvlan", &subnets)),
+            ["n", "c"]
+        );
+        // A pool still names a Subnet that is gone by its name only.
+        assert_eq!(names(pools_naming(pools, "macvlan", &[])), ["n"]);
     }
 
     #[test]

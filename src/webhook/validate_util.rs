@@ -20,6 +20,14 @@ pub(crate) const CONFLICT: u16 = 409;
 /// … or it names an object that does not exist.
 pub(crate) const NOT_FOUND: u16 = 404;
 
+/// The warning for a peer's field (peer_fields.rs) that a user set on `kind` `name`: stored as written, not acted
+/// on, so the manifest applies unchanged and the user learns it does nothing here.
+pub(crate) fn ignored_field(kind: &str, name: &str, field: &str) -> String {
+    format!(
+        "{kind} {name}: spec.{field} has no effect in nadipam (secondary-network IPAM): kept, ignored"
+    )
+}
+
 /// A validator's reason to refuse: the message is the Display text; the reason labels the denial metric.
 pub(crate) trait Refusal: fmt::Display {
     fn reason(&self) -> &'static str;

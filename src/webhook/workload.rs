@@ -26,7 +26,9 @@ use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::{Cache, layout};
 use crate::context::Context;
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{check_pool, check_subnet, subnet_by_provider};
+use crate::webhook::rules::{
+    PoolSubnetError, check_pool, check_subnet, pool_subnet, subnet_by_provider,
+};
 use crate::webhook::scope;
 use crate::webhook::validate_util::{INVALID, Refusal, answer, static_checker};
 
@@ -90,6 +92,8 @@ pub(crate) fn read_object(
 enum Missing {
     Nad(NetworkRef),
     Subnet(String),
+    /// A Subnet with a pool's CIDR: only a list finds it.
+    SubnetByCidr,
     Pool(String),
 }
 
@@ -110,6 +114,19 @@ async fn fetch(ctx: &Context, missing: &Missing, world: &mut World) -> bool {
             .ok()
             .flatten()
             .map(|s| world.subnets.push(Arc::new(s))),
+        Missing::SubnetByCidr => {
+            let Ok(listed) = Api::<Subnet>::all(client).list(&Default::default()).await else {
+                return false;
+            };
+            let known: Vec<String> = world.subnets.iter().map(|s| s.name_any()).collect();
+            let new: Vec<Arc<Subnet>> = listed
+                .items
+                .into_iter()
+                .filter(|s| !known.contains(&s.name_any()))
+                .map(Arc::new)
+                .collect();
+            (!new.is_empty()).then(|| world.subnets.extend(new))
+        }
         Missing::Pool(name) => Api::<IPPool>::all(client)
             .get_opt(name)
             .await
@@ -519,6 +536,11 @@ impl WorkloadRefusal {
                 })
             }
             Denial::UnknownSubnet { subnet, .. } => Some(Missing::Subnet(subnet.clone())),
+            Denial::PoolSubnetLookup { source, .. } => match source.as_ref() {
+                PoolSubnetError::NoName { subnet, .. } => Some(Missing::Subnet(subnet.clone())),
+                PoolSubnetError::NoCidr { .. } => Some(Missing::SubnetByCidr),
+                _ => None,
+            },
             Denial::UnknownPool { pool, .. } => Some(Missing::Pool(pool.clone())),
             _ => None,
         }
@@ -617,11 +639,10 @@ fn check_attachment(
         })?,
         None => match (by_provider.as_ref(), pools.first()) {
             (Some(s), _) => s,
-            (None, Some(p)) => world.subnet(&p.spec.subnet).ok_or_else(|| {
-                plan(Denial::UnknownSubnet {
+            (None, Some(p)) => pool_subnet(p, &world.subnets).map_err(|e| {
+                plan(Denial::PoolSubnetLookup {
                     network: network.clone(),
-                    subnet: p.spec.subnet.clone(),
-                    key: format!("IPPool {} spec.subnet", p.name_any()),
+                    source: Box::new(e),
                 })
             })?,
             (None, None) => {
@@ -817,6 +838,7 @@ mod tests {
                 provider: provider.into(),
                 namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
                 routes: Vec::new(),
+                kube_ovn: Default::default(),
             },
         ))
     }
@@ -828,8 +850,10 @@ mod tests {
                 subnet: subnet.into(),
                 ips: vec!["172.17.0.200-172.17.0.210".into()],
                 namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
+                namespace_name: Vec::new(),
                 gateway: None,
                 multus_name: Vec::new(),
+                spiderpool: Default::default(),
             },
         ))
     }
@@ -1359,6 +1383,45 @@ mod tests {
             )
         );
         assert_eq!(e.missing(), Some(Missing::Subnet("nosuch".into())));
+        // A pool is the only way to its Subnet when no Subnet serves the network's provider.
+        let mut w = world();
+        w.subnets.retain(|s| s.name_any() != "macvlan");
+        w.pools.push(pool("by-cidr", "172.17.0.0/16", &[]));
+        let e = check_workload(
+            &workload("Deployment", d(macvlan("ip_pool", "by-cidr"))),
+            &w,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.to_string(), e.reason(), e.code()),
+            (
+                "Deployment default/static-workload: network default/macvlan: IPPool by-cidr: spec.subnet \
+                 172.17.0.0/16: no Subnet has cidrBlock 172.17.0.0/16; create a Subnet with spec.cidrBlock: \
+                 172.17.0.0/16 and spec.provider: <nad>.<namespace> of its network first, or name an existing \
+                 Subnet"
+                    .into(),
+                "no_subnet",
+                404
+            )
+        );
+        assert_eq!(e.missing(), Some(Missing::SubnetByCidr));
+        w.subnets
+            .push(subnet("macvlan", "macvlan.default", "172.17.0.0/16", &[]));
+        assert!(
+            check_workload(
+                &workload("Deployment", d(macvlan("ip_pool", "by-cidr"))),
+                &w
+            )
+            .is_ok()
+        );
+        w.pools.push(pool("by-name", "gone", &[]));
+        w.subnets.clear();
+        let e = check_workload(
+            &workload("Deployment", d(macvlan("ip_pool", "by-name"))),
+            &w,
+        )
+        .unwrap_err();
+        assert_eq!(e.missing(), Some(Missing::Subnet("gone".into())));
         // Found once fetched: the same check passes with the object added.
         let mut w = world();
         w.pools.push(pool("my-pool", "macvlan", &[]));

@@ -15,7 +15,9 @@ use crate::annotations::{
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{check_overlap, check_pool, check_subnet, subnet_by_provider};
+use crate::webhook::rules::{
+    check_overlap, check_pool, check_subnet, names_subnet, pool_subnet, subnet_by_provider,
+};
 use crate::webhook::scope;
 
 /// How the address of one attachment is chosen.
@@ -195,13 +197,11 @@ fn plan_one(
         None => match subnet_by_provider(&cache.subnets.state(), &provider, pod.namespace) {
             Some(s) => s,
             None => match pools.first() {
-                Some(p) => cache
-                    .subnets
-                    .get(&ObjectRef::new(&p.spec.subnet))
-                    .ok_or_else(|| Denial::UnknownSubnet {
+                Some(p) => pool_subnet(p, &cache.subnets.state())
+                    .cloned()
+                    .map_err(|e| Denial::PoolSubnetLookup {
                         network: network.clone(),
-                        subnet: p.spec.subnet.clone(),
-                        key: format!("IPPool {} spec.subnet", p.name_any()),
+                        source: Box::new(e),
                     })?,
                 None => return Err(Denial::NoSubnet { network, provider }),
             },
@@ -295,14 +295,13 @@ fn kept_by_other_pools(
     Ok(kept)
 }
 
-/// The IPPools of a Subnet.
+/// The IPPools of a Subnet (named by its name or one of its CIDRs).
 pub(crate) fn pools_of(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
-    let name = subnet.name_any();
     cache
         .pools
         .state()
         .into_iter()
-        .filter(|p| p.spec.subnet == name)
+        .filter(|p| names_subnet(&p.spec.subnet, subnet))
         .collect()
 }
 
