@@ -3,7 +3,7 @@
 //! - [`pod`]: Pod CREATE → allocation plan → IPLease creates → JSON patch.
 //! - [`nad`], [`subnet`], [`ippool`], [`workload`]: validating webhooks.
 //! - [`config`]: the webhook configurations to register.
-//! - [`server`]: HTTPS, health, readiness, metrics; [`tls`]: certificates and reload.
+//! - [`server`]: HTTPS, health, readiness, metrics; [`tls`]: certificates, reload, and who may call.
 
 pub mod config;
 mod denial;
@@ -20,4 +20,4 @@ mod validate_util;
 pub(crate) mod workload;
 
 pub use denial::Denial;
-pub use server::{paths, router, serve};
+pub use server::{paths, router, serve, serve_metrics};
