@@ -1084,6 +1084,11 @@ async fn self_managed_replicas_agree_on_one_secret_and_rotate_without_a_failed_r
         &format!("--webhook-name-suffix={suffix}"),
         "--cert-poll-interval=1s",
         "--cert-propagation-delay=3s",
+        // Every reload of the serving certificate must keep asking for the apiserver's certificate, or
+        // its requests are refused (401) and counted as failed.
+        "--client-ca",
+        &cluster_info().webhook_client_ca().display().to_string(),
+        "--client-name=kube-apiserver-webhook-client",
     ]);
     // Both replicas start at once against an absent Secret: only one create can win.
     let kubeconfig = cluster_info().kubeconfig.clone();
@@ -1259,6 +1264,35 @@ async fn a_bad_flag_combination_stops_the_server_with_a_message() {
     assert!(
         err.contains("invalid value '10' for '--cert-validity <CERT_VALIDITY>'")
             && err.contains("the number 10 has no unit"),
+        "{err}"
+    );
+    // Client authentication: a name without the CA, and a CA file without a certificate.
+    let kubeconfig = &cluster_info().kubeconfig;
+    let server = |args: &[&str]| {
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_nadipam-server"))
+                .env("KUBECONFIG", kubeconfig)
+                .args(args),
+        );
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = server(&["--client-name=kube-apiserver-webhook-client"]);
+    assert!(
+        err.contains(
+            "--client-name needs --client-ca (the CA that signs the callers' certificates)"
+        ),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let empty = dir.path().join("ca.crt");
+    std::fs::write(&empty, "not a certificate\n").unwrap_or_else(|e| panic!("writing: {e}"));
+    let err = server(&["--client-ca", &empty.display().to_string()]);
+    assert!(
+        err.contains(&format!(
+            "--client-ca {}: holds no PEM certificate",
+            empty.display()
+        )),
         "{err}"
     );
 }

@@ -122,6 +122,9 @@ where
     }
 }
 
+/// How much of a refused request's body is read (and dropped) before answering.
+const REFUSED_BODY_LIMIT: usize = 64 * 1024;
+
 /// Refuses admission requests from callers `clients` does not admit: 401 without a certificate, 403 with one
 /// of the wrong name. A request that reached no [`PeerAcceptor`] carries no certificate.
 async fn authenticate(
@@ -141,6 +144,10 @@ async fn authenticate(
                 crate::webhook::tls::Refusal::NoCertificate { .. } => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::FORBIDDEN,
             };
+            // Over HTTP/2 an unread request body makes the server reset the stream after the answer, and
+            // some clients (curl) then report a framing error instead of the 401. A review is a few KiB;
+            // reading more than REFUSED_BODY_LIMIT for a caller we refuse is not worth it (that one is reset).
+            let _ = axum::body::to_bytes(req.into_body(), REFUSED_BODY_LIMIT).await;
             (status, refusal.to_string()).into_response()
         }
     }
