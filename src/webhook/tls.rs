@@ -115,7 +115,7 @@ struct CaVerifier {
 
 /// Why a caller is refused on an admission path.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error(
         "client certificate required: the admission paths serve only callers with a certificate signed by the CA in {ca} (the kube-apiserver presents one through its AdmissionConfiguration; see docs/install.md)"
     )]
@@ -142,7 +142,11 @@ impl ClientAuth {
 
     /// Callers must present a certificate chaining to a CA in the PEM bundle `pem` and, unless `names` is
     /// empty, naming one of `names`. `origin` names the bundle in errors.
-    pub fn from_pem(pem: &[u8], origin: &str, names: Vec<String>) -> Result<ClientAuth, TlsError> {
+    pub(crate) fn from_pem(
+        pem: &[u8],
+        origin: &str,
+        names: Vec<String>,
+    ) -> Result<ClientAuth, TlsError> {
         let problem = |problem: String| TlsError::ClientCa {
             origin: origin.to_string(),
             problem,
@@ -188,7 +192,7 @@ impl ClientAuth {
     }
 
     /// Whether callers must present a certificate.
-    pub fn required(&self) -> bool {
+    pub(crate) fn required(&self) -> bool {
         self.ca.is_some()
     }
 
@@ -201,7 +205,7 @@ impl ClientAuth {
 
     /// Whether a caller that presented `leaf` (already verified against the CA by the handshake) may call the
     /// admission paths.
-    pub fn admits(&self, leaf: Option<&CertificateDer<'_>>) -> Result<(), Refusal> {
+    pub(crate) fn admits(&self, leaf: Option<&CertificateDer<'_>>) -> Result<(), Refusal> {
         let Some(ca) = &self.ca else { return Ok(()) };
         let Some(leaf) = leaf else {
             return Err(Refusal::NoCertificate {
