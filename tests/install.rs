@@ -438,9 +438,7 @@ fn chart_hardens_every_pod() {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(c["readinessProbe"]["httpGet"]["scheme"], "HTTPS");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-    assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
     assert!(c["resources"]["requests"]["cpu"].is_string());
     assert!(
         pod["affinity"]["podAntiAffinity"].is_object(),
@@ -489,6 +487,125 @@ fn chart_hardens_every_pod() {
             .to_string()
             .contains("--kube-ovn-alias")
     );
+}
+
+/// The server container, its Pod's volumes and the Service, rendered with `sets`.
+fn server_parts(sets: &[&str]) -> (Value, Value, Value) {
+    let docs = documents(&template("nadipam", "nadipam-system", sets));
+    let pod = &find(&docs, "Deployment", "nadipam-server")["spec"]["template"]["spec"];
+    (
+        pod["containers"][0].clone(),
+        pod["volumes"].clone(),
+        find(&docs, "Service", "nadipam-webhook").clone(),
+    )
+}
+
+#[test]
+fn probes_and_metrics_use_their_own_port_unless_turned_off() {
+    cluster_info();
+    let (c, _, svc) = server_parts(&[]);
+    assert!(
+        c["args"]
+            .to_string()
+            .contains("\"--metrics-listen=0.0.0.0:8080\""),
+        "{}",
+        c["args"]
+    );
+    assert_eq!(
+        c["ports"],
+        json!([
+            {"name": "https", "containerPort": 8443, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 8080, "protocol": "TCP"}
+        ])
+    );
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{probe}");
+        assert_eq!(c[probe]["httpGet"]["scheme"], "HTTP", "{probe}");
+    }
+    assert_eq!(
+        svc["spec"]["ports"][1],
+        json!({"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"})
+    );
+    // Off: everything on the HTTPS port, as before the metrics port existed.
+    let (c, _, svc) = server_parts(&["server.metricsListen="]);
+    assert!(!c["args"].to_string().contains("--metrics-listen"));
+    assert_eq!(c["ports"].as_array().map(Vec::len), Some(1));
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["port"], "https", "{probe}");
+        assert_eq!(c[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
+    }
+    assert_eq!(svc["spec"]["ports"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn client_ca_comes_from_a_secret_or_a_configmap() {
+    cluster_info();
+    let (c, volumes, _) = server_parts(&[]);
+    assert!(
+        !c["args"].to_string().contains("--client-"),
+        "{}",
+        c["args"]
+    );
+    assert!(volumes.is_null(), "{volumes}");
+
+    let (c, volumes, _) = server_parts(&[
+        "server.clientAuth.configMapName=apiserver-ca",
+        "server.clientAuth.key=bundle.pem",
+        "server.clientAuth.names={kube-apiserver-webhook-client,other}",
+    ]);
+    let args = c["args"].to_string();
+    for want in [
+        "\"--client-ca=/etc/nadipam/client-ca/ca.crt\"",
+        "\"--client-name=kube-apiserver-webhook-client\"",
+        "\"--client-name=other\"",
+    ] {
+        assert!(args.contains(want), "{want} not in {args}");
+    }
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "client-ca", "mountPath": "/etc/nadipam/client-ca", "readOnly": true}])
+    );
+    assert_eq!(
+        volumes,
+        json!([{"name": "client-ca", "configMap": {"name": "apiserver-ca",
+            "items": [{"key": "bundle.pem", "path": "ca.crt"}]}}])
+    );
+
+    // A Secret, next to cert-manager's serving certificate.
+    let (c, volumes, _) = server_parts(&[
+        "server.clientAuth.secretName=apiserver-ca",
+        "certManager.enabled=true",
+    ]);
+    assert_eq!(c["volumeMounts"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        volumes[1],
+        json!({"name": "client-ca", "secret": {"secretName": "apiserver-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}]}})
+    );
+
+    for (sets, says) in [
+        (
+            vec![
+                "server.clientAuth.secretName=a",
+                "server.clientAuth.configMapName=b",
+            ],
+            "set secretName or configMapName, not both",
+        ),
+        (
+            vec!["server.clientAuth.names={x}"],
+            "server.clientAuth.names needs server.clientAuth.secretName or configMapName",
+        ),
+    ] {
+        let mut cmd = helm();
+        cmd.args(["template", "x"]).arg(chart());
+        for s in &sets {
+            cmd.args(["--set", s]);
+        }
+        let out = output(&mut cmd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{sets:?} was accepted");
+        assert!(err.contains(says), "{sets:?}: {err}");
+    }
 }
 
 // --- the chart on the apiserver --------------------------------------------------------------------------
@@ -551,6 +668,16 @@ async fn rendered_chart_is_accepted_by_the_apiserver() {
         .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap_or_default()))
         .collect();
     assert_eq!(dry_run(&yaml).len(), ours.len());
+    // With a client CA: the volume and its mount are accepted too.
+    let text = template(
+        &release,
+        &ns,
+        &[
+            "server.clientAuth.secretName=apiserver-ca",
+            "server.clientAuth.names={kube-apiserver-webhook-client}",
+        ],
+    );
+    assert_eq!(dry_run(&text).len(), documents(&text).len());
 }
 
 /// `kubectl auth can-i <verb> <resource> --as <user>`.
@@ -973,6 +1100,11 @@ async fn self_managed_replicas_agree_on_one_secret_and_rotate_without_a_failed_r
         &format!("--webhook-name-suffix={suffix}"),
         "--cert-poll-interval=1s",
         "--cert-propagation-delay=3s",
+        // Every reload of the serving certificate must keep asking for the apiserver's certificate, or
+        // its requests are refused (401) and counted as failed.
+        "--client-ca",
+        &cluster_info().webhook_client_ca().display().to_string(),
+        "--client-name=kube-apiserver-webhook-client",
     ]);
     // Both replicas start at once against an absent Secret: only one create can win.
     let kubeconfig = cluster_info().kubeconfig.clone();
@@ -1148,6 +1280,35 @@ async fn a_bad_flag_combination_stops_the_server_with_a_message() {
     assert!(
         err.contains("invalid value '10' for '--cert-validity <CERT_VALIDITY>'")
             && err.contains("the number 10 has no unit"),
+        "{err}"
+    );
+    // Client authentication: a name without the CA, and a CA file without a certificate.
+    let kubeconfig = &cluster_info().kubeconfig;
+    let server = |args: &[&str]| {
+        let out = output(
+            Command::new(env!("CARGO_BIN_EXE_nadipam-server"))
+                .env("KUBECONFIG", kubeconfig)
+                .args(args),
+        );
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = server(&["--client-name=kube-apiserver-webhook-client"]);
+    assert!(
+        err.contains(
+            "--client-name needs --client-ca (the CA that signs the callers' certificates)"
+        ),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let empty = dir.path().join("ca.crt");
+    std::fs::write(&empty, "not a certificate\n").unwrap_or_else(|e| panic!("writing: {e}"));
+    let err = server(&["--client-ca", &empty.display().to_string()]);
+    assert!(
+        err.contains(&format!(
+            "--client-ca {}: holds no PEM certificate",
+            empty.display()
+        )),
         "{err}"
     );
 }

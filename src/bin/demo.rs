@@ -202,6 +202,10 @@ impl Server {
             .args(["--webhook-url", &url])
             .arg("--webhook-ca")
             .arg(bed.state.join("webhook/ca.crt"))
+            // Admission only for the apiserver, which presents this CA's certificate (e2e/cluster).
+            .arg("--client-ca")
+            .arg(bed.state.join("admission/client-ca.crt"))
+            .arg("--client-name=kube-apiserver-webhook-client")
             .args(["--webhook-name-suffix=-demo", "--identity=demo"])
             .arg("--exit-on-stdin-eof")
             .stdin(Stdio::piped())

@@ -79,6 +79,23 @@ struct Args {
         default_value = "/etc/nadipam/tls/tls.key"
     )]
     tls_key: PathBuf,
+    /// PEM CA bundle: the admission paths then serve only callers presenting a certificate it signed (the
+    /// kube-apiserver presents one through its AdmissionConfiguration; see docs/install.md). Without it anyone
+    /// reaching the port may call them. Health, readiness and metrics stay open. Read at start.
+    #[arg(long, env = "NADIPAM_CLIENT_CA")]
+    client_ca: Option<PathBuf>,
+    /// With --client-ca: the caller's certificate must name one of these (subject CN or DNS SAN; repeat or
+    /// separate with commas). Needed when --client-ca also signs other clients' certificates.
+    #[arg(
+        long = "client-name",
+        env = "NADIPAM_CLIENT_NAMES",
+        value_delimiter = ','
+    )]
+    client_names: Vec<String>,
+    /// Also serve /healthz, /readyz and /metrics over plain HTTP on this address (e.g. 0.0.0.0:8080), so
+    /// probes and Prometheus need no access to the admission port.
+    #[arg(long, env = "NADIPAM_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Namespace nadipam runs in.
     #[arg(long, env = "NADIPAM_NAMESPACE", default_value = "nadipam-system")]
     namespace: String,
@@ -167,7 +184,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         settings,
     });
 
-    let (live, managed_bundle, certs) = serving_certificate(&args, &ctx.client).await?;
+    let clients = match &args.client_ca {
+        Some(path) => tls::ClientAuth::read(path, args.client_names.clone()).await?,
+        None if !args.client_names.is_empty() => {
+            return Err(
+                "--client-name needs --client-ca (the CA that signs the callers' certificates)"
+                    .into(),
+            );
+        }
+        None => tls::ClientAuth::anyone(),
+    };
+    let (live, managed_bundle, certs) = serving_certificate(&args, &ctx.client, &clients).await?;
 
     let registration = match args.webhook_url {
         Some(url) => {
@@ -197,7 +224,13 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
 
-    let server = tokio::spawn(webhook::serve(ctx.clone(), args.listen, live));
+    let server = tokio::spawn(webhook::serve(ctx.clone(), args.listen, live, clients));
+    let metrics_server = async {
+        match args.metrics_listen {
+            Some(addr) => webhook::serve_metrics(ctx.clone(), addr).await,
+            None => std::future::pending().await,
+        }
+    };
     // Waits for the caches itself, then runs on the elected replica only.
     let controller = controller::start(
         ctx.clone(),
@@ -214,6 +247,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     tokio::select! {
         r = server => r??,
+        r = metrics_server => r.map_err(|e| format!("--metrics-listen: {e}"))?,
         // It never returns; ending means it panicked, and a replica that cannot follow rotations must restart.
         r = certs => return Err(format!("the serving-certificate task stopped: {r:?}").into()),
         _ = shutdown(args.exit_on_stdin_eof) => {}
@@ -240,6 +274,7 @@ fn mode_name(m: CertMode) -> &'static str {
 async fn serving_certificate(
     args: &Args,
     client: &kube::Client,
+    clients: &tls::ClientAuth,
 ) -> Result<
     (
         axum_server::tls_rustls::RustlsConfig,
@@ -266,13 +301,18 @@ async fn serving_certificate(
             let files = tls::FileCerts {
                 cert: args.tls_cert.clone(),
                 key: args.tls_key.clone(),
+                clients: clients.clone(),
             };
             let (live, pem) = files.load().await?;
             let task = tokio::spawn(files.watch(live.clone(), pem, Duration::from_secs(10)));
             return Ok((live, None, task));
         }
-        CertMode::SelfManaged => ManagedCerts::self_managed(client.clone(), &settings).await?,
-        CertMode::CertManager => ManagedCerts::cert_manager(client.clone(), &settings).await?,
+        CertMode::SelfManaged => {
+            ManagedCerts::self_managed(client.clone(), &settings, clients.clone()).await?
+        }
+        CertMode::CertManager => {
+            ManagedCerts::cert_manager(client.clone(), &settings, clients.clone()).await?
+        }
     };
     let bundle = managed.ca_bundle();
     let task = tokio::spawn(managed.run(live.clone()));

@@ -16,7 +16,7 @@ use super::publish::{self, Targets};
 use super::reconcile;
 use super::settings::Settings;
 use super::store::Store;
-use crate::webhook::tls::PemPair;
+use crate::webhook::tls::{ClientAuth, PemPair};
 
 /// What a replica serves and publishes, as last read from the Secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -41,31 +41,35 @@ pub struct ManagedCerts {
     current: View,
 }
 
-/// What one round needs: the API, the Secret, who writes it, and the configurations to publish into.
+/// What one round needs: the API, the Secret, who writes it, and the configurations to publish into; and
+/// which callers each TLS configuration built from the Secret admits.
 struct Follower {
     client: kube::Client,
     store: Store,
     targets: Targets,
     source: Source,
+    clients: ClientAuth,
 }
 
 impl ManagedCerts {
     /// `--cert-mode=self-managed`: reads the Secret, creating or repairing it when needed (agreeing with any
-    /// replica doing the same), and returns the live TLS configuration serving its certificate.
+    /// replica doing the same), and returns the live TLS configuration serving its certificate to `clients`.
     pub async fn self_managed(
         client: kube::Client,
         s: &Settings,
+        clients: ClientAuth,
     ) -> Result<(ManagedCerts, RustlsConfig), CertError> {
         let source = Source::Issue(s.policy()?);
         let store = Store::new(client.clone(), &s.namespace, &s.secret);
-        Self::begin(client, store, s.targets.clone(), source, s.poll).await
+        Self::begin(client, store, s.targets.clone(), source, s.poll, clients).await
     }
 
     /// `--cert-mode=cert-manager`: applies the Issuer(s) and Certificate, waits for cert-manager to write the
-    /// Secret, and returns the live TLS configuration serving it.
+    /// Secret, and returns the live TLS configuration serving it to `clients`.
     pub async fn cert_manager(
         client: kube::Client,
         s: &Settings,
+        clients: ClientAuth,
     ) -> Result<(ManagedCerts, RustlsConfig), CertError> {
         let objects = CertManager::objects(s)?;
         objects.apply(&client, &s.namespace).await?;
@@ -77,7 +81,7 @@ impl ManagedCerts {
             certificate: s.secret.clone(),
         };
         let store = Store::new(client.clone(), &s.namespace, &s.secret);
-        Self::begin(client, store, s.targets.clone(), source, s.poll).await
+        Self::begin(client, store, s.targets.clone(), source, s.poll, clients).await
     }
 
     async fn begin(
@@ -86,12 +90,14 @@ impl ManagedCerts {
         targets: Targets,
         source: Source,
         poll: Duration,
+        clients: ClientAuth,
     ) -> Result<(ManagedCerts, RustlsConfig), CertError> {
         let follower = Follower {
             client,
             store,
             targets,
             source,
+            clients,
         };
         let current = loop {
             match follower.round().await {
@@ -181,7 +187,10 @@ impl Follower {
 
     fn server_config(&self, v: &View) -> Result<rustls::ServerConfig, CertError> {
         v.pair
-            .server_config(&format!("Secret {} tls.crt/tls.key", self.store.id()))
+            .server_config(
+                &format!("Secret {} tls.crt/tls.key", self.store.id()),
+                &self.clients,
+            )
             .map_err(|source| CertError::Tls {
                 secret: self.store.id(),
                 source,

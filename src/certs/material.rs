@@ -242,6 +242,7 @@ mod tests {
 
     use super::*;
     use crate::certs::issue;
+    use crate::webhook::tls::ClientAuth;
 
     fn now() -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap()
@@ -272,7 +273,11 @@ mod tests {
             back.serving.not_after,
             now() + chrono::Duration::seconds(86_400)
         );
-        assert!(back.pem_pair().server_config("test").is_ok());
+        assert!(
+            back.pem_pair()
+                .server_config("test", &ClientAuth::anyone())
+                .is_ok()
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! - [`pod`]: Pod CREATE → allocation plan → IPLease creates → JSON patch.
 //! - [`nad`], [`subnet`], [`ippool`], [`workload`]: validating webhooks.
 //! - [`config`]: the webhook configurations to register.
-//! - [`server`]: HTTPS, health, readiness, metrics; [`tls`]: certificates and reload.
+//! - [`server`]: HTTPS, health, readiness, metrics; [`tls`]: certificates, reload, and who may call.
 
 pub mod config;
 mod denial;
@@ -22,4 +22,4 @@ pub(crate) mod workload;
 
 pub use denial::Denial;
 pub use rules::PoolSubnetError;
-pub use server::{paths, router, serve};
+pub use server::{paths, router, serve, serve_metrics};

@@ -1,21 +1,32 @@
-//! The HTTPS server: admission endpoints, health, readiness and metrics.
+//! The HTTPS server: admission endpoints, health, readiness and metrics; and the plain-HTTP server for health,
+//! readiness and metrics alone (`--metrics-listen`), so a NetworkPolicy can close the admission port to all
+//! but the apiserver without cutting off probes and Prometheus.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{AddExtension, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use axum_server::tls_rustls::RustlsConfig;
+use axum::{Extension, Json, Router};
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::server::TlsStream;
+use tower_layer::Layer;
 
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::context::Context;
 use crate::metrics::Outcome;
+use crate::webhook::tls::ClientAuth;
 
 /// Admission paths, shared with the webhook configurations so the two never disagree.
 pub mod paths {
@@ -27,26 +38,119 @@ pub mod paths {
     pub const VALIDATE_WORKLOADS: &str = "/validate-workloads";
 }
 
-pub fn router(ctx: Arc<Context>) -> Router {
-    Router::new()
+/// The admission paths, served to the callers `clients` admits; health, readiness and metrics, to anyone.
+pub fn router(ctx: Arc<Context>, clients: ClientAuth) -> Router {
+    let admission = Router::new()
         .route(paths::MUTATE_PODS, post(mutate_pods))
         .route(paths::VALIDATE_PODS, post(validate_pods))
         .route(paths::VALIDATE_NADS, post(validate_nads))
         .route(paths::VALIDATE_SUBNETS, post(validate_subnets))
         .route(paths::VALIDATE_IPPOOLS, post(validate_ippools))
         .route(paths::VALIDATE_WORKLOADS, post(validate_workloads))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(clients),
+            authenticate,
+        ));
+    admission.merge(probes()).with_state(ctx)
+}
+
+/// Health, readiness and metrics: on the admission port (as before `--metrics-listen` existed) and on the
+/// metrics port.
+fn probes() -> Router<Arc<Context>> {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(ctx)
 }
 
-/// Serves until the process is stopped.
-pub async fn serve(ctx: Arc<Context>, addr: SocketAddr, tls: RustlsConfig) -> std::io::Result<()> {
-    tracing::info!(%addr, "admission server listening (HTTPS only)");
-    axum_server::bind_rustls(addr, tls)
-        .serve(router(ctx).into_make_service())
+/// Serves the admission paths over HTTPS until the process is stopped. `tls` must ask for client
+/// certificates as `clients` says (see [`crate::webhook::tls::PemPair::server_config`]).
+pub async fn serve(
+    ctx: Arc<Context>,
+    addr: SocketAddr,
+    tls: RustlsConfig,
+    clients: ClientAuth,
+) -> std::io::Result<()> {
+    tracing::info!(
+        %addr,
+        client_certificates = if clients.required() { "required" } else { "not asked for" },
+        "admission server listening (HTTPS only)"
+    );
+    axum_server::bind(addr)
+        .acceptor(PeerAcceptor(RustlsAcceptor::new(tls)))
+        .serve(router(ctx, clients).into_make_service())
         .await
+}
+
+/// Serves health, readiness and metrics over plain HTTP until the process is stopped: what kubelet probes and
+/// Prometheus scrape, on a port of their own.
+pub async fn serve_metrics(ctx: Arc<Context>, addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "health and metrics server listening (HTTP)");
+    axum::serve(listener, probes().with_state(ctx)).await
+}
+
+/// The certificate a caller presented in the TLS handshake (verified against the client CA by then), if any.
+#[derive(Clone)]
+struct Peer(Option<CertificateDer<'static>>);
+
+/// The rustls acceptor, plus the caller's certificate attached to every request of the connection.
+#[derive(Clone)]
+struct PeerAcceptor(RustlsAcceptor);
+
+impl<I, S> Accept<I, S> for PeerAcceptor
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Send + 'static,
+{
+    type Stream = TlsStream<I>;
+    type Service = AddExtension<S, Peer>;
+    type Future = BoxFuture<'static, std::io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let tls = self.0.clone();
+        Box::pin(async move {
+            let (stream, service) = tls.accept(stream, service).await?;
+            let leaf = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .cloned();
+            Ok((stream, Extension(Peer(leaf)).layer(service)))
+        })
+    }
+}
+
+/// How much of a refused request's body is read (and dropped) before answering.
+const REFUSED_BODY_LIMIT: usize = 64 * 1024;
+
+/// Refuses admission requests from callers `clients` does not admit: 401 without a certificate, 403 with one
+/// of the wrong name. A request that reached no [`PeerAcceptor`] carries no certificate.
+async fn authenticate(
+    State(clients): State<Arc<ClientAuth>>,
+    peer: Option<Extension<Peer>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let leaf = peer
+        .as_ref()
+        .and_then(|Extension(Peer(leaf))| leaf.as_ref());
+    match clients.admits(leaf) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => {
+            tracing::warn!(path = %req.uri().path(), "admission request refused: {refusal}");
+            let status = match refusal {
+                crate::webhook::tls::Refusal::NoCertificate { .. } => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::FORBIDDEN,
+            };
+            // Over HTTP/2 an unread request body makes the server reset the stream after the answer, and
+            // some clients (curl) then report a framing error instead of the 401. A review is a few KiB;
+            // reading more than REFUSED_BODY_LIMIT for a caller we refuse is not worth it (that one is reset).
+            let _ = axum::body::to_bytes(req.into_body(), REFUSED_BODY_LIMIT).await;
+            (status, refusal.to_string()).into_response()
+        }
+    }
 }
 
 async fn readyz(State(ctx): State<Arc<Context>>) -> (StatusCode, &'static str) {

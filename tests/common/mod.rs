@@ -48,6 +48,24 @@ impl Cluster {
         )
     }
 
+    /// The CA that signed the client certificate kube-apiserver presents to webhooks (its
+    /// AdmissionConfiguration): what `nadipam-server --client-ca` trusts.
+    pub fn webhook_client_ca(&self) -> PathBuf {
+        self.state.join("admission/client-ca.crt")
+    }
+
+    /// The name (subject CN) of the client certificate kube-apiserver presents to webhooks.
+    pub const WEBHOOK_CLIENT_NAME: &'static str = "kube-apiserver-webhook-client";
+
+    /// kube-apiserver's client certificate and key for webhooks (PEM files), for tests that call a webhook
+    /// as the apiserver does.
+    pub fn apiserver_client_tls(&self) -> (PathBuf, PathBuf) {
+        (
+            self.state.join("admission/apiserver-client.crt"),
+            self.state.join("admission/apiserver-client.key"),
+        )
+    }
+
     /// A built binary by name, e.g. `kubectl`, `helm`, `macvlan`, `whereabouts`.
     pub fn bin(&self, name: &str) -> PathBuf {
         self.bin_dir.join(name)

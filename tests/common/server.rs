@@ -13,6 +13,8 @@ use super::{Cluster, cluster_info};
 pub struct Server {
     /// The HTTPS base URL the apiserver calls.
     pub url: String,
+    /// The plain-HTTP base URL of health, readiness and metrics (`--metrics-listen`).
+    pub metrics_url: String,
     /// The server's log file.
     pub log: std::path::PathBuf,
     child: Mutex<Child>,
@@ -40,10 +42,10 @@ impl Server {
         let _ = c.wait();
     }
 
-    /// The server's `/metrics` text.
+    /// The server's `/metrics` text, from the metrics port.
     pub fn metrics(&self) -> String {
         let out = Command::new("curl")
-            .args(["-sk", &format!("{}/metrics", self.url)])
+            .args(["-s", &format!("{}/metrics", self.metrics_url)])
             .output()
             .unwrap_or_else(|e| panic!("running curl: {e}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -111,8 +113,9 @@ pub fn nadipam() -> &'static Server {
     SERVER.get_or_init(|| start(&[]))
 }
 
-/// Starts a server with extra flags. Webhook configurations of earlier test binaries (whose servers are gone)
-/// are removed first, so only this process is called.
+/// Starts a server with extra flags, serving the admission paths only to the apiserver (`--client-ca` and
+/// `--client-name` of the client certificate the test bed's apiserver presents). Webhook configurations of
+/// earlier test binaries (whose servers are gone) are removed first, so only this process is called.
 pub fn start(extra: &[&str]) -> Server {
     let cluster = cluster_info();
     install_crds(cluster);
@@ -132,6 +135,9 @@ pub fn start(extra: &[&str]) -> Server {
         "--webhook-ca".into(),
         ca.display().to_string(),
         format!("--webhook-name-suffix={suffix}"),
+        "--client-ca".into(),
+        cluster.webhook_client_ca().display().to_string(),
+        format!("--client-name={}", Cluster::WEBHOOK_CLIENT_NAME),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let server = spawn(port, &args, &cluster.kubeconfig);
@@ -151,12 +157,13 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("finding a free port: {e}"))
 }
 
-/// Starts `nadipam-server` listening on 127.0.0.1:`port` with `args` and `kubeconfig`, logging to
-/// `<state>/logs/nadipam-server-<port>.log`; it exits when the returned [`Server`] is dropped or stopped.
-/// Does not wait for anything: see [`wait_for_log`].
+/// Starts `nadipam-server` listening on 127.0.0.1:`port` (health and metrics on another free port) with `args`
+/// and `kubeconfig`, logging to `<state>/logs/nadipam-server-<port>.log`; it exits when the returned [`Server`]
+/// is dropped or stopped. Does not wait for anything: see [`wait_for_log`].
 pub fn spawn(port: u16, args: &[String], kubeconfig: &Path) -> Server {
     let cluster = cluster_info();
     let url = format!("https://127.0.0.1:{port}");
+    let metrics_port = free_port();
     let log = cluster
         .state
         .join("logs")
@@ -168,6 +175,7 @@ pub fn spawn(port: u16, args: &[String], kubeconfig: &Path) -> Server {
         .env("RUST_LOG", "info,kube=warn")
         .env("NO_COLOR", "1")
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
         .args(["--identity", &format!("e2e-{port}")])
         .arg("--exit-on-stdin-eof")
         .args(args)
@@ -183,6 +191,7 @@ pub fn spawn(port: u16, args: &[String], kubeconfig: &Path) -> Server {
         .unwrap_or_else(|e| panic!("starting nadipam-server: {e}"));
     Server {
         url,
+        metrics_url: format!("http://127.0.0.1:{metrics_port}"),
         log,
         child: Mutex::new(child),
     }
