@@ -954,3 +954,55 @@ spec:
     .await;
     assert_eq!(leases[0].spec.ip, "10.67.0.20");
 }
+
+#[tokio::test]
+async fn a_subnet_and_an_ippool_applied_with_the_pod_are_read_live_when_the_cache_lags() {
+    nadipam();
+    let client = cluster().await;
+    let (ns, _g) = test_namespace(&client, "chain-live").await;
+    let subnet = format!("{ns}-live");
+    let pool = format!("{ns}-live-pool");
+    let _gs = (
+        DeleteOnDrop::new("ippool", &pool, None),
+        DeleteOnDrop::new("subnet", &subnet, None),
+    );
+    // One apply: the webhook sees the Pod moments after the Subnet and IPPool are stored.
+    let pod = pod_yaml(
+        &ns,
+        "together",
+        &[
+            ("k8s.v1.cni.cncf.io/networks", &format!("{ns}/live")),
+            (
+                "ipam.spidernet.io/ippool",
+                &format!(r#"{{"ipv4":["{pool}"]}}"#),
+            ),
+        ],
+    );
+    must_apply(&format!(
+        r#"
+apiVersion: k8s.cni.cncf.io/v1
+kind: NetworkAttachmentDefinition
+metadata: {{name: live, namespace: {ns}}}
+spec:
+  config: '{{"cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "ipam": {{"type": "nadipam", "provider": "live.{ns}"}}}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {{name: {subnet}}}
+spec:
+  provider: live.{ns}
+  cidrBlock: 10.68.0.0/24
+---
+apiVersion: nadipam.io/v1
+kind: IPPool
+metadata: {{name: {pool}}}
+spec:
+  subnet: {subnet}
+  ips: [10.68.0.50-10.68.0.59]
+---
+{pod}"#
+    ));
+    let ann = pod_annotations(&client, &ns, "together").await;
+    let ip = &ann[&format!("live.{ns}.kubernetes.io/ip_address")];
+    assert!(ip.starts_with("10.68.0.5"), "{ann:?}");
+}

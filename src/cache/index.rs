@@ -241,3 +241,57 @@ impl SubnetView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    fn lease(name: &str, ip: &str, mac: &str) -> IPLease {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "nadipam.io/v1", "kind": "IPLease", "metadata": {"name": name},
+            "spec": {"subnet": "s", "ip": ip, "mac": mac, "provider": "n.ns", "podNamespace": "ns",
+                     "phase": "Reserved", "token": "t", "ownerKind": "Pod", "network": "ns/n"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_mac_shared_by_a_dual_stack_pair_is_free_only_when_both_leases_go() {
+        let subnet: Subnet = serde_json::from_value(serde_json::json!({
+            "apiVersion": "nadipam.io/v1", "kind": "Subnet",
+            "metadata": {"name": "s", "resourceVersion": "1"},
+            "spec": {"provider": "n.ns", "cidrBlock": "10.0.0.0/24,fd00::/120"}
+        }))
+        .unwrap();
+        let mac = "02:00:00:00:00:01";
+        let (v4, v6) = (
+            lease("s.10.0.0.5", "10.0.0.5", mac),
+            lease("s.fd00..5", "fd00::5", mac),
+        );
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Apply(v4.clone()));
+        writer.apply_watcher_event(&Event::Apply(v6.clone()));
+        let index = Index::default();
+        let mac: Mac = mac.parse().unwrap();
+        let held = |index: &Index| {
+            index
+                .with_subnet(&subnet, &store, |v| v.macs.contains(mac))
+                .unwrap()
+        };
+        assert!(held(&index));
+        index.lease_applied(&v4); // seen again: still one holder per lease
+        index.lease_deleted(&v4);
+        assert!(held(&index), "the IPv6 lease still holds the MAC");
+        index
+            .with_subnet(&subnet, &store, |v| v.release_mac(mac))
+            .unwrap();
+        assert!(
+            held(&index),
+            "an admission giving the MAC back does not free a leased one"
+        );
+        index.lease_deleted(&v6);
+        assert!(!held(&index));
+    }
+}

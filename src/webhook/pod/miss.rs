@@ -65,6 +65,10 @@ pub(crate) async fn caught_up(ctx: &Context, denial: &Denial) -> bool {
     let start = Instant::now();
     while start.elapsed() < CATCH_UP {
         if in_cache() {
+            tracing::info!(
+                waited_ms = start.elapsed().as_millis() as u64,
+                "cache caught up with an object the plan missed: {denial}"
+            );
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
