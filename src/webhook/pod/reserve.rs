@@ -630,7 +630,7 @@ impl Request<'_> {
                 .map(|(_, n)| n.as_str())
                 .or(p.pool.as_deref());
             let lease = self.lease(p, ip, mac, pool);
-            match self.api().create(&PostParams::default(), &lease).await {
+            match self.create_lease(&lease).await {
                 Ok(_) => created.push(lease.name_any()),
                 Err(e) => {
                     let taken = matches!(&e, kube::Error::Api(s) if s.code == 409);
@@ -669,6 +669,28 @@ impl Request<'_> {
             created,
             kept: Vec::new(),
         }))
+    }
+
+    /// Creates one lease. A request that failed in transport (a pooled connection the apiserver had closed)
+    /// is sent once more; if that finds the lease existing, a read tells whether it is this admission's own
+    /// (the first request did arrive) or another's (taken: 409 as usual).
+    async fn create_lease(&self, lease: &IPLease) -> Result<(), kube::Error> {
+        let api = self.api();
+        match api.create(&PostParams::default(), lease).await {
+            Err(e) if !matches!(e, kube::Error::Api(_)) => {
+                tracing::warn!(lease = %lease.name_any(), error = %e, "lease create failed in transport; sending it again");
+                match api.create(&PostParams::default(), lease).await {
+                    Err(kube::Error::Api(s)) if s.code == 409 => {
+                        match api.get_opt(&lease.name_any()).await? {
+                            Some(found) if found.spec.token == self.token => Ok(()),
+                            _ => Err(kube::Error::Api(s)),
+                        }
+                    }
+                    other => other.map(|_| ()),
+                }
+            }
+            other => other.map(|_| ()),
+        }
     }
 
     fn lease(&self, p: &Planned, ip: IpAddr, mac: Mac, pool: Option<&str>) -> IPLease {
