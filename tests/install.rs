@@ -537,6 +537,142 @@ fn probes_and_metrics_use_their_own_port_unless_turned_off() {
     assert_eq!(svc["spec"]["ports"].as_array().map(Vec::len), Some(1));
 }
 
+/// `helm template` of the chart with extra arguments; Ok(stdout) or Err(stderr).
+fn try_template(args: &[&str]) -> Result<String, String> {
+    let out = output(helm().args(["template", "nadipam"]).arg(chart()).args(args));
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn the_chart_states_the_kubernetes_it_needs() {
+    cluster_info();
+    // The CRDs' CEL rules use isIP/isCIDR/ip.isCanonical, which Kubernetes 1.31 introduced.
+    let refused = try_template(&["--kube-version", "1.30.0"]).expect_err("1.30 refused");
+    assert!(
+        refused.contains(
+            "chart requires kubeVersion: >=1.31.0-0 which is incompatible with Kubernetes v1.30.0"
+        ),
+        "{refused}"
+    );
+    try_template(&["--kube-version", "1.31.0"]).expect("1.31 accepted");
+}
+
+#[test]
+fn servers_are_critical_and_linux_only_by_default() {
+    cluster_info();
+    let docs = documents(&template("nadipam", "nadipam-system", &[]));
+    let server = &find(&docs, "Deployment", "nadipam-server")["spec"]["template"]["spec"];
+    assert_eq!(server["priorityClassName"], "system-cluster-critical");
+    assert_eq!(server["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    let agent = &find(&docs, "DaemonSet", "nadipam-node-agent")["spec"]["template"]["spec"];
+    assert_eq!(agent["priorityClassName"], "system-node-critical");
+    assert_eq!(agent["nodeSelector"], json!({"kubernetes.io/os": "linux"}));
+    // `helm test --logs` reads the test Pod after it succeeded: it is kept until the next test run.
+    let test_pod = find(&docs, "Pod", "nadipam-test-webhook");
+    assert_eq!(
+        test_pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"],
+        "before-hook-creation"
+    );
+}
+
+#[test]
+fn service_monitor_and_network_policy_render_behind_their_values() {
+    cluster_info();
+    let docs = documents(&template("nadipam", "nadipam-system", &[]));
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["kind"] == "ServiceMonitor" || d["kind"] == "NetworkPolicy")
+    );
+    let docs = documents(&template(
+        "nadipam",
+        "nadipam-system",
+        &[
+            "serviceMonitor.enabled=true",
+            "serviceMonitor.labels.release=prom",
+            "networkPolicy.enabled=true",
+            "networkPolicy.admissionFrom[0].ipBlock.cidr=10.0.0.10/32",
+        ],
+    ));
+    let sm = find(&docs, "ServiceMonitor", "nadipam");
+    assert_eq!(sm["metadata"]["labels"]["release"], "prom");
+    assert_eq!(
+        sm["spec"]["endpoints"],
+        json!([{"port": "metrics", "path": "/metrics", "interval": "30s"}])
+    );
+    let svc = find(&docs, "Service", "nadipam-webhook");
+    for (k, v) in sm["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "the ServiceMonitor selects the Service by {k}"
+        );
+    }
+    let np = find(&docs, "NetworkPolicy", "nadipam-server");
+    assert_eq!(
+        np["spec"]["ingress"],
+        json!([
+            {"ports": [{"port": "https", "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "10.0.0.10/32"}}]},
+            {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+        ])
+    );
+    let refused = try_template(&[
+        "--set",
+        "serviceMonitor.enabled=true",
+        "--set",
+        "server.metricsListen=",
+    ])
+    .expect_err("a ServiceMonitor without the metrics port");
+    assert!(
+        refused.contains("serviceMonitor.enabled needs server.metricsListen"),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn the_chart_works_as_a_subchart() {
+    let (_client, ns, _g, id) = bed("inst-sub").await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let parent = dir.path().join("platform");
+    std::fs::create_dir_all(parent.join("charts")).expect("charts dir");
+    std::fs::write(
+        parent.join("Chart.yaml"),
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: nadipam\n    version: 0.1.0\n",
+    )
+    .expect("Chart.yaml");
+    std::fs::write(
+        parent.join("values.yaml"),
+        "global:\n  imageRegistry: registry.example.com\n",
+    )
+    .expect("values.yaml");
+    run(Command::new("cp")
+        .arg("-r")
+        .arg(chart())
+        .arg(parent.join("charts/nadipam")));
+    // Helm adds `global` to every subchart's values: the schema must accept it.
+    let release = format!("platform-{id}");
+    let text = run(helm().args(["template", &release]).arg(&parent).args([
+        "--namespace",
+        &ns,
+        "--set",
+        "nadipam.image.repository=registry.example.com/nadipam",
+    ]));
+    let docs = documents(&text);
+    let server = find(&docs, "Deployment", &format!("{release}-nadipam-server"));
+    assert_eq!(
+        server["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/nadipam:0.1.0"
+    );
+    assert_eq!(dry_run(&text).len(), docs.len());
+}
+
 #[test]
 fn client_ca_comes_from_a_secret_or_a_configmap() {
     cluster_info();
@@ -1580,6 +1716,50 @@ async fn node_agent_installs_the_plugin_and_a_kubeconfig_that_may_only_get_pods(
         String::from_utf8_lossy(&status.stdout),
         String::from_utf8_lossy(&status.stderr)
     );
+
+    // Running (not --once), it stops at SIGTERM at once: as a DaemonSet's PID 1 nothing else would stop it
+    // before the grace period ends.
+    let mut running = agent();
+    let args: Vec<_> = running
+        .get_args()
+        .filter(|a| *a != "--once")
+        .map(|a| a.to_os_string())
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nadipam-node-agent"))
+        .args(&args)
+        .args(["--refresh-interval", "1h"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting the agent: {e}"));
+    drop(running.arg("--once"));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stderr.take().expect("piped stderr"),
+    ));
+    // The pipe stays open (the reader is handed back) so the agent's last log line has somewhere to go.
+    let started = tokio::task::spawn_blocking(move || {
+        let found = lines
+            .by_ref()
+            .any(|l| l.is_ok_and(|l| l.contains("checking again periodically until SIGTERM")));
+        (found, lines)
+    });
+    let (found, _stderr) = tokio::time::timeout(Duration::from_secs(30), started)
+        .await
+        .expect("the agent's log within 30 s")
+        .expect("reading the agent's log");
+    assert!(found, "the agent did not start its loop");
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let stopped = std::time::Instant::now();
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break s;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "the agent ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
 
     // A missing token is a failure naming the file and what to check.
     std::fs::remove_file(&token).unwrap_or_else(|e| panic!("removing token: {e}"));

@@ -30,6 +30,8 @@ pub enum AgentError {
     NoServer,
     #[error("--server {value:?} is not an https URL (expected e.g. https://10.0.0.1:443)")]
     BadServer { value: String },
+    #[error("setting up the wait for SIGTERM: {0}")]
+    Signal(std::io::Error),
 }
 
 #[cfg(test)]

@@ -101,26 +101,49 @@ pub fn once(o: &Options) -> Result<Pass, AgentError> {
 
 /// Runs [`sync`] every `every` forever. The first pass must succeed (a DaemonSet Pod that cannot do its job
 /// should crash visibly); later failures are logged and retried.
+/// Installs, then re-checks every `every` until SIGTERM or SIGINT: as a DaemonSet's PID 1 the agent has no
+/// default signal handling, so without this every rollout and uninstall would wait out the grace period.
 pub fn run(o: &Options, every: Duration) -> Result<(), AgentError> {
     once(o)?;
-    loop {
-        std::thread::sleep(every);
-        match sync(o) {
-            Ok(p) => {
-                report(&p, o);
-                if let Some(exp) = p.token_expires {
-                    let left = exp - Utc::now();
-                    if left < chrono::Duration::seconds(2 * every.as_secs() as i64) {
-                        tracing::warn!(
-                            token = %o.token_file.display(),
-                            expires = %exp,
-                            "the service account token expires soon and has not been refreshed; is kubelet running?"
-                        );
-                    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(AgentError::Signal)?;
+    rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(AgentError::Signal)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(AgentError::Signal)?;
+        tracing::info!(every = ?every, "installed; checking again periodically until SIGTERM");
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+            check(o, every);
+        }
+        tracing::info!("stopping on signal");
+        Ok(())
+    })
+}
+
+/// One periodic pass: re-install what changed, warn about a token kubelet stopped refreshing.
+fn check(o: &Options, every: Duration) {
+    match sync(o) {
+        Ok(p) => {
+            report(&p, o);
+            if let Some(exp) = p.token_expires {
+                let left = exp - Utc::now();
+                if left < chrono::Duration::seconds(2 * every.as_secs() as i64) {
+                    tracing::warn!(
+                        token = %o.token_file.display(),
+                        expires = %exp,
+                        "the service account token expires soon and has not been refreshed; is kubelet running?"
+                    );
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "sync failed; retrying"),
         }
+        Err(e) => tracing::warn!(error = %e, "sync failed; retrying"),
     }
 }
 

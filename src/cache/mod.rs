@@ -30,7 +30,12 @@ pub struct Cache {
     pub leases: Store<IPLease>,
     pub index: Index,
     synced: Arc<AtomicUsize>,
+    /// Per kind not listed yet, why (the last watch error): what `/readyz` and the log tell an operator.
+    pending: Pending,
 }
+
+/// Kind → the last error of its watch, until it lists.
+type Pending = Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>;
 
 impl Cache {
     /// Starts the watches on the current tokio runtime. The returned cache fills in the background;
@@ -48,19 +53,20 @@ impl Cache {
             leases,
             index: Index::default(),
             synced: synced.clone(),
+            pending: Pending::default(),
         });
 
         spawn_reflector(
             Api::<NetworkAttachmentDefinition>::all(client.clone()),
             nad_w,
-            synced.clone(),
+            (synced.clone(), cache.pending.clone()),
             |_| {},
         );
         let c = cache.clone();
         spawn_reflector(
             Api::<Subnet>::all(client.clone()),
             subnet_w,
-            synced.clone(),
+            (synced.clone(), cache.pending.clone()),
             move |ev| {
                 if let Event::Apply(s) | Event::Delete(s) | Event::InitApply(s) = ev {
                     c.index.forget_subnet(&kube::ResourceExt::name_any(s));
@@ -70,14 +76,14 @@ impl Cache {
         spawn_reflector(
             Api::<IPPool>::all(client.clone()),
             pool_w,
-            synced.clone(),
+            (synced.clone(), cache.pending.clone()),
             |_| {},
         );
         let c = cache.clone();
         spawn_reflector(
             Api::<IPLease>::all(client.clone()),
             lease_w,
-            synced,
+            (synced.clone(), cache.pending.clone()),
             move |ev| match ev {
                 Event::Apply(l) => c.index.lease_applied(l),
                 Event::Delete(l) => c.index.lease_deleted(l),
@@ -118,11 +124,25 @@ impl Cache {
             leases: fill(leases),
             index: Index::default(),
             synced: Arc::new(AtomicUsize::new(KINDS)),
+            pending: Pending::default(),
         }
     }
 
     pub fn is_ready(&self) -> bool {
         self.synced.load(Ordering::Acquire) >= KINDS
+    }
+
+    /// Why the cache is not ready: each kind whose watch has not listed, with its last error.
+    pub fn not_ready_reason(&self) -> String {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.is_empty() {
+            return "caches not synced".to_string();
+        }
+        pending
+            .iter()
+            .map(|(kind, why)| format!("{kind}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Waits until every kind has been listed once.
@@ -137,7 +157,7 @@ impl Cache {
 fn spawn_reflector<K, F>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
-    synced: Arc<AtomicUsize>,
+    (synced, pending): (Arc<AtomicUsize>, Pending),
     hook: F,
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -145,7 +165,33 @@ fn spawn_reflector<K, F>(
     F: Fn(&Event<K>) + Send + 'static,
 {
     let stream = watcher(api).reflect(writer);
-    tokio::spawn(drive(stream, synced, hook));
+    let kind = K::kind(&Default::default()).into_owned();
+    tokio::spawn(drive(stream, kind, (synced, pending), hook));
+}
+
+fn lock(p: &Pending) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A watch error in words an operator can act on: a kind the apiserver does not serve names the CRD to
+/// install (for NetworkAttachmentDefinitions, Multus's).
+fn watch_error(kind: &str, e: &watcher::Error) -> String {
+    let not_found = matches!(
+        e,
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+            | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+            if s.code == 404
+    );
+    match (not_found, kind) {
+        (true, "NetworkAttachmentDefinition") => "the NetworkAttachmentDefinition CRD \
+            (network-attachment-definitions.k8s.cni.cncf.io) is not installed: install Multus (or its CRD) first; \
+            nadipam allocates for Multus networks"
+            .to_string(),
+        (true, _) => format!(
+            "the {kind} CRD (nadipam.io) is not installed: install the chart's CRDs (manifests/crds)"
+        ),
+        _ => e.to_string(),
+    }
 }
 
 fn watcher<K>(api: Api<K>) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
@@ -155,8 +201,12 @@ where
     watcher::watcher(api, watcher::Config::default().any_semantic()).default_backoff()
 }
 
-async fn drive<K, S, F>(stream: S, synced: Arc<AtomicUsize>, hook: F)
-where
+async fn drive<K, S, F>(
+    stream: S,
+    kind: String,
+    (synced, pending): (Arc<AtomicUsize>, Pending),
+    hook: F,
+) where
     S: Stream<Item = Result<Event<K>, watcher::Error>>,
     F: Fn(&Event<K>),
 {
@@ -169,11 +219,43 @@ where
                 if matches!(ev, Event::InitDone) && !counted {
                     counted = true;
                     synced.fetch_add(1, Ordering::AcqRel);
+                    lock(&pending).remove(&kind);
                 }
             }
             Err(e) => {
-                tracing::warn!(kind = std::any::type_name::<K>(), error = %e, "watch error; retrying")
+                let why = watch_error(&kind, &e);
+                tracing::warn!(%kind, "watch error; retrying: {why}");
+                if !counted {
+                    lock(&pending).insert(kind.clone(), why);
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_found() -> watcher::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "message": "the server could not find the requested resource",
+            "reason": "NotFound", "code": 404
+        }))
+        .unwrap();
+        watcher::Error::InitialListFailed(kube::Error::Api(status.into()))
+    }
+
+    #[test]
+    fn a_missing_crd_is_named_with_what_to_install() {
+        assert_eq!(
+            watch_error("NetworkAttachmentDefinition", &not_found()),
+            "the NetworkAttachmentDefinition CRD (network-attachment-definitions.k8s.cni.cncf.io) is not \
+             installed: install Multus (or its CRD) first; nadipam allocates for Multus networks"
+        );
+        assert_eq!(
+            watch_error("Subnet", &not_found()),
+            "the Subnet CRD (nadipam.io) is not installed: install the chart's CRDs (manifests/crds)"
+        );
     }
 }

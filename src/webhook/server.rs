@@ -153,11 +153,16 @@ async fn authenticate(
     }
 }
 
-async fn readyz(State(ctx): State<Arc<Context>>) -> (StatusCode, &'static str) {
+/// Ready once every cache has listed; otherwise 503 with what each missing kind is waiting for (e.g. the
+/// NetworkAttachmentDefinition CRD Multus installs), which `kubectl describe pod` shows in the probe failure.
+async fn readyz(State(ctx): State<Arc<Context>>) -> (StatusCode, String) {
     if ctx.cache.is_ready() {
-        (StatusCode::OK, "ok")
+        (StatusCode::OK, "ok".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ctx.cache.not_ready_reason(),
+        )
     }
 }
 
