@@ -1719,7 +1719,7 @@ async fn node_agent_installs_the_plugin_and_a_kubeconfig_that_may_only_get_pods(
 
     // Running (not --once), it stops at SIGTERM at once: as a DaemonSet's PID 1 nothing else would stop it
     // before the grace period ends.
-    let mut running = agent();
+    let running = agent();
     let args: Vec<_> = running
         .get_args()
         .filter(|a| *a != "--once")
@@ -1731,7 +1731,6 @@ async fn node_agent_installs_the_plugin_and_a_kubeconfig_that_may_only_get_pods(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("starting the agent: {e}"));
-    drop(running.arg("--once"));
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
         child.stderr.take().expect("piped stderr"),
     ));
