@@ -6,26 +6,17 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
-use axum::routing::post;
-use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, Patch, PatchOperation};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::{Client, ResourceExt};
 use nadipam::api::{IPLease, IPPool};
 
+use common::reorder::Reorderer;
 use common::server::{Server, start};
-use common::{DeleteOnDrop, cluster, cluster_info, kubectl, serve_tls, test_namespace, wait_for};
+use common::{DeleteOnDrop, cluster, kubectl, test_namespace, wait_for};
 
 /// This binary's server, with the controller on (its Lease in `default`, which exists; a short Lease so it
 /// takes over quickly from an earlier test binary's server): the tests read bindings and pool status.
@@ -101,113 +92,6 @@ async fn leases_of_subnet(client: &Client, subnet: &str) -> Vec<IPLease> {
         .await
         .unwrap_or_else(|e| panic!("listing leases: {e}"))
         .items
-}
-
-/// The test's mutating webhook: adds [`TOUCHED`] (the number of calls so far) to every Pod it sees.
-async fn touch(
-    State(calls): State<Arc<AtomicUsize>>,
-    Json(review): Json<AdmissionReview<DynamicObject>>,
-) -> Json<AdmissionReview<DynamicObject>> {
-    let response = match TryInto::<AdmissionRequest<DynamicObject>>::try_into(review) {
-        Ok(req) => {
-            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let has_map = req
-                .object
-                .as_ref()
-                .is_some_and(|o| o.metadata.annotations.is_some());
-            let op = if has_map {
-                AddOperation {
-                    path: PointerBuf::from_tokens(["metadata", "annotations", TOUCHED]),
-                    value: n.to_string().into(),
-                }
-            } else {
-                AddOperation {
-                    path: PointerBuf::from_tokens(["metadata", "annotations"]),
-                    value: serde_json::json!({ TOUCHED: n.to_string() }),
-                }
-            };
-            let resp = AdmissionResponse::from(&req);
-            match resp.with_patch(Patch(vec![PatchOperation::Add(op)])) {
-                Ok(r) => r,
-                Err(e) => AdmissionResponse::invalid(e.to_string()),
-            }
-        }
-        Err(e) => AdmissionResponse::invalid(e.to_string()),
-    };
-    Json(response.into_review())
-}
-
-/// A mutating webhook ordered after nadipam's (configurations are called in name order: `zz-` sorts after
-/// `nadipam-`) that changes every Pod of one namespace, as SR-IOV's resources injector, Vault or Istio do.
-struct Reorderer {
-    calls: Arc<AtomicUsize>,
-    _handle: axum_server::Handle<std::net::SocketAddr>,
-    _guard: DeleteOnDrop,
-}
-
-impl Reorderer {
-    async fn start(client: &Client, ns: &str) -> Reorderer {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let app = axum::Router::new()
-            .route("/mutate", post(touch))
-            .with_state(calls.clone());
-        let (port, handle) = serve_tls(app).await;
-        let name = format!("zz-chain-reorder-{ns}");
-        let mut config: MutatingWebhookConfiguration = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name},
-            "webhooks": [{
-                "name": "reorder.chain.test.nadipam.io",
-                "clientConfig": {"url": format!("https://127.0.0.1:{port}/mutate")},
-                "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                           "resources": ["pods"], "scope": "Namespaced"}],
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
-                "failurePolicy": "Fail", "sideEffects": "None", "reinvocationPolicy": "IfNeeded",
-                "admissionReviewVersions": ["v1"], "timeoutSeconds": 10
-            }]
-        }))
-        .expect("webhook literal");
-        for wh in config.webhooks.iter_mut().flatten() {
-            wh.client_config.ca_bundle = Some(ByteString(cluster_info().webhook_ca_pem()));
-        }
-        let guard = DeleteOnDrop::new("mutatingwebhookconfiguration", &name, None);
-        Api::<MutatingWebhookConfiguration>::all(client.clone())
-            .create(&PostParams::default(), &config)
-            .await
-            .unwrap_or_else(|e| panic!("creating mutating webhook configuration {name}: {e}"));
-        let r = Reorderer {
-            calls,
-            _handle: handle,
-            _guard: guard,
-        };
-        // Until the apiserver has picked the configuration up, probe with Pods nadipam ignores.
-        let pods = Api::<Pod>::namespaced(client.clone(), ns);
-        let mut probe = 0;
-        wait_for(
-            "the apiserver to call the reordering webhook",
-            Duration::from_secs(30),
-            || {
-                probe += 1;
-                let pods = pods.clone();
-                let p: Pod = serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": format!("probe-{probe}")},
-                    "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
-                }))
-                .expect("probe literal");
-                async move {
-                    let made = pods
-                        .create(&PostParams::default(), &p)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    match made.annotations().get(TOUCHED) {
-                        Some(_) => Ok(()),
-                        None => Err("not called yet".to_string()),
-                    }
-                }
-            },
-        )
-        .await;
-        r
-    }
 }
 
 /// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it with `subnet_spec` (YAML lines

@@ -21,13 +21,15 @@ mod faults;
 mod load;
 #[path = "chaos/proxy.rs"]
 mod proxy;
+#[path = "chaos/record.rs"]
+mod record;
 #[path = "chaos/replicas.rs"]
 mod replicas;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +52,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use audit::{Figures, Snapshot, audit};
+use common::reorder::{Reorderer, TOUCHED, Tally};
 use common::{
     DeleteOnDrop, cluster, cluster_info, register_pod_validator, serve_tls, test_namespace,
 };
@@ -134,6 +137,10 @@ pub struct Stats {
     pub audit_worst: AtomicU64,
     /// UIDs of the Pods seen with an address (every Pod that got one, however it was created).
     pub pods_seen: Mutex<HashSet<String>>,
+    /// Of these, the directly admitted ones (never sent to nadipam by the apiserver, so never reinvoked).
+    pub pods_direct: Mutex<HashSet<String>>,
+    /// Of the others, those without the reordering webhook's annotation: admitted without a reinvocation.
+    pub pods_untouched: Mutex<HashSet<String>>,
     /// Tokens of the directly admitted Pods never created (their reservations must be reclaimed).
     pub orphan_tokens: Mutex<HashSet<String>>,
     pub denials: Mutex<BTreeMap<String, u64>>,
@@ -146,6 +153,10 @@ fn bump(map: &Mutex<BTreeMap<String, u64>>, key: String) {
         .unwrap_or_else(|p| p.into_inner())
         .entry(key)
         .or_default() += 1;
+}
+
+fn count(set: &Mutex<HashSet<String>>) -> u64 {
+    set.lock().unwrap_or_else(|p| p.into_inner()).len() as u64
 }
 
 fn get(n: &AtomicU64) -> u64 {
@@ -183,10 +194,7 @@ impl Stats {
     }
 
     fn pods_seen(&self) -> u64 {
-        self.pods_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len() as u64
+        count(&self.pods_seen)
     }
 
     /// Addresses nadipam reserved: every Pod that got one, every rejected admission, every directly admitted
@@ -218,6 +226,9 @@ pub struct World {
     pub race_ips: Vec<String>,
     pub race_macs: Vec<String>,
     pub backends: Arc<Backends>,
+    /// The reordering webhook's calls and what it saw.
+    pub reorder_calls: Arc<AtomicUsize>,
+    pub reorder: Arc<Tally>,
     pub replicas: Vec<Mutex<Replica>>,
     pub direct_agent: ureq::Agent,
     pub leader_lease: Duration,
@@ -316,11 +327,20 @@ async fn count_pods(w: Arc<World>) {
             && p.annotations().contains_key(&w.ip_key)
             && let Some(uid) = p.uid()
         {
-            w.stats
-                .pods_seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(uid);
+            let add = |set: &Mutex<HashSet<String>>| {
+                set.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(uid.clone())
+            };
+            add(&w.stats.pods_seen);
+            if p.labels().contains_key(DIRECT_LABEL) {
+                add(&w.stats.pods_direct);
+            } else if !p.annotations().contains_key(TOUCHED) && add(&w.stats.pods_untouched) {
+                w.stats.example(format!(
+                    "pod {} got an address without passing the reordering webhook",
+                    p.name_any()
+                ));
+            }
         }
     }
 }
@@ -427,6 +447,7 @@ where
 /// servers and deletes the objects.
 struct Bed {
     registrations: Vec<DeleteOnDrop>,
+    reorderer: Option<Reorderer>,
     denier: Option<Denier>,
     proxy: Option<Proxy>,
     world: Arc<World>,
@@ -437,6 +458,7 @@ struct Bed {
 impl Drop for Bed {
     fn drop(&mut self) {
         self.registrations.clear();
+        self.reorderer.take();
         self.denier.take();
         self.proxy.take();
         for r in &self.world.replicas {
@@ -468,6 +490,10 @@ async fn setup() -> Result<Bed, ChaosError> {
     let (ns, ns_guard) = test_namespace(&client, "chaos").await;
     let (sys_ns, sys_guard) = test_namespace(&client, "chaos-sys").await;
     let namespaces = vec![ns_guard, sys_guard];
+    // Ordered after nadipam's configuration: every Pod nadipam admits through the apiserver is reinvoked.
+    // Directly admitted Pods never reach nadipam through the apiserver, so they are left out of it too: its calls
+    // are then the Pods nadipam is reinvoked for.
+    let reorderer = Reorderer::start_except(&client, &ns, Some(DIRECT_LABEL)).await;
 
     let (tls_cert, tls_key) = c.webhook_tls();
     let flags = Flags {
@@ -514,6 +540,8 @@ async fn setup() -> Result<Bed, ChaosError> {
         race_ips: (200..240).map(|n| format!("10.88.3.{n}")).collect(),
         race_macs: (0..40).map(|n| format!("02:88:03:00:00:{n:02x}")).collect(),
         backends: backends.clone(),
+        reorder_calls: reorderer.calls.clone(),
+        reorder: reorderer.tally.clone(),
         replicas: replicas.into_iter().map(Mutex::new).collect(),
         direct_agent: proxy::agent(&ca, CALL_TIMEOUT)?,
         leader_lease: LEADER_LEASE,
@@ -523,6 +551,7 @@ async fn setup() -> Result<Bed, ChaosError> {
     });
     let mut bed = Bed {
         registrations: Vec::new(),
+        reorderer: Some(reorderer),
         denier: None,
         proxy: Some(proxy),
         world: world.clone(),
@@ -737,6 +766,8 @@ struct Loaded {
     time: Duration,
     /// How long kube-apiserver was away, once restarted.
     apiserver_down: Option<Duration>,
+    /// From the restart's SIGKILL until the new kube-apiserver was ready.
+    apiserver_window: Option<(Instant, Instant)>,
 }
 
 /// Runs the load and the faults until `target` allocations, restarting kube-apiserver at half way, then stops
@@ -762,6 +793,7 @@ async fn run_load(w: &Arc<World>, target: u64, seed: u64) -> Loaded {
     let budget = Duration::from_secs(120) + Duration::from_millis(600) * target as u32;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut apiserver_down = None;
+    let mut apiserver_window = None;
     let mut report = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -776,8 +808,12 @@ async fn run_load(w: &Arc<World>, target: u64, seed: u64) -> Loaded {
         );
         if apiserver_down.is_none() && done >= target / 2 {
             eprintln!("[chaos] {done} allocations: restarting kube-apiserver");
+            let from = Instant::now();
             match tokio::task::spawn_blocking(move || faults::restart_apiserver(repo)).await {
-                Ok(Ok(d)) => apiserver_down = Some(d),
+                Ok(Ok(d)) => {
+                    apiserver_down = Some(d);
+                    apiserver_window = Some((from, Instant::now()));
+                }
                 Ok(Err(e)) => panic!("{e}"),
                 Err(e) => panic!("restarting kube-apiserver: {e}"),
             }
@@ -797,6 +833,7 @@ async fn run_load(w: &Arc<World>, target: u64, seed: u64) -> Loaded {
         allocations: w.stats.allocations(),
         time: start.elapsed(),
         apiserver_down,
+        apiserver_window,
     };
     w.stop.store(true, Ordering::SeqCst);
     counter.abort();
@@ -909,6 +946,93 @@ fn read_logs(w: &World) -> Logged {
     }
 }
 
+/// What the run saw of reinvocation: the reordering webhook's calls, the reinvocations the proxy passed to
+/// nadipam and their answers, and the Pods.
+#[derive(serde::Serialize)]
+struct Reinvoked {
+    /// Pods that got an address through the apiserver (not admitted directly).
+    pods_through_apiserver: u64,
+    /// Of these, the ones carrying the reordering webhook's annotation: changed after nadipam's call, so
+    /// nadipam was called again and admitted them.
+    pods_reinvoked: u64,
+    pods_not_reinvoked: u64,
+    reorderer_calls: u64,
+    reorderer_after_nadipam: u64,
+    reorderer_after_nadipam_dry: u64,
+    reorderer_again: u64,
+    reorderer_again_dry: u64,
+    nadipam_reinvoked: u64,
+    nadipam_reinvoked_dry: u64,
+    nadipam_dry_denied: u64,
+    nadipam_denied: u64,
+    /// Reinvocations refused because the token lookup got no answer from the API server, while kube-apiserver
+    /// restarted (expected: the apiserver that asked is gone too) and at any other time (a failure).
+    nadipam_api_errors_at_restart: u64,
+    nadipam_api_errors_otherwise: u64,
+    nadipam_changed: u64,
+    nadipam_unanswered: u64,
+    /// Denials of the kind `reservation` the load saw (its own Pods, the directly admitted ones included).
+    load_denials: u64,
+    /// Denials of the kind `reservation_api_error` the load saw.
+    load_api_errors: u64,
+}
+
+impl Reinvoked {
+    fn of(w: &World, loaded: &Loaded) -> Reinvoked {
+        let s = &w.stats;
+        let r = &w.backends.reinvocations;
+        let t = &w.reorder;
+        let n = |a: &AtomicUsize| a.load(Ordering::SeqCst) as u64;
+        let pods_through_apiserver = s.pods_seen() - count(&s.pods_direct);
+        let pods_not_reinvoked = count(&s.pods_untouched);
+        // The replicas see the API server go a moment before the restart reports the kill, and their calls
+        // may fail for a moment after it is ready again.
+        let slack = Duration::from_secs(2);
+        let at_restart = |t: &Instant| {
+            loaded
+                .apiserver_window
+                .is_some_and(|(from, to)| *t + slack >= from && *t <= to + slack)
+        };
+        let api_errors = r
+            .api_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let denied = s.denials.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Of one kind, whoever saw them (apiserver, direct, race).
+        let denials = |kind: &str| {
+            let suffix = format!(": {kind}");
+            denied
+                .iter()
+                .filter(|(k, _)| k.ends_with(&suffix))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let nadipam_api_errors_at_restart =
+            api_errors.iter().filter(|t| at_restart(t)).count() as u64;
+        Reinvoked {
+            pods_through_apiserver,
+            pods_reinvoked: pods_through_apiserver - pods_not_reinvoked,
+            pods_not_reinvoked,
+            reorderer_calls: n(&w.reorder_calls),
+            reorderer_after_nadipam: n(&t.after_nadipam),
+            reorderer_after_nadipam_dry: n(&t.after_nadipam_dry),
+            reorderer_again: n(&t.again),
+            reorderer_again_dry: n(&t.again_dry),
+            nadipam_reinvoked: get(&r.answered),
+            nadipam_reinvoked_dry: get(&r.dry),
+            nadipam_dry_denied: get(&r.dry_denied),
+            nadipam_denied: get(&r.denied),
+            nadipam_api_errors_at_restart,
+            nadipam_api_errors_otherwise: api_errors.len() as u64 - nadipam_api_errors_at_restart,
+            nadipam_changed: get(&r.changed),
+            nadipam_unanswered: get(&r.unanswered),
+            load_denials: denials("reservation"),
+            load_api_errors: denials("reservation_api_error"),
+        }
+    }
+}
+
 /// Prints the totals of the run.
 fn report(w: &World, target: u64, loaded: &Loaded, logged: &Logged) {
     let s = &w.stats;
@@ -979,6 +1103,43 @@ fn report(w: &World, target: u64, loaded: &Loaded, logged: &Logged) {
         "[chaos] errors seen by the load (expected under faults): {:?}",
         s.errors.lock().unwrap_or_else(|p| p.into_inner())
     );
+    let re = Reinvoked::of(w, loaded);
+    eprintln!(
+        "[chaos] reinvocation: {} Pods with an address admitted through the apiserver, {} changed by the \
+         reordering webhook after nadipam, {} not; the reordering webhook called {} times ({} for a Pod carrying \
+         nadipam's token, {} of them dry runs; called again {} times, {} for dry runs); nadipam reinvoked {} times \
+         ({} dry runs, {} of them refused): {} refused, {} refused with the API server away during its restart ({} at other times), {} \
+         answers changed the Pod, {} unanswered; {} denials of a Pod's own reservation seen by the load ({} for an \
+         API error)",
+        re.pods_through_apiserver,
+        re.pods_reinvoked,
+        re.pods_not_reinvoked,
+        re.reorderer_calls,
+        re.reorderer_after_nadipam,
+        re.reorderer_after_nadipam_dry,
+        re.reorderer_again,
+        re.reorderer_again_dry,
+        re.nadipam_reinvoked,
+        re.nadipam_reinvoked_dry,
+        re.nadipam_dry_denied,
+        re.nadipam_denied,
+        re.nadipam_api_errors_at_restart,
+        re.nadipam_api_errors_otherwise,
+        re.nadipam_changed,
+        re.nadipam_unanswered,
+        re.load_denials,
+        re.load_api_errors
+    );
+    for e in w
+        .backends
+        .reinvocations
+        .examples
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        eprintln!("[chaos]   {e}");
+    }
     eprintln!(
         "[chaos] during the run: {} consistent snapshots audited, worst: {} addresses held by two",
         get(&s.audits),
@@ -994,6 +1155,7 @@ async fn chaos_replicas_killed_leader_stolen_apiserver_restarted_addresses_stay_
 {
     let target = allocations_wanted();
     let seed = seed();
+    let load_before = record::load_average();
     let t0 = Instant::now();
     eprintln!(
         "[chaos] {target} allocations, {REPLICAS} replicas, reclaim window {RECLAIM_AFTER:?}, seed {seed} \
@@ -1017,47 +1179,244 @@ async fn chaos_replicas_killed_leader_stolen_apiserver_restarted_addresses_stay_
 
     let teardown_start = Instant::now();
     let left = teardown(&w).await;
+    let teardown_time = teardown_start.elapsed();
+    let total = t0.elapsed();
     eprintln!(
         "[chaos] durations: setup {setup_time:.1?}, load {:.1?}, settle + reclaim window + convergence {:.1?}, \
-         teardown {:.1?}, total {:.1?}; {left} leases left after the namespace was deleted",
-        loaded.time,
-        settled.time,
-        teardown_start.elapsed(),
-        t0.elapsed()
+         teardown {teardown_time:.1?}, total {total:.1?}; {left} leases left after the namespace was deleted",
+        loaded.time, settled.time,
     );
 
-    let s = &w.stats;
-    assert!(loaded.allocations >= target);
-    assert_eq!(
-        get(&s.audit_worst),
-        0,
-        "an address was held by two live Pods during the run"
-    );
-    assert!(
-        get(&s.race_max_winners) <= 1,
-        "two replicas reserved the same fixed address or MAC"
-    );
-    assert_eq!(get(&s.crashes) + logged.panics, 0, "a replica crashed");
-    if let Err(e) = settled.converged {
-        panic!("the figures did not reach 0: {e}");
+    let run = Run {
+        target,
+        seed,
+        load_before,
+        loaded: &loaded,
+        settled: &settled,
+        logged: &logged,
+        left,
+        setup_time,
+        teardown_time,
+        total,
+    };
+    let failures = verdict(&w, &run);
+    for f in &failures {
+        eprintln!("[chaos] FAILED: {f}");
     }
-    let f = &settled.figures;
-    assert_eq!(
-        (f.held_by_two(), f.leaked, f.status_diff),
-        (0, 0, 0),
-        "the three figures"
-    );
-    assert_eq!(left, 0, "leases left after the namespace was deleted");
-    assert!(get(&s.kills) > 0, "no replica was killed");
-    assert!(
-        get(&s.steals) + get(&s.lease_deletes) > 0,
-        "the leader Lease was never taken away"
-    );
-    assert!(
-        loaded.apiserver_down.is_some(),
-        "kube-apiserver was not restarted"
-    );
+    let record = record_of(&w, &run, &failures);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match record::write(repo, &record) {
+        Ok(paths) => eprintln!("[chaos] figures written to {paths:?}"),
+        Err(e) => panic!("writing the figures: {e}"),
+    }
+    assert!(failures.is_empty(), "the chaos run failed: {failures:#?}");
     drop(bed);
+}
+
+/// Everything measured of one run, for [`verdict`] and [`record_of`].
+struct Run<'a> {
+    target: u64,
+    seed: u64,
+    load_before: [f64; 3],
+    loaded: &'a Loaded,
+    settled: &'a Settled,
+    logged: &'a Logged,
+    /// Leases left after the namespace was deleted.
+    left: usize,
+    setup_time: Duration,
+    teardown_time: Duration,
+    total: Duration,
+}
+
+/// What the run requires, each unmet requirement as a sentence (empty: the run passed).
+fn verdict(w: &World, run: &Run) -> Vec<String> {
+    let s = &w.stats;
+    let f = &run.settled.figures;
+    let re = Reinvoked::of(w, run.loaded);
+    let mut failed = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            failed.push(what);
+        }
+    };
+    check(
+        run.loaded.allocations >= run.target,
+        format!("{} of {} allocations", run.loaded.allocations, run.target),
+    );
+    check(
+        get(&s.audit_worst) == 0,
+        format!(
+            "an address was held by two live Pods during the run (worst snapshot: {})",
+            get(&s.audit_worst)
+        ),
+    );
+    check(
+        get(&s.race_max_winners) <= 1,
+        "two replicas reserved the same fixed address or MAC".into(),
+    );
+    check(
+        get(&s.crashes) + run.logged.panics == 0,
+        format!(
+            "a replica crashed ({} crashes, {} panics logged)",
+            get(&s.crashes),
+            run.logged.panics
+        ),
+    );
+    if let Err(e) = &run.settled.converged {
+        check(false, format!("the figures did not reach 0: {e}"));
+    }
+    check(
+        (f.held_by_two(), f.leaked, f.status_diff) == (0, 0, 0),
+        format!(
+            "the three figures: {} addresses held by two live Pods, {} leases without a live owner, status diff {}",
+            f.held_by_two(),
+            f.leaked,
+            f.status_diff
+        ),
+    );
+    check(
+        run.left == 0,
+        format!("{} leases left after the namespace was deleted", run.left),
+    );
+    check(get(&s.kills) > 0, "no replica was killed".into());
+    check(
+        get(&s.steals) + get(&s.lease_deletes) > 0,
+        "the leader Lease was never taken away".into(),
+    );
+    check(
+        run.loaded.apiserver_down.is_some(),
+        "kube-apiserver was not restarted".into(),
+    );
+    check(
+        re.nadipam_denied + re.nadipam_api_errors_otherwise + re.load_denials == 0,
+        format!(
+            "Pods refused because of reinvocation: {} reinvocations refused, {} for an API error outside the \
+             apiserver's restart, {} denials of a Pod's own reservation",
+            re.nadipam_denied, re.nadipam_api_errors_otherwise, re.load_denials
+        ),
+    );
+    check(
+        re.reorderer_again == re.reorderer_again_dry,
+        format!(
+            "the reordering webhook was called again for {} Pods that were not dry runs (a reinvocation changed them)",
+            re.reorderer_again - re.reorderer_again_dry
+        ),
+    );
+    check(
+        re.nadipam_changed == 0,
+        format!(
+            "{} reinvocations answered with another allocation than the first call's",
+            re.nadipam_changed
+        ),
+    );
+    check(
+        re.pods_not_reinvoked == 0 && re.pods_reinvoked > 0,
+        format!(
+            "{} Pods got an address through the apiserver without the reordering webhook ({} with it)",
+            re.pods_not_reinvoked, re.pods_reinvoked
+        ),
+    );
+    check(
+        re.nadipam_reinvoked >= re.pods_reinvoked,
+        format!(
+            "nadipam was reinvoked {} times for {} Pods changed after it",
+            re.nadipam_reinvoked, re.pods_reinvoked
+        ),
+    );
+    failed
+}
+
+fn map_of(m: &Mutex<BTreeMap<String, u64>>) -> serde_json::Value {
+    json!(*m.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// The run's figures as they go to chaos.json.
+fn record_of(w: &World, run: &Run, failures: &[String]) -> serde_json::Value {
+    let s = &w.stats;
+    let f = &run.settled.figures;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    json!({
+        "generated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "commit": record::commit(repo),
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "seed": run.seed,
+        "cpus": record::cpus(),
+        "load_before": run.load_before,
+        "load_after": record::load_average(),
+        "replicas": REPLICAS,
+        "reclaim_after_s": RECLAIM_AFTER.as_secs(),
+        "passed": failures.is_empty(),
+        "failures": failures,
+        "allocations": {
+            "target": run.target,
+            "total": run.loaded.allocations,
+            "pods_with_address": s.pods_seen(),
+            "rejected_after_reserving": get(&s.rejected),
+            "direct_never_created": get(&s.direct_orphans),
+        },
+        "figures": {
+            "held_by_two": f.held_by_two(),
+            "pod_pod": f.pod_pod,
+            "mac_pod_pod": f.mac_pod_pod,
+            "pod_lease": f.pod_lease,
+            "live_pods": f.live_pods,
+            "leaked": f.leaked,
+            "leases": f.leases,
+            "status_diff": f.status_diff,
+            "status": f.status_line,
+            "snapshots": get(&s.audits),
+            "worst_snapshot": get(&s.audit_worst),
+        },
+        "reinvocation": Reinvoked::of(w, run.loaded),
+        "load": {
+            "created_through_apiserver": get(&s.bare_created),
+            "direct_created": get(&s.direct_created),
+            "dry_runs": get(&s.dry_runs) + get(&s.direct_dry),
+            "dry_runs_direct": get(&s.direct_dry),
+            "deletes": get(&s.pods_deleted),
+            "statefulset_deletes": get(&s.sts_deletes),
+            "scalings": get(&s.scales),
+            "races": get(&s.races),
+            "mac_races": get(&s.mac_races),
+            "race_winners": get(&s.race_winners),
+            "race_max_winners": get(&s.race_max_winners),
+        },
+        "spread": {
+            "proxy_per_replica": w.backends.served.iter().map(get).collect::<Vec<_>>(),
+            "direct_per_replica": s.direct_sent.iter().map(get).collect::<Vec<_>>(),
+            "redirected": get(&w.backends.redirected),
+            "cut": get(&w.backends.cut),
+            "unavailable": get(&w.backends.unavailable),
+        },
+        "faults": {
+            "kills": get(&s.kills),
+            "restarts": get(&s.restarts),
+            "crashes": get(&s.crashes),
+            "panics": run.logged.panics,
+            "lease_stolen": get(&s.steals),
+            "lease_deleted": get(&s.lease_deletes),
+            "leader_changes": get(&s.leader_changes),
+            "leaderless_s": get(&s.leaderless_ms) as f64 / 1000.0,
+            "apiserver_restarts": u64::from(run.loaded.apiserver_down.is_some()),
+            "apiserver_away_s": run.loaded.apiserver_down.map(|d| d.as_secs_f64()),
+        },
+        "orphans": {
+            "left": s.orphans(),
+            "direct": run.logged.known_orphans,
+            "direct_reclaimed_by_token": run.logged.known_reclaimed,
+            "reclaimed": run.logged.reclaimed,
+        },
+        "denials": map_of(&s.denials),
+        "errors": map_of(&s.errors),
+        "leases_left_after_teardown": run.left,
+        "durations": {
+            "setup_s": run.setup_time.as_secs_f64(),
+            "load_s": run.loaded.time.as_secs_f64(),
+            "settle_s": run.settled.time.as_secs_f64(),
+            "teardown_s": run.teardown_time.as_secs_f64(),
+            "total_s": run.total.as_secs_f64(),
+        },
+    })
 }
 
 /// Deletes the namespace (and so every Pod) and the IPPool, waits until the controller has released every

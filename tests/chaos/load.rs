@@ -140,7 +140,13 @@ enum Created {
 
 /// The kind of a nadipam denial, from its message.
 pub fn denial_kind(msg: &str) -> &'static str {
-    if msg.contains("is held by") || msg.contains("already in use") {
+    if msg.contains("could not look up reservation") {
+        // A reinvocation's token lookup with the API server away: retryable, like any other API error.
+        "reservation_api_error"
+    } else if msg.contains("nadipam.io/reservation") || held_by_itself(msg) {
+        // The Pod's own reservation judged as another's: what a reinvocation must never get.
+        "reservation"
+    } else if msg.contains("is held by") || msg.contains("already in use") {
         "in_use"
     } else if msg.contains("no free") || msg.contains("is free") {
         "exhausted"
@@ -153,6 +159,21 @@ pub fn denial_kind(msg: &str) -> &'static str {
     } else {
         "other"
     }
+}
+
+/// A denial saying the address is held by the very Pod being admitted (`pod <ns>/<name>: … is held by pod
+/// <ns>/<name>`, after the apiserver's `… denied the request: ` or as nadipam answers).
+fn held_by_itself(msg: &str) -> bool {
+    let answer = msg
+        .split_once("denied the request: ")
+        .map_or(msg, |(_, r)| r);
+    let Some(rest) = answer.strip_prefix("pod ") else {
+        return false;
+    };
+    let Some((pod, _)) = rest.split_once(": ") else {
+        return false;
+    };
+    msg.contains(&format!("is held by pod {pod}"))
 }
 
 fn classify(e: &ChaosError) -> Created {
@@ -540,5 +561,28 @@ pub async fn races(w: Arc<World>, seed: u64) {
                 None => w.stats.orphan(entrants[k].1.clone()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::denial_kind;
+
+    #[test]
+    fn a_pods_own_reservation_refused_is_told_from_an_address_held_by_another() {
+        let apiserver = "admission webhook \"pods.nadipam.io\" denied the request: pod chaos-1/web-x: network \
+                         chaos-1/macvlan: 10.88.0.7 is held by pod chaos-1/web-x";
+        assert_eq!(denial_kind(apiserver), "reservation");
+        let direct = "pod chaos-1/race-3-0: network chaos-1/macvlan: 10.88.3.200 is held by pod chaos-1/race-3-1";
+        assert_eq!(denial_kind(direct), "in_use");
+        let token = "pod chaos-1/a: annotation nadipam.io/reservation: reservation t belongs to pod chaos-1/b, \
+                     not to this Pod";
+        assert_eq!(denial_kind(token), "reservation");
+        let away = "pod chaos-1/a: annotation nadipam.io/reservation: could not look up reservation t: the API \
+                    server answered ServiceError; retry the request";
+        assert_eq!(denial_kind(away), "reservation_api_error");
+        let unnamed = "pod chaos-1/web-*: network chaos-1/macvlan: 10.88.3.200 is held by the pod in namespace \
+                       chaos-1 that carries reservation t";
+        assert_eq!(denial_kind(unnamed), "in_use");
     }
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use ureq::Agent;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, parse_pem};
 
-use super::ChaosError;
+use super::{ChaosError, direct};
 
 /// How long a forwarded admission may take (the webhook configuration allows 10 s).
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(9);
@@ -109,7 +109,122 @@ pub struct Backends {
     pub unavailable: AtomicU64,
     /// Requests answered 502 because the replica's connection broke after delivery.
     pub cut: AtomicU64,
+    /// The Pod admissions that were reinvocations, and how nadipam answered them.
+    pub reinvocations: Reinvocations,
     next: AtomicUsize,
+}
+
+/// Pod admissions whose Pod already carried nadipam's token: reinvocations (the apiserver calls nadipam
+/// again after the reordering webhook changed the Pod). No Pod reaches nadipam through the apiserver with a
+/// token otherwise: the load's Pods carry none, and the directly admitted ones (created with their token) are
+/// not sent to nadipam.
+#[derive(Default)]
+pub struct Reinvocations {
+    /// Reinvocations answered, dry runs included.
+    pub answered: AtomicU64,
+    /// Of these, dry runs (their first call reserved nothing, so their token holds no lease).
+    pub dry: AtomicU64,
+    /// Dry-run reinvocations refused.
+    pub dry_denied: AtomicU64,
+    /// Reinvocations (not dry runs) that nadipam refused, other than for an API error.
+    pub denied: AtomicU64,
+    /// When nadipam refused a reinvocation because its token lookup got no answer from the API server
+    /// (`could not look up reservation …; retry the request`, as any admission is refused with the API server
+    /// away).
+    pub api_errors: std::sync::Mutex<Vec<std::time::Instant>>,
+    /// Reinvocations (not dry runs) whose answer changed the Pod: another allocation than the first call's.
+    pub changed: AtomicU64,
+    /// Reinvocations that got no answer (no replica ready, or the connection cut after delivery).
+    pub unanswered: AtomicU64,
+    /// The first few refusals and changes.
+    pub examples: std::sync::Mutex<Vec<String>>,
+}
+
+impl Reinvocations {
+    fn example(&self, text: String) {
+        let mut e = self.examples.lock().unwrap_or_else(|p| p.into_inner());
+        if e.len() < 10 {
+            e.push(text);
+        }
+    }
+
+    /// Judges one answered Pod admission: `request` as the apiserver sent it, `answer` the replica's.
+    fn observe(&self, request: &[u8], answer: &[u8]) {
+        let Some(req) = reinvocation(request) else {
+            return;
+        };
+        inc(&self.answered);
+        if req.dry_run {
+            inc(&self.dry);
+            if let Ok(direct::Answer::Denied(msg)) = direct::answer(&req.uid, answer) {
+                inc(&self.dry_denied);
+                self.example(format!("{}: dry-run reinvocation refused: {msg}", req.pod));
+            }
+            return;
+        }
+        match direct::answer(&req.uid, answer) {
+            Ok(direct::Answer::Allowed) => {}
+            Ok(direct::Answer::Patched(patch)) => {
+                let mut after = req.object.clone();
+                let same = json_patch::patch(&mut after, &patch).is_ok() && after == req.object;
+                if !same {
+                    inc(&self.changed);
+                    self.example(format!(
+                        "{}: reinvocation changed the Pod: {patch:?}",
+                        req.pod
+                    ));
+                }
+            }
+            Ok(direct::Answer::Denied(msg)) if msg.contains("could not look up reservation") => {
+                self.api_errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(std::time::Instant::now());
+                self.example(format!("{}: reinvocation refused: {msg}", req.pod));
+            }
+            Ok(direct::Answer::Denied(msg)) => {
+                inc(&self.denied);
+                self.example(format!("{}: reinvocation refused: {msg}", req.pod));
+            }
+            Err(e) => {
+                inc(&self.denied);
+                self.example(format!("{}: reinvocation answered wrongly: {e}", req.pod));
+            }
+        }
+    }
+}
+
+fn inc(n: &AtomicU64) {
+    n.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A Pod admission request whose Pod carries nadipam's token.
+struct Reinvoked {
+    uid: String,
+    dry_run: bool,
+    pod: String,
+    object: serde_json::Value,
+}
+
+fn reinvocation(request: &[u8]) -> Option<Reinvoked> {
+    let v: serde_json::Value = serde_json::from_slice(request).ok()?;
+    let req = v.get("request")?;
+    let object = req.get("object")?;
+    object.pointer("/metadata/annotations/nadipam.io~1reservation")?;
+    let name = object
+        .pointer("/metadata/name")
+        .or_else(|| object.pointer("/metadata/generateName"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("?");
+    Some(Reinvoked {
+        uid: req.get("uid")?.as_str()?.to_string(),
+        dry_run: req
+            .get("dryRun")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false),
+        pod: format!("pod {name}"),
+        object: object.clone(),
+    })
 }
 
 impl Backends {
@@ -122,6 +237,7 @@ impl Backends {
             redirected: AtomicU64::new(0),
             unavailable: AtomicU64::new(0),
             cut: AtomicU64::new(0),
+            reinvocations: Reinvocations::default(),
             next: AtomicUsize::new(0),
         }
     }
@@ -214,22 +330,28 @@ async fn forward(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
+    let pods = path.starts_with("/mutate-pods");
     let order = backends.order();
     for (attempt, i) in order.into_iter().enumerate() {
         let url = format!("{}{path}", backends.urls[i]);
         let agent = shared.agent.clone();
-        let body = body.clone();
-        let sent = tokio::task::spawn_blocking(move || post(&agent, &url, &body))
+        let request = body.clone();
+        let sent = tokio::task::spawn_blocking(move || post(&agent, &url, &request))
             .await
             .unwrap_or_else(|e| Sent::Cut(format!("forwarding task: {e}")));
         match sent {
-            Sent::Answer(status, body) => {
+            Sent::Answer(status, answer) => {
                 backends.served[i].fetch_add(1, Ordering::SeqCst);
+                if pods && status == 200 {
+                    backends.reinvocations.observe(&body, &answer);
+                } else if pods && reinvocation(&body).is_some() {
+                    inc(&backends.reinvocations.unanswered);
+                }
                 if attempt > 0 {
                     backends.redirected.fetch_add(1, Ordering::SeqCst);
                 }
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-                return (status, [(header::CONTENT_TYPE, "application/json")], body)
+                return (status, [(header::CONTENT_TYPE, "application/json")], answer)
                     .into_response();
             }
             Sent::NotDelivered => {
@@ -238,10 +360,16 @@ async fn forward(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
             }
             Sent::Cut(e) => {
                 backends.cut.fetch_add(1, Ordering::SeqCst);
+                if pods && reinvocation(&body).is_some() {
+                    inc(&backends.reinvocations.unanswered);
+                }
                 return (StatusCode::BAD_GATEWAY, format!("replica {i}: {e}")).into_response();
             }
         }
     }
     backends.unavailable.fetch_add(1, Ordering::SeqCst);
+    if pods && reinvocation(&body).is_some() {
+        inc(&backends.reinvocations.unanswered);
+    }
     (StatusCode::SERVICE_UNAVAILABLE, "no ready nadipam replica").into_response()
 }
