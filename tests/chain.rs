@@ -890,3 +890,35 @@ spec:
     let ip = &ann[&format!("live.{ns}.kubernetes.io/ip_address")];
     assert!(ip.starts_with("10.68.0.5"), "{ann:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reinvoked_by_a_later_webhook_previews_a_pool_pod_without_refusal() {
+    let mut net = setup(
+        "chain-dry",
+        "  cidrBlock: 10.69.0.0/24\n  gateway: 10.69.0.1",
+    )
+    .await;
+    let pool = net.pool("dry", "  ips: [10.69.0.100-10.69.0.103]");
+    let _r = Reorderer::start(&net.client, &net.ns).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let yaml = pod_yaml(
+        &net.ns,
+        "preview",
+        &[
+            ("k8s.v1.cni.cncf.io/networks", &net.network()),
+            (&net.key("ip_pool"), &pool),
+        ],
+    );
+    // The second call sees the address the first one wrote next to the pool request; a dry run reserved
+    // nothing, so that address is read back, not refused as "set together" with ip_pool.
+    let out = kubectl(
+        &["apply", "--dry-run=server", "-o", "yaml", "-f", "-"],
+        &yaml,
+    )
+    .unwrap_or_else(|e| panic!("dry run refused: {e}"));
+    assert!(out.contains("10.69.0.10"), "{out}");
+    assert!(
+        net.leases().await.is_empty(),
+        "a dry run reserved something"
+    );
+}

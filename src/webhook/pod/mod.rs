@@ -141,13 +141,16 @@ async fn allocate(
         ordinal: if sts { statefulset_ordinal(name) } else { None },
     };
     // Judged first: a Pod carrying another's token is refused even when it asks for no network.
-    let (token, prior, reinvoked) = match token::judge(ctx, namespace, name, ann).await? {
-        Carried::Fresh => (req.uid.clone(), Vec::new(), None),
-        Carried::Reinvoked { token, leases } => {
-            (token, leases, Some(token::requests_of_reinvoked(ann)))
-        }
+    let (token, prior) = match token::judge(ctx, namespace, name, ann).await? {
+        Carried::Fresh => (req.uid.clone(), Vec::new()),
+        Carried::Reinvoked { token, leases } => (token, leases),
     };
-    let ann = reinvoked.as_ref().unwrap_or(ann);
+    // A Pod carrying a token carries nadipam's results: a reinvocation, a dry run reinvoked (its token
+    // reserved nothing), or a manifest saved from a Pod that is gone. Read them back as requests.
+    let carried = ann
+        .contains_key(keys::RESERVATION)
+        .then(|| token::requests_of_reinvoked(ann));
+    let ann = carried.as_ref().unwrap_or(ann);
     let ann = &with_default_network(ctx, pod, namespace, ann).await;
     let fetched = lookup::missing_nads(ctx, ann, namespace).await;
     let planned = match plan(&ctx.cache, &fetched, &identity, ann) {

@@ -88,7 +88,8 @@ pub(crate) async fn judge(
     })
 }
 
-/// The annotations of a reinvoked Pod as its creator wrote them, as far as they matter to the plan: the
+/// The annotations of a Pod carrying nadipam's results (reinvoked, a reinvoked dry run, or a saved manifest)
+/// as its creator wrote them, as far as they matter to the plan: the
 /// `ip_address` nadipam wrote next to an `ip_pool` request (the same key is a request when the user writes
 /// it, and a fixed address together with a pool is refused) is dropped. Every other result nadipam wrote
 /// reads back as the request it answered (the same address, MAC, Subnet and routes).
