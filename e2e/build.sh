@@ -34,15 +34,22 @@ component_dir() { # name version -> cache dir for this component at this content
   echo "$CACHE/$name-$version-$hash"
 }
 
-# prune GLOB KEEP: delete the cache entries GLOB other than KEEP (older pins and flags of the same thing).
+# prune GLOB KEEP: delete the cache entries GLOB other than KEEP (older pins and flags of the same thing), except
+# those used in the last 2 hours: another checkout (a worktree on another branch) may be using them right now,
+# and deleting them would make two checkouts rebuild each other's binaries in turn.
 # A cluster still running from a deleted entry keeps running: Linux keeps an executing file alive.
 prune() {
   local d
   for d in "$CACHE"/$1; do
-    [ -d "$d" ] && [ "$d" != "$2" ] && [[ "$d" != *.tmp.* ]] && rm -rf "$d"
+    [ -d "$d" ] && [ "$d" != "$2" ] && [[ "$d" != *.tmp.* ]] || continue
+    [ -n "$(find "$d/.complete" -mmin -120 2>/dev/null)" ] && continue
+    rm -rf "$d"
   done
   return 0
 }
+
+# used DIR: mark a cache entry as in use (see prune).
+used() { touch "$1/.complete" 2>/dev/null || true; }
 
 # build NAME VERSION LDFLAGS PACKAGES... : go build into the cache unless the binaries are there already.
 # Packages are `tool` (every tool directive) and/or paths; `name=path` renames the output binary.
@@ -52,6 +59,7 @@ build() {
   local dir tmp start
   dir="$(component_dir "$name" "$version")"
   if [ -f "$dir/.complete" ]; then
+    used "$dir"
     echo "$dir/bin"
     return
   fi
@@ -115,12 +123,53 @@ wv=github.com/k8snetworkplumbingwg/whereabouts/pkg/version
 wa_ldflags="-s -w -X $wv.Version=$wa_version -X $wv.ReleaseStatus=released -X $wv.GitTreeState=clean"
 wa_bin="$(build whereabouts "$wa_version" "$wa_ldflags" "whereabouts=github.com/k8snetworkplumbingwg/whereabouts/cmd")"
 
+# --- Multus (thin plugin) from an upstream release tarball ---
+# The module proxy reachable here does not serve multus-cni; ../shared/third_party/ holds `git archive` of the
+# release tag (checked against its sha256). Elsewhere the same tag comes from upstream with `go install`.
+multus_version=v4.3.0
+multus_sha256=e7575f328a3ead8dca970b8869dc93f3fe34ee4edcdc3b2dc8810f8337d06b5c
+multus_tar="${NADIPAM_THIRD_PARTY:-$E2E/../../shared/third_party}/multus-cni-$multus_version.tar.gz"
+multus_bin() {
+  local dir tmp start
+  dir="$CACHE/multus-$multus_version-$(printf '%s\n' "$multus_sha256" | cat - "$E2E/build.sh" | sha256sum | cut -c1-12)"
+  if [ -f "$dir/.complete" ]; then
+    used "$dir"
+    echo "$dir/bin"
+    return
+  fi
+  log "building multus $multus_version into $dir (about 80 s cold)"
+  start=$(date +%s)
+  tmp="$dir.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin" "$tmp/src"
+  local ldflags="-s -w -X gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.version=$multus_version"
+  if [ -f "$multus_tar" ]; then
+    echo "$multus_sha256  $multus_tar" | sha256sum -c --quiet - >&2 || { log "$multus_tar: sha256 mismatch"; exit 1; }
+    tar -xzf "$multus_tar" -C "$tmp/src" --strip-components=1
+    (cd "$tmp/src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/multus" ./cmd/multus)
+  else
+    log "no $multus_tar: building multus $multus_version from upstream"
+    GOBIN="$tmp/bin" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+      "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus@$multus_version"
+  fi
+  rm -rf "$tmp/src"
+  touch "$tmp/.complete"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  log "built multus in $(($(date +%s) - start)) s"
+  prune "multus-*" "$dir"
+  echo "$dir/bin"
+}
+multus_dir="$(multus_bin)"
+
 # --- one directory linking every binary, named by what it links to ---
-all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin" | sha256sum | cut -c1-12)"
-if [ ! -f "$all/.complete" ]; then
+all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin $multus_dir" | sha256sum | cut -c1-12)"
+if [ -f "$all/.complete" ]; then
+  used "$all"
+else
   rm -rf "$all.tmp.$$"
   mkdir -p "$all.tmp.$$"
-  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/*; do
+  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/* "$multus_dir"/*; do
     ln -s "$b" "$all.tmp.$$/$(basename "$b")"
   done
   # whereabouts' CRDs (doc/crds/ in its module), copied so that a cleaned module cache does not lose them.
