@@ -6,6 +6,8 @@
 #   Pods' eth0 from host-local in 10.213.<i>.0/24 (.10 up) on that bridge, default route via 10.213.<i>.1;
 #   state in $STATE/nodes/node-i/ (certificates, containerd root/state/socket, kubelet root, CNI bin/conf dirs, logs);
 #   cgroups under /nadipam-e2e-node-i in every hierarchy (kubelet cgroupRoot).
+# Each node is tainted nadipam.io/test-bed=true:NoSchedule: Pods of the control-plane-only suites stay Pending,
+# and a Pod meant to run says so with a toleration (tests/nodes.rs, README).
 # Shared by all nodes: `ul0`, a bridge standing in for the guides' eth0/br1 (macvlan NADs use it as master), and
 # $STATE/nodes bind-mounted onto itself and made shared (volume mounts made by a kubelet reach its containerd).
 #
@@ -19,6 +21,8 @@
 
 NODES_DIR="$STATE/nodes"
 UNDERLAY=ul0
+# Every node carries this NoSchedule taint; Pods meant for the nodes tolerate it.
+NODE_TAINT_KEY=nadipam.io/test-bed
 
 node_dir() { echo "$NODES_DIR/node-$1"; }
 node_bridge() { echo "nadipam-br$1"; }
@@ -119,13 +123,16 @@ node_cni_config() { # I
   d="$(node_dir "$i")"
   net="$d/cni/net.d"
   bin="$d/cni/bin"
-  mkdir -p "$net/multus.d" "$bin" "$d/cni/lib" "$d/logs"
+  mkdir -p "$net/multus.d/primary" "$bin" "$d/logs"
   local p
   for p in multus bridge host-local macvlan static loopback; do ln -sf "$BIN_DIR/$p" "$bin/$p"; done
   # Multus reads Pods and NADs and writes the network-status annotation with the node's identity (RBAC:
   # ClusterRole nadipam-e2e-multus, bound to the group system:nodes).
   cp "$d/kubelet.kubeconfig" "$net/multus.d/multus.kubeconfig"
-  cat >"$net/multus.d/primary.conflist" <<EOF
+  # clusterNetwork names the directory, not the file: Multus 4.3 parses a conflist file path into typed
+  # structs and caches that lossy copy (bridge and host-local lose every option; CNI DEL then fails with "no IP
+  # ranges specified" and the Pod never finishes terminating); a directory's first file is passed on as written.
+  cat >"$net/multus.d/primary/10-primary.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "nadipam-e2e-primary",
@@ -151,7 +158,7 @@ EOF
   "name": "multus-cni-network",
   "type": "multus",
   "kubeconfig": "/etc/cni/net.d/multus.d/multus.kubeconfig",
-  "clusterNetwork": "/etc/cni/net.d/multus.d/primary.conflist",
+  "clusterNetwork": "/etc/cni/net.d/multus.d/primary",
   "binDir": "$bin",
   "cniDir": "/var/lib/cni/multus",
   "logFile": "$d/logs/multus.log",
@@ -316,6 +323,10 @@ makeIPTablesUtilChains: false
 podLogsDir: $d/pod-logs
 volumePluginDir: $d/volume-plugins
 registerNode: true
+# Only Pods that ask for these nodes run here: the other suites' Pods (NADs with master eth0, images from
+# docker.io) must stay Pending as they always did, never reach a kubelet.
+registerWithTaints:
+- {key: $NODE_TAINT_KEY, value: "true", effect: NoSchedule}
 # The disk of a shared build machine is often fuller than the defaults allow (nodefs.available<10%): that would
 # taint the node with disk pressure and evict Pods. The images are imported, never pulled: never collect them.
 evictionHard: {memory.available: 50Mi, nodefs.available: 1%, nodefs.inodesFree: 1%, imagefs.available: 1%}
@@ -444,7 +455,12 @@ nodes_up() { # N
   nodes_host_setup
   nodes_rbac
   for i in $(seq "$n"); do node_up "$i"; done
-  for i in $(seq "$n"); do
+  nodes_wait_ready
+}
+
+nodes_wait_ready() {
+  local i
+  for i in $(seq "${NODES:-0}"); do
     wait_for "node-$i Ready" 90 node_ready "node-$i"
     wait_for "node-$i without the not-ready taint" 60 node_untainted "node-$i"
   done
