@@ -401,5 +401,140 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
     for name in pods {
         assert_eq!(leases_of(name), [], "{name}'s leases after delete");
     }
+
+    // 20 replicas over both nodes, with nadipam's IPAM and with host-local's (same macvlan on ul0): every
+    // replica Running with its address on net1; the times are printed for docs and comparisons.
+    apply(HOST_LOCAL_NAD);
+    let _hl = common::DeleteOnDrop::new(
+        "network-attachment-definition",
+        "macvlan-host-local",
+        Some("default"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, nad) in [
+        ("replicas-nadipam", "macvlan"),
+        ("replicas-host-local", "macvlan-host-local"),
+    ] {
+        let t = Instant::now();
+        apply(&deployment_yaml(name, nad, 20));
+        let _d = common::DeleteOnDrop::new("deployment", name, Some("default"));
+        wait_until(
+            &format!("20 replicas of {name} Running"),
+            Duration::from_secs(180),
+            || {
+                let running = kubectl(&[
+                    "get",
+                    "pods",
+                    "-l",
+                    &format!("app={name}"),
+                    "--field-selector",
+                    "status.phase=Running",
+                    "-o",
+                    "name",
+                ])?;
+                match running.lines().count() {
+                    20 => Ok(()),
+                    n => Err(format!("{n} Running")),
+                }
+            },
+            || kubectl(&["get", "pods", "-o", "wide"]).unwrap_or_else(|e| e),
+        );
+        let running = t.elapsed();
+        let nodes = kubectl(&[
+            "get",
+            "pods",
+            "-l",
+            &format!("app={name}"),
+            "-o",
+            "jsonpath={.items[*].spec.nodeName}",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            nodes.contains("node-1") && nodes.contains("node-2"),
+            "{name}'s replicas on both nodes: {nodes}"
+        );
+        let t = Instant::now();
+        kubectl(&["delete", "deployment", name, "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
+        wait_until(
+            &format!("{name}'s Pods gone"),
+            Duration::from_secs(120),
+            || match kubectl(&["get", "pods", "-l", &format!("app={name}"), "-o", "name"])?
+                .lines()
+                .count()
+            {
+                0 => Ok(()),
+                n => Err(format!("{n} Pods left")),
+            },
+            || kubectl(&["get", "pods", "-o", "wide"]).unwrap_or_else(|e| e),
+        );
+        let gone = t.elapsed();
+        // Every address nadipam leased to the replicas is released.
+        wait_until(
+            &format!("{name}'s leases released"),
+            Duration::from_secs(60),
+            || {
+                let json = kubectl(&["get", "ipleases", "-o", "json"])?;
+                let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+                let held = v["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|l| {
+                        l["spec"]["podName"]
+                            .as_str()
+                            .is_some_and(|p| p.starts_with(name))
+                    })
+                    .count();
+                if held == 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{held} leases held"))
+                }
+            },
+            || nadipam().log_tail(),
+        );
+        eprintln!(
+            "{name}: 20 replicas create -> all Running {running:?}; delete -> all gone {gone:?}"
+        );
+    }
     let _ = c;
+}
+
+/// The same macvlan on ul0 with host-local IPAM (per node, so not cluster-wide): the baseline for timings.
+const HOST_LOCAL_NAD: &str = r#"apiVersion: "k8s.cni.cncf.io/v1"
+kind: NetworkAttachmentDefinition
+metadata:
+  name: macvlan-host-local
+  namespace: default
+spec:
+  config: '{"cniVersion": "0.3.0", "type": "macvlan", "master": "ul0", "mode": "bridge",
+    "ipam": {"type": "host-local", "ranges": [[{"subnet": "172.30.0.0/24"}]]}}'
+"#;
+
+fn deployment_yaml(name: &str, nad: &str, replicas: u32) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+      annotations:
+        k8s.v1.cni.cncf.io/networks: default/{nad}
+    spec:
+      tolerations:
+      - {{key: {TAINT_KEY}, operator: Exists, effect: NoSchedule}}
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: c
+        image: localhost/nadipam-test:latest
+        imagePullPolicy: Never
+"#
+    )
 }
