@@ -123,53 +123,60 @@ wv=github.com/k8snetworkplumbingwg/whereabouts/pkg/version
 wa_ldflags="-s -w -X $wv.Version=$wa_version -X $wv.ReleaseStatus=released -X $wv.GitTreeState=clean"
 wa_bin="$(build whereabouts "$wa_version" "$wa_ldflags" "whereabouts=github.com/k8snetworkplumbingwg/whereabouts/cmd")"
 
-# --- Multus (thin plugin) from an upstream release tarball ---
-# The module proxy reachable here does not serve multus-cni; ../shared/third_party/ holds `git archive` of the
+# --- Multus (thin plugin) and ovs-cni from upstream release tarballs ---
+# The module proxy reachable here does not serve these modules; ../shared/third_party/ holds `git archive` of each
 # release tag (checked against its sha256). Elsewhere the same tag comes from upstream with `go install`.
-multus_version=v4.3.0
-multus_sha256=e7575f328a3ead8dca970b8869dc93f3fe34ee4edcdc3b2dc8810f8337d06b5c
-multus_tar="${NADIPAM_THIRD_PARTY:-$E2E/../../shared/third_party}/multus-cni-$multus_version.tar.gz"
-multus_bin() {
-  local dir tmp start
-  dir="$CACHE/multus-$multus_version-$(printf '%s\n' "$multus_sha256" | cat - "$E2E/build.sh" | sha256sum | cut -c1-12)"
+THIRD_PARTY="${NADIPAM_THIRD_PARTY:-$E2E/../../shared/third_party}"
+
+# tarball_bin NAME VERSION SHA256 MODULE PKG BINARY LDFLAGS: build MODULE/PKG of release VERSION into
+# $CACHE/NAME-VERSION-<hash>/bin/BINARY.
+tarball_bin() {
+  local name="$1" version="$2" sha="$3" module="$4" pkg="$5" binary="$6" ldflags="$7"
+  local dir tmp start tar="$THIRD_PARTY/$name-$version.tar.gz"
+  dir="$CACHE/$name-$version-$(printf '%s\n' "$sha" | cat - "$E2E/build.sh" | sha256sum | cut -c1-12)"
   if [ -f "$dir/.complete" ]; then
     used "$dir"
     echo "$dir/bin"
     return
   fi
-  log "building multus $multus_version into $dir (about 80 s cold)"
+  log "building $name $version into $dir (about a minute cold)"
   start=$(date +%s)
   tmp="$dir.tmp.$$"
   rm -rf "$tmp"
   mkdir -p "$tmp/bin" "$tmp/src"
-  local ldflags="-s -w -X gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.version=$multus_version"
-  if [ -f "$multus_tar" ]; then
-    echo "$multus_sha256  $multus_tar" | sha256sum -c --quiet - >&2 || { log "$multus_tar: sha256 mismatch"; exit 1; }
-    tar -xzf "$multus_tar" -C "$tmp/src" --strip-components=1
-    (cd "$tmp/src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/multus" ./cmd/multus)
+  if [ -f "$tar" ]; then
+    echo "$sha  $tar" | sha256sum -c --quiet - >&2 || { log "$tar: sha256 mismatch"; exit 1; }
+    tar -xzf "$tar" -C "$tmp/src" --strip-components=1
+    (cd "$tmp/src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/$binary" "./$pkg")
   else
-    log "no $multus_tar: building multus $multus_version from upstream"
-    GOBIN="$tmp/bin" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
-      "gopkg.in/k8snetworkplumbingwg/multus-cni.v4/cmd/multus@$multus_version"
+    log "no $tar: building $name $version from upstream"
+    (cd "$tmp/src" && GOFLAGS=-mod=mod GOBIN="$tmp/bin" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+      "$module/$pkg@$version")
+    [ -f "$tmp/bin/$binary" ] || mv "$tmp/bin/$(basename "$pkg")" "$tmp/bin/$binary"
   fi
   rm -rf "$tmp/src"
   touch "$tmp/.complete"
   rm -rf "$dir"
   mv "$tmp" "$dir"
-  log "built multus in $(($(date +%s) - start)) s"
-  prune "multus-*" "$dir"
+  log "built $name in $(($(date +%s) - start)) s"
+  prune "$name-*" "$dir"
   echo "$dir/bin"
 }
-multus_dir="$(multus_bin)"
+multus_dir="$(tarball_bin multus-cni v4.3.0 e7575f328a3ead8dca970b8869dc93f3fe34ee4edcdc3b2dc8810f8337d06b5c \
+  gopkg.in/k8snetworkplumbingwg/multus-cni.v4 cmd/multus multus \
+  "-s -w -X gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.version=v4.3.0")"
+# ovs-cni's CNI plugin (cmd/plugin) is the `ovs` type.
+ovs_dir="$(tarball_bin ovs-cni v0.39.0 cfa018acda4f6d0d29af0ccabedbf3327eedd35e945d15646844635b79c3c999 \
+  github.com/k8snetworkplumbingwg/ovs-cni cmd/plugin ovs "-s -w")"
 
 # --- one directory linking every binary, named by what it links to ---
-all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin $multus_dir" | sha256sum | cut -c1-12)"
+all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin $multus_dir $ovs_dir" | sha256sum | cut -c1-12)"
 if [ -f "$all/.complete" ]; then
   used "$all"
 else
   rm -rf "$all.tmp.$$"
   mkdir -p "$all.tmp.$$"
-  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/* "$multus_dir"/*; do
+  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/* "$multus_dir"/* "$ovs_dir"/*; do
     ln -s "$b" "$all.tmp.$$/$(basename "$b")"
   done
   # whereabouts' CRDs (doc/crds/ in its module), copied so that a cleaned module cache does not lose them.

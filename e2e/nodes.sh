@@ -1,5 +1,6 @@
 # Nodes of the local test bed (sourced by e2e/cluster): per node a containerd and a kubelet v1.34.4, Multus as the
-# primary CNI delegating to a bridge + host-local network, the reference CNI plugins and nadipam's plugin.
+# primary CNI delegating to a bridge + host-local network, the reference CNI plugins, ovs-cni and nadipam's plugin;
+# one Open vSwitch (userspace datapath) with bridge br1 for all nodes.
 #
 # Node i (1-based) is `node-i`:
 #   bridge nadipam-br<i> with the node IP 10.213.<i>.1/24 (kubelet --node-ip; the apiserver dials it for exec/logs);
@@ -21,6 +22,11 @@
 
 NODES_DIR="$STATE/nodes"
 UNDERLAY=ul0
+# Open vSwitch (Debian's openvswitch-switch, userspace datapath: this kernel has no openvswitch module), shared by
+# the nodes: its database and control sockets, pid and log files live here, and containerd sees this directory at
+# /run/openvswitch, where ovs-cni looks by default (NADs need no socket_file).
+OVS_DIR="$NODES_DIR/ovs"
+OVS_BRIDGE=br1
 # Every node carries this NoSchedule taint; Pods meant for the nodes tolerate it.
 NODE_TAINT_KEY=nadipam.io/test-bed
 
@@ -29,7 +35,8 @@ node_bridge() { echo "nadipam-br$1"; }
 node_ip() { echo "10.213.$1.1"; }
 
 # Mount targets the kubelets and containerds need; created when missing, recorded for `down`.
-NODE_MOUNT_TARGETS=(/etc/cni/net.d /var/lib/cni /run/containerd /run/netns /var/lib/kubelet /var/log/containers)
+NODE_MOUNT_TARGETS=(/etc/cni/net.d /var/lib/cni /run/containerd /run/netns /run/openvswitch /var/lib/kubelet
+  /var/log/containers)
 
 nodes_prereqs() {
   local need=()
@@ -39,6 +46,7 @@ nodes_prereqs() {
   command -v unshare >/dev/null || need+=(util-linux)
   command -v busybox >/dev/null || need+=(busybox-static)
   command -v file >/dev/null || need+=(file)
+  command -v ovs-vswitchd >/dev/null || need+=(openvswitch-switch)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2 ||
@@ -83,6 +91,7 @@ nodes_host_setup() {
     echo "link $UNDERLAY" >>"$NODES_DIR/created"
   fi
   ip link set "$UNDERLAY" up
+  ovs_up
   # The sysctl values the kubelet insists on, as files to bind over /proc/sys in its mount namespace.
   mkdir -p "$NODES_DIR/sysctl"
   echo 1 >"$NODES_DIR/sysctl/overcommit_memory"
@@ -125,7 +134,7 @@ node_cni_config() { # I
   bin="$d/cni/bin"
   mkdir -p "$net/multus.d/primary" "$bin" "$d/logs"
   local p
-  for p in multus bridge host-local macvlan static loopback; do ln -sf "$BIN_DIR/$p" "$bin/$p"; done
+  for p in multus bridge host-local macvlan static loopback ovs; do ln -sf "$BIN_DIR/$p" "$bin/$p"; done
   # Multus reads Pods and NADs and writes the network-status annotation with the node's identity (RBAC:
   # ClusterRole nadipam-e2e-multus, bound to the group system:nodes).
   cp "$d/kubelet.kubeconfig" "$net/multus.d/multus.kubeconfig"
@@ -359,7 +368,8 @@ node_up() { # I
 
   start_node_process "node-$i-containerd" "$(command -v containerd)" \
     "pbind $d/cni/net.d /etc/cni/net.d; pbind $d/mnt/var-lib-cni /var/lib/cni;
-     pbind $d/mnt/run-containerd /run/containerd; pbind $d/mnt/run-netns /run/netns" \
+     pbind $d/mnt/run-containerd /run/containerd; pbind $d/mnt/run-netns /run/netns;
+     pbind $OVS_DIR /run/openvswitch" \
     --config "$d/containerd/config.toml" --log-level warn
   started+=("node-$i-containerd")
   record_mntns "node-$i-containerd"
@@ -430,6 +440,56 @@ node_cgroups() {
       cat "$h/cpuset.mems" >"$dir/cpuset.mems"
     fi
   done
+}
+
+ovs_vsctl() { ovs-vsctl --db="unix:$OVS_DIR/db.sock" --timeout=10 "$@"; }
+
+# ovs_up: ovsdb-server and ovs-vswitchd (userspace TSO on: without it TCP between Pods fails on bad checksums),
+# and the bridge br1 with datapath_type=netdev.
+ovs_up() {
+  if [ -S "$OVS_DIR/db.sock" ] && ovs_vsctl br-exists "$OVS_BRIDGE" 2>/dev/null; then return 0; fi
+  if ip link show "$OVS_BRIDGE" >/dev/null 2>&1; then
+    abort_up "a link named $OVS_BRIDGE exists already (another Open vSwitch?); the test bed's bridge needs that name"
+  fi
+  mkdir -p "$OVS_DIR"
+  rm -f "$OVS_DIR/conf.db"
+  ovsdb-tool create "$OVS_DIR/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+  OVS_RUNDIR="$OVS_DIR" ovsdb-server "$OVS_DIR/conf.db" --remote="punix:$OVS_DIR/db.sock" \
+    --pidfile="$OVS_DIR/ovsdb-server.pid" --unixctl="$OVS_DIR/ovsdb-server.ctl" \
+    --log-file="$LOGS/ovsdb-server.log" --detach 9>&- 2>>"$LOGS/ovsdb-server.log" || abort_up "ovsdb-server did not start"
+  ovs_vsctl --no-wait init
+  ovs_vsctl --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
+  OVS_RUNDIR="$OVS_DIR" ovs-vswitchd "unix:$OVS_DIR/db.sock" --pidfile="$OVS_DIR/ovs-vswitchd.pid" \
+    --unixctl="$OVS_DIR/ovs-vswitchd.ctl" --log-file="$LOGS/ovs-vswitchd.log" --detach 9>&- ||
+    abort_up "ovs-vswitchd did not start"
+  ovs_vsctl add-br "$OVS_BRIDGE" -- set bridge "$OVS_BRIDGE" datapath_type=netdev ||
+    abort_up "ovs-vsctl add-br $OVS_BRIDGE failed"
+  ip link set "$OVS_BRIDGE" up
+}
+
+ovs_down() {
+  [ -d "$OVS_DIR" ] || return 0
+  local d pid
+  if [ -S "$OVS_DIR/ovs-vswitchd.ctl" ]; then
+    ovs-appctl -t "$OVS_DIR/ovs-vswitchd.ctl" exit --cleanup >/dev/null 2>&1 || true
+  fi
+  if [ -S "$OVS_DIR/ovsdb-server.ctl" ]; then
+    ovs-appctl -t "$OVS_DIR/ovsdb-server.ctl" exit >/dev/null 2>&1 || true
+  fi
+  for d in ovs-vswitchd ovsdb-server; do
+    [ -f "$OVS_DIR/$d.pid" ] || continue
+    pid="$(cat "$OVS_DIR/$d.pid")"
+    # Only the daemon we started: its pidfile and its name must agree.
+    local i
+    for i in $(seq 30); do
+      [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$d" ] || break
+      sleep 0.1
+    done
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$d" ]; then
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  ip link del "$OVS_BRIDGE" 2>/dev/null || true
 }
 
 ctr_node() { # I ARGS...: ctr against node I's containerd, in the CRI namespace
@@ -523,6 +583,7 @@ nodes_down() {
     kill_mntns "node-$i-kubelet"
     ip link del "$(node_bridge "$i")" 2>/dev/null || true
   done
+  ovs_down
   if [ -d "$NODES_DIR" ]; then
     # Volume mounts, container root filesystems and our own bind, deepest first.
     # (Also any mount of a node directory elsewhere on the host, as a safety net: binds are meant to stay in

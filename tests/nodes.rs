@@ -205,6 +205,34 @@ fn leases_of(name: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Waits until no IPLease names a Pod whose name starts with `prefix`.
+fn wait_leases_released(prefix: &str) {
+    wait_until(
+        &format!("the leases of Pods {prefix}* released"),
+        Duration::from_secs(90),
+        || {
+            let json = kubectl(&["get", "ipleases", "-o", "json"])?;
+            let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            let held = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|l| {
+                    l["spec"]["podName"]
+                        .as_str()
+                        .is_some_and(|p| p.starts_with(prefix))
+                })
+                .count();
+            if held == 0 {
+                Ok(())
+            } else {
+                Err(format!("{held} leases held"))
+            }
+        },
+        || nadipam().log_tail(),
+    );
+}
+
 fn delete_pods(names: &[&str]) {
     let mut args = vec![
         "delete",
@@ -252,8 +280,15 @@ spec:
 
 const NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
 
+/// One guide at a time: both use the two nodes, and their timings are printed.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn node_suite_kube_ovn_guide_on_two_nodes() {
+    let _serial = serial();
     let c = cluster_with_nodes(2);
     let nodes = kubectl(&["get", "nodes", "-o", "name"]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -469,30 +504,7 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
         );
         let gone = t.elapsed();
         // Every address nadipam leased to the replicas is released.
-        wait_until(
-            &format!("{name}'s leases released"),
-            Duration::from_secs(60),
-            || {
-                let json = kubectl(&["get", "ipleases", "-o", "json"])?;
-                let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-                let held = v["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|l| {
-                        l["spec"]["podName"]
-                            .as_str()
-                            .is_some_and(|p| p.starts_with(name))
-                    })
-                    .count();
-                if held == 0 {
-                    Ok(())
-                } else {
-                    Err(format!("{held} leases held"))
-                }
-            },
-            || nadipam().log_tail(),
-        );
+        wait_leases_released(name);
         eprintln!(
             "{name}: 20 replicas create -> all Running {running:?}; delete -> all gone {gone:?}"
         );
@@ -537,4 +549,156 @@ spec:
         imagePullPolicy: Never
 "#
     )
+}
+
+/// The Spiderpool ovs-cni guide's objects as nadipam objects (e2e/demo/spiderpool-ovs-cni.yaml: NAD
+/// kube-system/ovs-conf on bridge br1 with nadipam IPAM, its Subnet, the guide's IPPool 172.18.30.131-140 and
+/// `test-app` with 2 replicas and its podAntiAffinity), with the image and toleration of the test bed.
+fn spiderpool_guide() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/e2e/demo/spiderpool-ovs-cni.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let out = text
+        .replace("image: nginx", "image: localhost/nadipam-test:latest")
+        .replace("imagePullPolicy: IfNotPresent", "imagePullPolicy: Never")
+        .replace(
+            "      affinity:",
+            &format!(
+                "      tolerations: [{{key: {TAINT_KEY}, operator: Exists, effect: NoSchedule}}]\n      affinity:"
+            ),
+        );
+    assert!(
+        out.contains("localhost/nadipam-test") && out.contains(TAINT_KEY),
+        "{path} changed shape; update the node suite's edits:\n{out}"
+    );
+    out
+}
+
+#[test]
+fn node_suite_spiderpool_ovs_guide_on_two_nodes() {
+    let _serial = serial();
+    cluster_with_nodes(2);
+    nadipam();
+    let guide = spiderpool_guide();
+    let _ = common::kubectl(
+        &["delete", "--ignore-not-found", "--wait=true", "-f", "-"],
+        &guide,
+    );
+    let t = Instant::now();
+    apply(&guide);
+    let _cleanup = common::DeleteOnDrop::new("deployment", "test-app", Some("default"));
+    wait_until(
+        "test-app's 2 replicas Running",
+        Duration::from_secs(90),
+        || {
+            let out = kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=test-app",
+                "--field-selector",
+                "status.phase=Running",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP}{\"\\n\"}{end}",
+            ])?;
+            let pods: Vec<Vec<String>> = out
+                .lines()
+                .map(|l| l.split_whitespace().map(str::to_string).collect())
+                .filter(|w: &Vec<String>| w.len() == 3)
+                .collect();
+            if pods.len() == 2 {
+                Ok(pods)
+            } else {
+                Err(format!("Running: {out:?}"))
+            }
+        },
+        || {
+            kubectl(&["describe", "pods", "-l", "app=test-app"]).unwrap_or_else(|e| e)
+                + "\n--- nadipam log\n"
+                + &nadipam().log_tail()
+        },
+    );
+    eprintln!("test-app: 2 replicas create -> Running {:?}", t.elapsed());
+    let pods = kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=test-app",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let pods: Vec<(String, String)> = pods
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(pods.len(), 2, "test-app's Pods: {pods:?}");
+    assert_ne!(
+        pods[0].1, pods[1].1,
+        "podAntiAffinity: one replica per node: {pods:?}"
+    );
+
+    // eth0 (the ovs network is the Pods' default network) carries an address of the guide's IPPool.
+    let mut ips = Vec::new();
+    for (pod, _) in &pods {
+        let out = exec(pod, &["ip", "-o", "-4", "addr", "show", "eth0"])
+            .unwrap_or_else(|e| panic!("ip addr in {pod}: {e}"));
+        let ip = out
+            .split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no IPv4 address on {pod}'s eth0: {out}"))
+            .to_string();
+        let (addr, prefix) = ip.split_once('/').expect("address/prefix");
+        let last: u8 = addr
+            .rsplit('.')
+            .next()
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            addr.starts_with("172.18.30.") && (131..=140).contains(&last) && prefix == "16",
+            "{pod}'s eth0 {ip} is in the IPPool 172.18.30.131-140 of 172.18.0.0/16"
+        );
+        ips.push(addr.to_string());
+    }
+    // Across nodes through Open vSwitch (userspace datapath): ping, then a TCP exchange.
+    let out = exec(
+        &pods[0].0,
+        &["ping", "-c", "3", "-W", "2", "-w", "10", &ips[1]],
+    )
+    .unwrap_or_else(|e| panic!("ping {} -> {}: {e}", pods[0].0, ips[1]));
+    assert!(out.contains("3 packets received"), "ping: {out}");
+    exec(
+        &pods[1].0,
+        &[
+            "sh",
+            "-c",
+            "nc -l -p 8080 -e echo hello-over-ovs >/dev/null 2>&1 &",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("starting a listener in {}: {e}", pods[1].0));
+    let reply = wait_until(
+        "a TCP reply across Open vSwitch",
+        Duration::from_secs(15),
+        || {
+            let out = exec(
+                &pods[0].0,
+                &["sh", "-c", &format!("echo hi | nc -w 3 {} 8080", ips[1])],
+            )?;
+            if out.contains("hello-over-ovs") {
+                Ok(out)
+            } else {
+                Err(out)
+            }
+        },
+        String::new,
+    );
+    assert!(reply.contains("hello-over-ovs"));
+
+    kubectl(&["delete", "deployment", "test-app", "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
+    wait_leases_released("test-app-");
+    let _ = common::kubectl(&["delete", "--ignore-not-found", "-f", "-"], &guide);
 }
