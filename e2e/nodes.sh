@@ -27,6 +27,9 @@ UNDERLAY=ul0
 # /run/openvswitch, where ovs-cni looks by default (NADs need no socket_file).
 OVS_DIR="$NODES_DIR/ovs"
 OVS_BRIDGE=br1
+# One test bed with nodes per machine: the link names, 10.213.0.0/16 and the cgroup names are fixed. This file
+# (on /run, a tmpfs) names the state directory of the bed that has them; `down` removes it.
+HOST_CLAIM=/run/nadipam-e2e-nodes
 # Every node carries this NoSchedule taint; Pods meant for the nodes tolerate it.
 NODE_TAINT_KEY=nadipam.io/test-bed
 
@@ -70,7 +73,13 @@ nadipam_binaries() {
 
 # Shared host-side setup, once for all nodes.
 nodes_host_setup() {
-  local t
+  local t other
+  other="$(cat "$HOST_CLAIM" 2>/dev/null || true)"
+  if [ -n "$other" ] && [ "$other" != "$STATE" ] && [ -d "$other/nodes" ]; then
+    abort_up "another test bed with nodes runs from $other (only one per machine: ul0, br1, nadipam-br<i> and
+10.213.0.0/16 are fixed names); stop it with NADIPAM_STATE=$other e2e/cluster down"
+  fi
+  echo "$STATE" >"$HOST_CLAIM"
   mkdir -p "$NODES_DIR"
   touch "$NODES_DIR/created"
   for t in "${NODE_MOUNT_TARGETS[@]}"; do
@@ -584,6 +593,7 @@ nodes_down() {
     ip link del "$(node_bridge "$i")" 2>/dev/null || true
   done
   ovs_down
+  [ "$(cat "$HOST_CLAIM" 2>/dev/null)" != "$STATE" ] || rm -f "$HOST_CLAIM"
   if [ -d "$NODES_DIR" ]; then
     # Volume mounts, container root filesystems and our own bind, deepest first.
     # (Also any mount of a node directory elsewhere on the host, as a safety net: binds are meant to stay in
@@ -625,5 +635,19 @@ nodes_status() {
     fi
     printf '%-24s %s, %s, %s (node IP %s)\n' "node-$i" "$state" "${parts[0]}" "${parts[1]}" "$(node_ip "$i")"
   done
+  if [ "${NODES:-0}" -gt 0 ]; then
+    local d ovs=()
+    for d in ovsdb-server ovs-vswitchd; do
+      pid="$(cat "$OVS_DIR/$d.pid" 2>/dev/null || true)"
+      if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$d" ]; then
+        ovs+=("$d pid $pid rss $(($(awk '/^VmRSS/{print $2}' "/proc/$pid/status") / 1024)) MiB")
+      else
+        ovs+=("$d DOWN")
+        rc=1
+      fi
+    done
+    printf '%-24s %s, %s, bridge %s\n' "open vswitch" "${ovs[0]}" "${ovs[1]}" \
+      "$(ovs_vsctl br-exists "$OVS_BRIDGE" 2>/dev/null && echo "$OVS_BRIDGE" || echo "$OVS_BRIDGE MISSING")"
+  fi
   return $rc
 }
