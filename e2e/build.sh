@@ -34,15 +34,22 @@ component_dir() { # name version -> cache dir for this component at this content
   echo "$CACHE/$name-$version-$hash"
 }
 
-# prune GLOB KEEP: delete the cache entries GLOB other than KEEP (older pins and flags of the same thing).
+# prune GLOB KEEP: delete the cache entries GLOB other than KEEP (older pins and flags of the same thing), except
+# those used in the last 2 hours: another checkout (a worktree on another branch) may be using them right now,
+# and deleting them would make two checkouts rebuild each other's binaries in turn.
 # A cluster still running from a deleted entry keeps running: Linux keeps an executing file alive.
 prune() {
   local d
   for d in "$CACHE"/$1; do
-    [ -d "$d" ] && [ "$d" != "$2" ] && [[ "$d" != *.tmp.* ]] && rm -rf "$d"
+    [ -d "$d" ] && [ "$d" != "$2" ] && [[ "$d" != *.tmp.* ]] || continue
+    [ -n "$(find "$d/.complete" -mmin -120 2>/dev/null)" ] && continue
+    rm -rf "$d"
   done
   return 0
 }
+
+# used DIR: mark a cache entry as in use (see prune).
+used() { touch "$1/.complete" 2>/dev/null || true; }
 
 # build NAME VERSION LDFLAGS PACKAGES... : go build into the cache unless the binaries are there already.
 # Packages are `tool` (every tool directive) and/or paths; `name=path` renames the output binary.
@@ -52,6 +59,7 @@ build() {
   local dir tmp start
   dir="$(component_dir "$name" "$version")"
   if [ -f "$dir/.complete" ]; then
+    used "$dir"
     echo "$dir/bin"
     return
   fi
@@ -115,12 +123,60 @@ wv=github.com/k8snetworkplumbingwg/whereabouts/pkg/version
 wa_ldflags="-s -w -X $wv.Version=$wa_version -X $wv.ReleaseStatus=released -X $wv.GitTreeState=clean"
 wa_bin="$(build whereabouts "$wa_version" "$wa_ldflags" "whereabouts=github.com/k8snetworkplumbingwg/whereabouts/cmd")"
 
+# --- Multus (thin plugin) and ovs-cni from upstream release tarballs ---
+# The module proxy reachable here does not serve these modules; ../shared/third_party/ holds `git archive` of each
+# release tag (checked against its sha256). Elsewhere the same tag comes from upstream with `go install`.
+THIRD_PARTY="${NADIPAM_THIRD_PARTY:-$E2E/../../shared/third_party}"
+
+# tarball_bin NAME VERSION SHA256 MODULE PKG BINARY LDFLAGS: build MODULE/PKG of release VERSION into
+# $CACHE/NAME-VERSION-<hash>/bin/BINARY.
+tarball_bin() {
+  local name="$1" version="$2" sha="$3" module="$4" pkg="$5" binary="$6" ldflags="$7"
+  local dir tmp start tar="$THIRD_PARTY/$name-$version.tar.gz"
+  dir="$CACHE/$name-$version-$(printf '%s\n' "$sha" | cat - "$E2E/build.sh" | sha256sum | cut -c1-12)"
+  if [ -f "$dir/.complete" ]; then
+    used "$dir"
+    echo "$dir/bin"
+    return
+  fi
+  log "building $name $version into $dir (about a minute cold)"
+  start=$(date +%s)
+  tmp="$dir.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$tmp/bin" "$tmp/src"
+  if [ -f "$tar" ]; then
+    echo "$sha  $tar" | sha256sum -c --quiet - >&2 || { log "$tar: sha256 mismatch"; exit 1; }
+    tar -xzf "$tar" -C "$tmp/src" --strip-components=1
+    (cd "$tmp/src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/bin/$binary" "./$pkg")
+  else
+    log "no $tar: building $name $version from upstream"
+    (cd "$tmp/src" && GOFLAGS=-mod=mod GOBIN="$tmp/bin" CGO_ENABLED=0 go install -trimpath -ldflags "$ldflags" \
+      "$module/$pkg@$version")
+    [ -f "$tmp/bin/$binary" ] || mv "$tmp/bin/$(basename "$pkg")" "$tmp/bin/$binary"
+  fi
+  rm -rf "$tmp/src"
+  touch "$tmp/.complete"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+  log "built $name in $(($(date +%s) - start)) s"
+  prune "$name-*" "$dir"
+  echo "$dir/bin"
+}
+multus_dir="$(tarball_bin multus-cni v4.3.0 e7575f328a3ead8dca970b8869dc93f3fe34ee4edcdc3b2dc8810f8337d06b5c \
+  gopkg.in/k8snetworkplumbingwg/multus-cni.v4 cmd/multus multus \
+  "-s -w -X gopkg.in/k8snetworkplumbingwg/multus-cni.v4/pkg/multus.version=v4.3.0")"
+# ovs-cni's CNI plugin (cmd/plugin) is the `ovs` type.
+ovs_dir="$(tarball_bin ovs-cni v0.39.0 cfa018acda4f6d0d29af0ccabedbf3327eedd35e945d15646844635b79c3c999 \
+  github.com/k8snetworkplumbingwg/ovs-cni cmd/plugin ovs "-s -w")"
+
 # --- one directory linking every binary, named by what it links to ---
-all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin" | sha256sum | cut -c1-12)"
-if [ ! -f "$all/.complete" ]; then
+all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin $multus_dir $ovs_dir" | sha256sum | cut -c1-12)"
+if [ -f "$all/.complete" ]; then
+  used "$all"
+else
   rm -rf "$all.tmp.$$"
   mkdir -p "$all.tmp.$$"
-  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/*; do
+  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/* "$multus_dir"/* "$ovs_dir"/*; do
     ln -s "$b" "$all.tmp.$$/$(basename "$b")"
   done
   # whereabouts' CRDs (doc/crds/ in its module), copied so that a cleaned module cache does not lose them.

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod net;
+pub mod nodes;
 pub mod reorder;
 pub mod server;
 
