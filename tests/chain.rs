@@ -10,10 +10,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::{Client, ResourceExt};
 use nadipam::api::{IPLease, IPPool};
 
+use common::manifests::{apply, leases_of_subnet, must_deny, pod_yaml};
 use common::reorder::Reorderer;
 use common::server::{Server, start};
 use common::{DeleteOnDrop, cluster, kubectl, test_namespace, wait_for};
@@ -29,10 +30,6 @@ fn nadipam() -> &'static Server {
 /// nadipam's call so the apiserver calls nadipam again.
 const TOUCHED: &str = "chain.test.nadipam.io/touched";
 
-fn apply(yaml: &str) -> Result<String, String> {
-    kubectl(&["apply", "-f", "-"], yaml)
-}
-
 fn must_apply(yaml: &str) {
     if let Err(e) = apply(yaml) {
         panic!(
@@ -40,40 +37,6 @@ fn must_apply(yaml: &str) {
             nadipam().log_tail()
         );
     }
-}
-
-fn must_deny(yaml: &str, needles: &[&str]) -> String {
-    match apply(yaml) {
-        Ok(out) => {
-            panic!("expected a denial containing {needles:?}, but apply succeeded: {out}\n{yaml}")
-        }
-        Err(e) => {
-            for n in needles {
-                assert!(e.contains(n), "denial {e:?} does not contain {n:?}");
-            }
-            e
-        }
-    }
-}
-
-fn pod_yaml(ns: &str, name: &str, annotations: &[(&str, &str)]) -> String {
-    let ann: String = annotations
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "    {k}: {}\n",
-                serde_json::to_string(v).unwrap_or_default()
-            )
-        })
-        .collect();
-    let ann = if ann.is_empty() {
-        String::new()
-    } else {
-        format!("  annotations:\n{ann}")
-    };
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n{ann}spec:\n  containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]\n"
-    )
 }
 
 async fn pod_annotations(client: &Client, ns: &str, name: &str) -> BTreeMap<String, String> {
@@ -84,14 +47,6 @@ async fn pod_annotations(client: &Client, ns: &str, name: &str) -> BTreeMap<Stri
         .metadata
         .annotations
         .unwrap_or_default()
-}
-
-async fn leases_of_subnet(client: &Client, subnet: &str) -> Vec<IPLease> {
-    Api::<IPLease>::all(client.clone())
-        .list(&ListParams::default().labels(&format!("nadipam.io/subnet={subnet}")))
-        .await
-        .unwrap_or_else(|e| panic!("listing leases: {e}"))
-        .items
 }
 
 /// A namespace with a macvlan NAD whose IPAM is nadipam, and a Subnet for it with `subnet_spec` (YAML lines

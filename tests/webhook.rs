@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
-use nadipam::api::{IPLease, LABEL_MAC};
+use nadipam::api::LABEL_MAC;
 
+use common::manifests::{apply, leases_of_subnet, must_deny, pod_yaml};
 use common::server::nadipam;
 use common::{
     DeleteOnDrop, cluster, cluster_info, kubectl, run_with_input, test_namespace, wait_for,
@@ -26,32 +27,12 @@ struct Net {
     _guards: Vec<DeleteOnDrop>,
 }
 
-/// `kubectl apply -f -` of `yaml`; Ok(stdout) or Err(stderr).
-fn apply(yaml: &str) -> Result<String, String> {
-    kubectl(&["apply", "-f", "-"], yaml)
-}
-
 fn must_apply(yaml: &str) {
     if let Err(e) = apply(yaml) {
         panic!(
             "kubectl apply failed: {e}\n--- yaml\n{yaml}\n--- nadipam log\n{}",
             nadipam().log_tail()
         );
-    }
-}
-
-/// Asserts that applying `yaml` is refused with a message containing every one of `needles`.
-fn must_deny(yaml: &str, needles: &[&str]) -> String {
-    match apply(yaml) {
-        Ok(out) => {
-            panic!("expected a denial containing {needles:?}, but apply succeeded: {out}\n{yaml}")
-        }
-        Err(e) => {
-            for n in needles {
-                assert!(e.contains(n), "denial {e:?} does not contain {n:?}");
-            }
-            e
-        }
     }
 }
 
@@ -114,20 +95,6 @@ async fn wait_cached(_what: &str) {
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
-fn pod_yaml(ns: &str, name: &str, annotations: &[(&str, &str)]) -> String {
-    let ann: String = annotations
-        .iter()
-        .map(|(k, v)| format!("    {k}: {}\n", yaml_str(v)))
-        .collect();
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{ann}spec:\n  containers: [{{name: c, image: registry.k8s.io/pause:3.10}}]\n"
-    )
-}
-
-fn yaml_str(v: &str) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 async fn annotations(client: &Client, ns: &str, name: &str) -> BTreeMap<String, String> {
     let pod = Api::<Pod>::namespaced(client.clone(), ns)
         .get(name)
@@ -142,14 +109,6 @@ fn ip_of(ann: &BTreeMap<String, String>, provider: &str) -> IpAddr {
         .unwrap_or_else(|| panic!("no {key} in {ann:?}"))
         .parse()
         .unwrap_or_else(|e| panic!("{key}: {e}"))
-}
-
-async fn leases_of_subnet(client: &Client, subnet: &str) -> Vec<IPLease> {
-    Api::<IPLease>::all(client.clone())
-        .list(&ListParams::default().labels(&format!("nadipam.io/subnet={subnet}")))
-        .await
-        .unwrap_or_else(|e| panic!("listing leases: {e}"))
-        .items
 }
 
 const EXCLUDE: &str = "  gateway: 172.17.0.1\n  excludeIps:\n  - 172.17.0.0..172.17.0.10\n";

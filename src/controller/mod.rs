@@ -10,7 +10,7 @@
 //! - `status.rs`, `publish.rs`: Subnet and IPPool status; `events.rs`: Kubernetes Events.
 
 mod bind;
-mod decide;
+pub(crate) mod decide;
 mod error;
 mod events;
 mod facts;

@@ -4,6 +4,7 @@
 //! Every test binary that says `mod common;` gets these; each uses a subset, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod manifests;
 pub mod net;
 pub mod nodes;
 pub mod reorder;

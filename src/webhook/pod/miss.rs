@@ -1,13 +1,13 @@
-//! A plan refused because an object was missing from the cache is checked against the apiserver before the
-//! refusal stands: an object applied together with the Pod (one `kubectl apply -f` of NAD, Subnet and Pod)
-//! may not have reached the watch yet.
+//! A plan refused because a Subnet or IPPool was missing from the cache is checked against the apiserver before
+//! the refusal stands: an object applied together with the Pod (one `kubectl apply -f` of Subnet, IPPool and
+//! Pod) may not have reached the watch yet. NADs are read live before planning (`super::lookup`).
 
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, ListParams};
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
+use crate::api::{IPPool, Subnet};
 use crate::context::Context;
 use crate::webhook::denial::Denial;
 
@@ -20,13 +20,6 @@ pub(crate) async fn caught_up(ctx: &Context, denial: &Denial) -> bool {
     let client = ctx.client.clone();
     let cache = &ctx.cache;
     let exists = match denial {
-        Denial::UnknownNad { network, .. } => match network.split_once('/') {
-            Some((ns, name)) => Api::<NetworkAttachmentDefinition>::namespaced(client, ns)
-                .get_opt(name)
-                .await
-                .is_ok_and(|o| o.is_some()),
-            None => false,
-        },
         Denial::UnknownSubnet { subnet, .. } => Api::<Subnet>::all(client)
             .get_opt(subnet)
             .await
@@ -45,12 +38,6 @@ pub(crate) async fn caught_up(ctx: &Context, denial: &Denial) -> bool {
         return false;
     }
     let in_cache = || match denial {
-        Denial::UnknownNad { network, .. } => network.split_once('/').is_some_and(|(ns, name)| {
-            cache
-                .nads
-                .get(&ObjectRef::<NetworkAttachmentDefinition>::new(name).within(ns))
-                .is_some()
-        }),
         Denial::UnknownSubnet { subnet, .. } => {
             cache.subnets.get(&ObjectRef::new(subnet)).is_some()
         }

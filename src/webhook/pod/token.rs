@@ -134,27 +134,13 @@ pub(crate) fn is_label_value(v: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{IPLeaseSpec, OwnerKind};
+    use crate::api::OwnerKind;
 
+    /// The controller tests' lease of namespace `ns`, in `ns` instead of theirs.
     fn lease(ns: &str, pod: Option<&str>, phase: LeasePhase, uid: Option<&str>) -> IPLease {
-        IPLease::new(
-            "s.10.0.0.5",
-            IPLeaseSpec {
-                subnet: "s".into(),
-                ip: "10.0.0.5".into(),
-                mac: None,
-                provider: "n.ns".into(),
-                interface: None,
-                pod_namespace: ns.into(),
-                pod_name: pod.map(str::to_string),
-                pod_uid: uid.map(str::to_string),
-                phase,
-                token: "t".into(),
-                owner_kind: OwnerKind::Pod,
-                pool: None,
-                network: "ns/n".into(),
-            },
-        )
+        let mut l = crate::controller::decide::tests::lease(OwnerKind::Pod, phase, pod, uid);
+        l.spec.pod_namespace = ns.into();
+        l
     }
 
     #[test]
