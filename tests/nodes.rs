@@ -167,8 +167,13 @@ fn exec(pod: &str, cmd: &[&str]) -> Result<String, String> {
 
 /// `ip -o -4 addr show net1` inside the Pod: the addresses (with prefix) and the link's MAC.
 fn net1(pod: &str) -> (Vec<String>, String) {
-    let addrs = exec(pod, &["ip", "-o", "-4", "addr", "show", "net1"])
-        .unwrap_or_else(|e| panic!("ip addr show net1 in {pod}: {e}\n{}", diagnose_pod(pod)));
+    iface(pod, "net1")
+}
+
+/// `ip -o -4 addr show <ifname>` inside the Pod: the addresses (with prefix) and the link's MAC.
+fn iface(pod: &str, ifname: &str) -> (Vec<String>, String) {
+    let addrs = exec(pod, &["ip", "-o", "-4", "addr", "show", ifname])
+        .unwrap_or_else(|e| panic!("ip addr show {ifname} in {pod}: {e}\n{}", diagnose_pod(pod)));
     let ips = addrs
         .lines()
         .filter_map(|l| {
@@ -177,7 +182,7 @@ fn net1(pod: &str) -> (Vec<String>, String) {
             words.next().map(str::to_string)
         })
         .collect();
-    let link = exec(pod, &["ip", "-o", "link", "show", "net1"]).unwrap_or_else(|e| panic!("{e}"));
+    let link = exec(pod, &["ip", "-o", "link", "show", ifname]).unwrap_or_else(|e| panic!("{e}"));
     let mac = link
         .split_whitespace()
         .skip_while(|w| *w != "link/ether")
@@ -233,6 +238,20 @@ fn wait_leases_released(prefix: &str) {
     );
 }
 
+/// Deletes a Deployment and waits until its Pods are gone too (foreground cascade).
+fn delete_deployment(name: &str) {
+    kubectl(&[
+        "delete",
+        "deployment",
+        name,
+        "--ignore-not-found",
+        "--cascade=foreground",
+        "--wait=true",
+        "--timeout=90s",
+    ])
+    .unwrap_or_else(|e| panic!("deleting deployment {name}: {e}"));
+}
+
 fn delete_pods(names: &[&str]) {
     let mut args = vec![
         "delete",
@@ -243,6 +262,19 @@ fn delete_pods(names: &[&str]) {
     ];
     args.extend_from_slice(names);
     kubectl(&args).unwrap_or_else(|e| panic!("deleting {names:?}: {e}"));
+}
+
+/// Applies the guide's NAD and Subnet; they are deleted when the guards drop.
+fn guide_network() -> [common::DeleteOnDrop; 2] {
+    apply(NAD);
+    apply(SUBNET);
+    let guards = [
+        common::DeleteOnDrop::new("subnet", "macvlan", None),
+        common::DeleteOnDrop::new("network-attachment-definition", "macvlan", Some("default")),
+    ];
+    // The webhook allocates from its caches: give them the new NAD and Subnet.
+    std::thread::sleep(Duration::from_millis(500));
+    guards
 }
 
 /// The guide's NAD, master `ul0`, IPAM `nadipam`; nothing else about the test bed in it.
@@ -299,13 +331,7 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
     nadipam();
     let pods = ["samplepod", "static-ip", "static-mac"];
     delete_pods(&pods);
-    apply(NAD);
-    apply(SUBNET);
-    let _subnet = common::DeleteOnDrop::new("subnet", "macvlan", None);
-    let _nad =
-        common::DeleteOnDrop::new("network-attachment-definition", "macvlan", Some("default"));
-    // The webhook allocates from its caches: give them the new NAD and Subnet.
-    std::thread::sleep(Duration::from_millis(500));
+    let _network = guide_network();
 
     // samplepod on node-1, static-ip on node-2: the guide's annotations as written.
     let t0 = Instant::now();
@@ -353,11 +379,11 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
         leases[0].0
     );
 
-    // static-ip: the fixed address is on net1. The fixed MAC is leased and written to the Pod's annotations,
-    // but with the guide's short-form `networks` annotation Multus gets no `mac` from the network selection
-    // element, so nothing hands it to macvlan: the link keeps the MAC the kernel gave it.
+    // static-ip, as the guide writes it: the fixed address and the fixed MAC are on net1. nadipam wrote the MAC
+    // into the Pod's network selection element, so Multus handed it to macvlan (CNI_ARGS MAC=).
     let (ips, mac) = net1("static-ip");
     assert_eq!(ips, ["172.17.0.100/16"], "static-ip's net1");
+    assert_eq!(mac, "00:00:00:53:6b:bb", "static-ip's net1 MAC");
     assert_eq!(
         leases_of("static-ip"),
         [(
@@ -366,9 +392,11 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
         )],
         "static-ip's lease"
     );
-    eprintln!(
-        "static-ip (guide as written): net1 MAC {mac} (annotated 00:00:00:53:6b:bb; Multus passes no MAC \
-         for a short-form networks annotation)"
+    // samplepod asked for no MAC: the one nadipam generated and leased is the link's.
+    assert_eq!(
+        Some(net1("samplepod").1),
+        leases[0].1,
+        "samplepod's net1 MAC is its leased MAC"
     );
 
     // The same Pod with the MAC in the network selection element (the JSON form of `networks`): Multus hands
@@ -512,6 +540,269 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
     let _ = c;
 }
 
+/// The rest of the Kube-OVN guide on the nodes: the `ip_pool` workload (`static-workload`), the Pod whose
+/// default route is on net1, the Pod whose primary interface is the macvlan (`default-network`), and the
+/// Kube-OVN-typed attachment (`.ovn` provider), which needs Kube-OVN's own CNI plugin.
+#[test]
+fn node_suite_kube_ovn_guide_workloads_routes_default_network_and_ovn_attachment() {
+    let _serial = serial();
+    let c = cluster_with_nodes(2);
+    nadipam();
+    let pods = [
+        "samplepod-route",
+        "samplepod-macvlan",
+        "samplepod-attachnet",
+    ];
+    delete_pods(&pods);
+    delete_deployment("static-workload");
+    let _network = guide_network();
+
+    // static-workload: two replicas take addresses of the Deployment's ip_pool list (the Pods are not on the
+    // Kube-OVN primary network here, so `ovn.kubernetes.io/ip_pool` is not nadipam's and is left alone).
+    let t = Instant::now();
+    apply(STATIC_WORKLOAD);
+    let _d = common::DeleteOnDrop::new("deployment", "static-workload", Some("default"));
+    let replicas = wait_until(
+        "static-workload's 2 replicas Running",
+        Duration::from_secs(90),
+        || {
+            let names = kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=static-workload",
+                "--field-selector",
+                "status.phase=Running",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ])?;
+            let names: Vec<String> = names.split_whitespace().map(str::to_string).collect();
+            if names.len() == 2 {
+                Ok(names)
+            } else {
+                Err(format!("{} Running", names.len()))
+            }
+        },
+        || kubectl(&["describe", "pods", "-l", "app=static-workload"]).unwrap_or_else(|e| e),
+    );
+    let mut addrs: Vec<String> = replicas
+        .iter()
+        .map(|p| {
+            let (ips, _) = net1(p);
+            assert_eq!(ips.len(), 1, "{p}'s net1 has one address: {ips:?}");
+            ips[0].clone()
+        })
+        .collect();
+    addrs.sort();
+    assert!(
+        addrs[0] != addrs[1]
+            && addrs.iter().all(
+                |a| ["172.17.0.200/16", "172.17.0.201/16", "172.17.0.202/16"].contains(&a.as_str())
+            ),
+        "static-workload's replicas have distinct addresses of their ip_pool on net1: {addrs:?}"
+    );
+    eprintln!(
+        "static-workload: 2 replicas Running in {:?}, net1 {addrs:?}",
+        t.elapsed()
+    );
+    // The replicas reach each other over net1.
+    ping(&replicas[0], addrs[1].trim_end_matches("/16"), 2);
+
+    // samplepod-route: the default route goes via 172.17.0.1 on net1.
+    let t = Instant::now();
+    apply(&pod_yaml(
+        "samplepod-route",
+        "node-1",
+        &[(
+            NETWORKS,
+            r#"[{"name": "macvlan", "namespace": "default", "default-route": ["172.17.0.1"]}]"#,
+        )],
+    ));
+    wait_running("samplepod-route", t);
+    // The route the kernel takes for traffic leaving the Pod (a lookup only: nothing is sent). Multus v4.3.0
+    // also leaves eth0's default route in place (it misreads the kernel's default routes; upstream
+    // k8snetworkplumbingwg/multus-cni#1552); net1's is added first, so it is the one used.
+    let taken = exec("samplepod-route", &["ip", "route", "get", "192.0.2.1"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let routes = exec("samplepod-route", &["ip", "route"]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        taken.contains("via 172.17.0.1 dev net1")
+            && routes.contains("default via 172.17.0.1 dev net1"),
+        "samplepod-route's default route is via 172.17.0.1 on net1:\n{taken}\n{routes}"
+    );
+    eprintln!(
+        "samplepod-route: ip route get 192.0.2.1 -> {}",
+        taken.trim()
+    );
+
+    // samplepod-macvlan: the macvlan is the Pod's primary interface eth0, with the leased address and MAC.
+    let t = Instant::now();
+    apply(&pod_yaml(
+        "samplepod-macvlan",
+        "node-2",
+        &[("v1.multus-cni.io/default-network", "default/macvlan")],
+    ));
+    wait_running("samplepod-macvlan", t);
+    let leases = leases_of("samplepod-macvlan");
+    assert_eq!(
+        leases.len(),
+        1,
+        "samplepod-macvlan holds one lease: {leases:?}"
+    );
+    let (ips, mac) = iface("samplepod-macvlan", "eth0");
+    assert_eq!(
+        ips,
+        [format!("{}/16", leases[0].0)],
+        "samplepod-macvlan's eth0"
+    );
+    assert_eq!(Some(mac), leases[0].1, "samplepod-macvlan's eth0 MAC");
+    // eth0 is the only interface besides lo: no cluster-network interface next to it.
+    let links = exec("samplepod-macvlan", &["ip", "-o", "link"]).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n))
+        .collect();
+    assert_eq!(names, ["lo", "eth0"], "samplepod-macvlan's links:\n{links}");
+    // Reached over the underlay from node-1's samplepod-route (its net1).
+    ping("samplepod-route", &leases[0].0, 2);
+
+    // samplepod-attachnet: a Kube-OVN-typed attachment. nadipam allocates (the Pod is admitted with its
+    // address), and the sandbox fails on the node because Kube-OVN's CNI plugin is not installed there.
+    apply(ATTACHNET);
+    let _attachnet_subnet = common::DeleteOnDrop::new("subnet", "attachnet", None);
+    let _attachnet = common::DeleteOnDrop::new(
+        "network-attachment-definition",
+        "attachnet",
+        Some("default"),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    apply(&pod_yaml(
+        "samplepod-attachnet",
+        "node-1",
+        &[(NETWORKS, "default/attachnet")],
+    ));
+    let p = pod("samplepod-attachnet");
+    let ip = p["metadata"]["annotations"]["attachnet.default.ovn.kubernetes.io/ip_address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("samplepod-attachnet admitted with an address: {p}"))
+        .to_string();
+    let uid = p["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let message = wait_until(
+        "samplepod-attachnet's sandbox failure",
+        Duration::from_secs(60),
+        || {
+            let events = kubectl(&[
+                "get",
+                "events",
+                "--field-selector",
+                &format!("involvedObject.uid={uid},reason=FailedCreatePodSandBox"),
+                "-o",
+                "jsonpath={.items[*].message}",
+            ])?;
+            if events.contains("kube-ovn") {
+                Ok(events)
+            } else {
+                Err(format!("events: {events:?}"))
+            }
+        },
+        || diagnose_pod("samplepod-attachnet"),
+    );
+    assert_ne!(pod("samplepod-attachnet")["status"]["phase"], "Running");
+    eprintln!(
+        "samplepod-attachnet: admitted with {ip}; the node says: {}",
+        message.lines().next().unwrap_or_default()
+    );
+
+    // Its sandbox cannot be torn down either (Multus' DEL fails on the same missing plugin), so the kubelet
+    // never confirms the delete: it is forced, as a user of such a node would.
+    kubectl(&[
+        "delete",
+        "pod",
+        "samplepod-attachnet",
+        "--grace-period=0",
+        "--force",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    delete_pods(&pods);
+    kubectl(&["delete", "deployment", "static-workload", "--wait=true"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    for name in pods {
+        wait_until(
+            &format!("{name}'s lease released"),
+            Duration::from_secs(60),
+            || match leases_of(name).as_slice() {
+                [] => Ok(()),
+                l => Err(format!("leases {l:?}")),
+            },
+            || nadipam().log_tail(),
+        );
+    }
+    wait_leases_released("static-workload");
+    let _ = c;
+}
+
+/// The guide's `static-workload` (image and scheduling as in the module doc).
+const STATIC_WORKLOAD: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  namespace: default
+  name: static-workload
+  labels:
+    app: static-workload
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: static-workload
+  template:
+    metadata:
+      labels:
+        app: static-workload
+      annotations:
+        k8s.v1.cni.cncf.io/networks: default/macvlan
+        ovn.kubernetes.io/ip_pool: 10.16.0.15,10.16.0.16,10.16.0.17
+        macvlan.default.kubernetes.io/ip_pool: 172.17.0.200,172.17.0.201,172.17.0.202
+    spec:
+      tolerations:
+      - {key: nadipam.io/test-bed, operator: Exists, effect: NoSchedule}
+      containers:
+      - name: static-workload
+        command: ["/bin/ash", "-c", "trap : TERM INT; sleep infinity & wait"]
+        image: localhost/nadipam-test:latest
+        imagePullPolicy: Never
+"#;
+
+/// The guide's Kube-OVN-typed attachment: NAD and Subnet as written (apiVersion nadipam.io/v1).
+const ATTACHNET: &str = r#"apiVersion: "k8s.cni.cncf.io/v1"
+kind: NetworkAttachmentDefinition
+metadata:
+  name: attachnet
+  namespace: default
+spec:
+  config: '{
+      "cniVersion": "0.3.0",
+      "type": "kube-ovn",
+      "server_socket": "/run/openvswitch/kube-ovn-daemon.sock",
+      "provider": "attachnet.default.ovn"
+    }'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata:
+  name: attachnet
+spec:
+  protocol: IPv4
+  provider: attachnet.default.ovn
+  cidrBlock: 172.17.0.0/16
+  gateway: 172.17.0.1
+  excludeIps:
+  - 172.17.0.0..172.17.0.10
+"#;
+
 /// The same macvlan on ul0 with host-local IPAM (per node, so not cluster-wide): the baseline for timings.
 const HOST_LOCAL_NAD: &str = r#"apiVersion: "k8s.cni.cncf.io/v1"
 kind: NetworkAttachmentDefinition
@@ -582,6 +873,8 @@ fn node_suite_spiderpool_ovs_guide_on_two_nodes() {
     cluster_with_nodes(2);
     nadipam();
     let guide = spiderpool_guide();
+    // An earlier run's (or the demo's) test-app, with its Pods: they would be counted as this run's.
+    delete_deployment("test-app");
     let _ = common::kubectl(
         &["delete", "--ignore-not-found", "--wait=true", "-f", "-"],
         &guide,

@@ -149,6 +149,13 @@ async fn random_ip_writes_every_result_annotation_and_one_lease() {
         0x02,
         "MAC {mac} is not locally administered unicast"
     );
+    // The MAC travels in the network selection element: Multus hands the element's `mac` to the plugin.
+    let element: serde_json::Value =
+        serde_json::from_str(&ann["k8s.v1.cni.cncf.io/networks"]).expect("networks in JSON form");
+    assert_eq!(
+        element,
+        serde_json::json!([{"name": "macvlan", "namespace": net.ns, "mac": mac.to_string()}])
+    );
     let token = &ann["nadipam.io/reservation"];
     let leases = leases_of_subnet(&net.client, &net.subnet).await;
     assert_eq!(leases.len(), 1, "{leases:?}");
@@ -182,6 +189,14 @@ async fn fixed_ip_and_mac_then_the_same_ip_is_refused_naming_the_holder() {
     let ann = annotations(&net.client, &net.ns, "static-ip").await;
     assert_eq!(ann[&ipk], "172.17.0.100");
     assert_eq!(ann[&mack], "00:00:00:53:6b:bb");
+    // A fixed request's address travels in the element too (`ips`, with the Subnet's prefix).
+    let element: serde_json::Value =
+        serde_json::from_str(&ann["k8s.v1.cni.cncf.io/networks"]).expect("networks in JSON form");
+    assert_eq!(
+        element,
+        serde_json::json!([{"name": "macvlan", "namespace": net.ns,
+            "mac": "00:00:00:53:6b:bb", "ips": ["172.17.0.100/16"]}])
+    );
     let msg = must_deny(
         &pod_yaml(
             &net.ns,

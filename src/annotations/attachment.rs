@@ -68,9 +68,9 @@ struct Element {
 }
 
 /// An entry before its position is known.
-struct Parsed {
-    network: NetworkRef,
-    interface: Option<String>,
+pub(super) struct Parsed {
+    pub(super) network: NetworkRef,
+    pub(super) interface: Option<String>,
     ips: Vec<IpAddr>,
     mac: Option<Mac>,
     default_route: Vec<IpAddr>,
@@ -156,7 +156,11 @@ fn default_attachment(v: &str, pod_namespace: &str) -> Result<AttachmentRequest,
 }
 
 /// The text form (`a, ns/b@net1`) or the JSON list form.
-fn parse_list(key: &str, v: &str, pod_namespace: &str) -> Result<Vec<Parsed>, AnnotationError> {
+pub(super) fn parse_list(
+    key: &str,
+    v: &str,
+    pod_namespace: &str,
+) -> Result<Vec<Parsed>, AnnotationError> {
     if v.starts_with('[') {
         return parse_json(key, v, pod_namespace);
     }

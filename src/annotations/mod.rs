@@ -6,6 +6,7 @@
 //! - [`provider_request`]: Kube-OVN `<provider>.kubernetes.io/*` requests → [`ProviderRequest`].
 //! - [`spider_pools`]: Spiderpool `ippool` / `ippools` → [`SpiderPools`].
 //! - [`AllocationResult::render`] / [`render_all`] and the inverse [`read_result`].
+//! - [`with_handovers`]: nadipam's MAC (and fixed addresses) written into the selection element for Multus.
 //! - [`validate`]: all of the above at once, for workload templates.
 
 mod address;
@@ -19,6 +20,7 @@ mod pool;
 mod provider;
 mod result;
 mod route;
+mod selection;
 mod spider;
 mod validate;
 
@@ -34,5 +36,6 @@ pub use pool::PoolRequest;
 pub use provider::{ProviderRequest, provider_request};
 pub use result::{AllocationResult, ParsedResult, ResultAddress, read_result, render_all};
 pub use route::Route;
+pub use selection::{Handover, with_handovers};
 pub use spider::{SpiderPoolEntry, SpiderPools, spider_pools};
 pub use validate::validate;

@@ -2,12 +2,12 @@
 //!
 //! Builds (or reuses) the control plane of `e2e/`, starts it, runs `nadipam-server` against it, applies the
 //! examples of the Kube-OVN multi-NIC guide and the Spiderpool ovs-cni guide (`e2e/demo/*.yaml`), and prints
-//! every allocated address. Then it shows two mistakes refused at `kubectl apply`, and, when run as root,
-//! attaches one Pod's network to a network namespace with the real macvlan plugin and nadipam's CNI plugin.
+//! every allocated address. Then it shows two mistakes refused at `kubectl apply`. As root the test bed also
+//! has two nodes (kubelet, containerd, Multus, the `nadipam` CNI plugin): the Pods run there, and the demo shows
+//! `kubectl get pods -o wide`, `ip addr show net1` inside two of them, and a ping between them across nodes.
 //!
-//! The control plane stays up afterwards so the objects can be explored; `e2e/cluster down` stops it.
+//! The test bed stays up afterwards so the objects can be explored; `e2e/cluster down` stops it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,17 +52,28 @@ struct Bed {
     bin: PathBuf,
     state: PathBuf,
     kubeconfig: PathBuf,
+    /// Two nodes (kubelet, containerd, Multus) are up: only as root.
+    nodes: bool,
 }
 
 impl Bed {
     fn up() -> Result<Bed, Error> {
-        step("control plane: building (cached under ~/.cache/nadipam) and starting on 127.0.0.1");
+        let nodes = is_root();
+        step(if nodes {
+            "test bed: building (cached under ~/.cache/nadipam) and starting the control plane on 127.0.0.1 \
+             and two nodes (kubelet, containerd, Multus)"
+        } else {
+            "control plane: building (cached under ~/.cache/nadipam) and starting on 127.0.0.1 (nodes need root)"
+        });
         let bin = run(Command::new("bash")
             .arg(repo().join("e2e/build.sh"))
             .stderr(Stdio::inherit()))?;
-        let up = run(Command::new(repo().join("e2e/cluster"))
-            .arg("up")
-            .stderr(Stdio::inherit()))?;
+        let mut up = Command::new(repo().join("e2e/cluster"));
+        up.arg("up");
+        if nodes {
+            up.args(["--nodes", "2"]);
+        }
+        let up = run(up.stderr(Stdio::inherit()))?;
         let kubeconfig = PathBuf::from(up.lines().last().unwrap_or_default().trim());
         let state = kubeconfig
             .parent()
@@ -72,8 +83,15 @@ impl Bed {
             bin: PathBuf::from(bin.trim()),
             state,
             kubeconfig,
+            nodes,
         };
         println!("{}", bed.kubectl_out(&["version"])?.trim_end());
+        if nodes {
+            println!(
+                "{}",
+                bed.kubectl_out(&["get", "nodes", "-o", "wide"])?.trim_end()
+            );
+        }
         Ok(bed)
     }
 
@@ -117,9 +135,10 @@ impl Bed {
     }
 }
 
-/// Builds the binaries the demo runs, in the demo's own profile (the outer `cargo run` built only the demo).
-fn build_binaries() -> Result<(PathBuf, PathBuf), Error> {
-    step("nadipam: building nadipam-server and the nadipam CNI plugin");
+/// Builds the server in the demo's own profile (the outer `cargo run` built only the demo; the test bed's
+/// nodes build and install the CNI plugin themselves).
+fn build_server() -> Result<PathBuf, Error> {
+    step("nadipam: building nadipam-server");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let (flag, profile) = if cfg!(debug_assertions) {
         (None, "debug")
@@ -130,15 +149,12 @@ fn build_binaries() -> Result<(PathBuf, PathBuf), Error> {
         .current_dir(repo())
         .arg("build")
         .args(flag)
-        .args(["--bin", "nadipam-server", "--bin", "nadipam"])
+        .args(["--bin", "nadipam-server"])
         .stderr(Stdio::inherit()))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target"));
-    Ok((
-        target.join(profile).join("nadipam-server"),
-        target.join(profile).join("nadipam"),
-    ))
+    Ok(target.join(profile).join("nadipam-server"))
 }
 
 fn install_crds(bed: &Bed) -> Result<(), Error> {
@@ -302,6 +318,18 @@ async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(), Error> {
         "samplepod-ls",
         "custom-routes-attach",
         "--ignore-not-found",
+        "--wait=false",
+    ])?;
+    // A Pod whose sandbox never came up (the Kube-OVN-typed attachment) cannot be torn down by its node.
+    bed.kubectl_out(&[
+        "-n",
+        "default",
+        "delete",
+        "pod",
+        "custom-routes-attach",
+        "--ignore-not-found",
+        "--grace-period=0",
+        "--force",
     ])?;
     bed.kubectl_out(&[
         "-n",
@@ -435,109 +463,100 @@ fn show_rejections(bed: &Bed) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs `samplepod`'s attachment on a real interface: a network namespace, a dummy master link, the macvlan
-/// plugin with `ipam.type: nadipam`, through cnitool, as a kubelet and Multus would. Needs root.
-fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
-    step(
-        "on a node: macvlan + the nadipam IPAM plugin put samplepod's address on a real interface",
-    );
-    let root = run(Command::new("id").arg("-u"))
+/// Whether this process may start the test bed's nodes (kubelet, containerd, bridges need root).
+fn is_root() -> bool {
+    run(Command::new("id").arg("-u"))
         .map(|u| u.trim() == "0")
-        .unwrap_or(false);
-    if !root || Command::new("ip").arg("-V").output().is_err() {
-        println!("(needs root and iproute2 to create a network namespace; not shown)");
-        return Ok(());
-    }
-    let netns = "nadipam-demo";
-    let master = "nddemo0";
-    let work = std::env::temp_dir().join("nadipam-demo-cni");
-    let quiet = |args: &[&str]| {
-        let _ = Command::new("ip")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    };
-    quiet(&["netns", "del", netns]);
-    quiet(&["link", "del", master]);
-    let result = (|| -> Result<(), Error> {
-        run(Command::new("ip").args(["netns", "add", netns]))?;
-        if run(Command::new("ip").args(["link", "add", master, "type", "dummy"])).is_err() {
-            run(Command::new("ip").args([
-                "link",
-                "add",
-                master,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("{master}p"),
-            ]))?;
-        }
-        run(Command::new("ip").args(["link", "set", master, "up"]))?;
-        let plugins = work.join("bin");
-        let confs = work.join("net.d");
-        let _ = std::fs::remove_dir_all(&work);
-        std::fs::create_dir_all(&plugins)?;
-        std::fs::create_dir_all(&confs)?;
-        std::os::unix::fs::symlink(bed.bin.join("macvlan"), plugins.join("macvlan"))?;
-        std::os::unix::fs::symlink(cni, plugins.join("nadipam"))?;
-        let conf = serde_json::json!({
-            "cniVersion": "1.0.0",
-            "name": "macvlan",
-            "plugins": [{
-                "type": "macvlan", "master": master, "mode": "bridge",
-                "capabilities": {"mac": true},
-                "ipam": {"type": "nadipam", "provider": "macvlan.default",
-                         "kubeconfig": bed.kubeconfig}
-            }]
-        });
-        std::fs::write(
-            confs.join("macvlan.conflist"),
-            serde_json::to_vec_pretty(&conf)?,
-        )?;
-        let annotations: BTreeMap<String, String> = serde_json::from_str(&bed.kubectl_out(&[
+        .unwrap_or(false)
+}
+
+/// On the nodes: the guide's Pods Running, `ip addr show net1` inside `samplepod` and `static-ip`, and a ping
+/// from one to the other across nodes over the underlay.
+async fn show_on_nodes(bed: &Bed) -> Result<(), Error> {
+    step("on the nodes: the Pods run, with nadipam's addresses and MACs on their interfaces");
+    for pod in ["samplepod", "static-ip", "samplepod-macvlan"] {
+        let wait = bed.kubectl_out(&[
             "-n",
             "default",
-            "get",
-            "pod",
-            "samplepod",
-            "-o",
-            "jsonpath={.metadata.annotations}",
-        ])?)?;
-        let mac = annotations
-            .get("macvlan.default.kubernetes.io/mac_address")
-            .cloned()
-            .unwrap_or_default();
-        let cnitool = |verb: &str| {
-            run(Command::new(bed.bin.join("cnitool"))
-                .args([verb, "macvlan", &format!("/var/run/netns/{netns}")])
-                .env("NETCONFPATH", &confs)
-                .env("CNI_PATH", &plugins)
-                .env("CNI_IFNAME", "net1")
-                .env(
-                    "CNI_ARGS",
-                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=samplepod",
-                )
-                .env("CAP_ARGS", serde_json::json!({ "mac": mac }).to_string()))
-        };
-        println!(
-            "$ cnitool add macvlan /var/run/netns/{netns}   # CNI_IFNAME=net1, pod default/samplepod"
-        );
-        let added: serde_json::Value = serde_json::from_str(&cnitool("add")?)?;
-        println!("{}", serde_json::to_string(&added)?);
-        println!("$ ip -n {netns} addr show net1");
-        print!(
-            "{}",
-            run(Command::new("ip").args(["-n", netns, "addr", "show", "net1"]))?
-        );
-        cnitool("del")?;
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=120s",
+            &format!("pod/{pod}"),
+        ]);
+        if let Err(e) = wait {
+            let describe = bed
+                .kubectl_out(&["-n", "default", "describe", "pod", pod])
+                .unwrap_or_default();
+            return Err(format!("{pod} did not become Ready: {e}\n{describe}").into());
+        }
+    }
+    let shell = |line: &str, args: &[&str]| -> Result<(), Error> {
+        println!("$ {line}");
+        print!("{}", bed.kubectl_out(args)?);
         Ok(())
-    })();
-    quiet(&["netns", "del", netns]);
-    quiet(&["link", "del", master]);
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    };
+    shell(
+        "kubectl get pods -o wide",
+        &["-n", "default", "get", "pods", "-o", "wide"],
+    )?;
+    for pod in ["samplepod", "static-ip"] {
+        shell(
+            &format!("kubectl exec {pod} -- ip addr show net1"),
+            &[
+                "-n", "default", "exec", pod, "--", "ip", "addr", "show", "net1",
+            ],
+        )?;
+    }
+    shell(
+        "kubectl exec samplepod-macvlan -- ip addr show eth0   # macvlan as the primary interface",
+        &[
+            "-n",
+            "default",
+            "exec",
+            "samplepod-macvlan",
+            "--",
+            "ip",
+            "addr",
+            "show",
+            "eth0",
+        ],
+    )?;
+    shell(
+        "kubectl exec samplepod -- ping -c 3 -I net1 172.17.0.100   # node-1 -> node-2 over ul0",
+        &[
+            "-n",
+            "default",
+            "exec",
+            "samplepod",
+            "--",
+            "ping",
+            "-c",
+            "3",
+            "-W",
+            "2",
+            "-w",
+            "10",
+            "-I",
+            "net1",
+            "172.17.0.100",
+        ],
+    )?;
+    let waiting = bed.kubectl_out(&[
+        "-n",
+        "default",
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=custom-routes-attach,reason=FailedCreatePodSandBox",
+        "-o",
+        "jsonpath={.items[-1:].message}",
+    ])?;
+    println!(
+        "custom-routes-attach (a Kube-OVN-typed attachment) has its address, and waits for Kube-OVN's own CNI \
+         plugin on the node:\n  {}",
+        waiting.trim()
+    );
+    Ok(())
 }
 
 #[tokio::main]
@@ -551,7 +570,7 @@ async fn main() {
 
 async fn demo() -> Result<(), Error> {
     let bed = Bed::up()?;
-    let (server_bin, cni_bin) = build_binaries()?;
+    let server_bin = build_server()?;
     install_crds(&bed)?;
     let server = Server::start(&bed, &server_bin)?;
     let result = async {
@@ -562,14 +581,22 @@ async fn demo() -> Result<(), Error> {
         print_allocations(&client).await?;
         print_status(&bed, &client).await?;
         show_rejections(&bed)?;
-        attach_samplepod(&bed, &cni_bin)
+        if bed.nodes {
+            show_on_nodes(&bed).await
+        } else {
+            println!(
+                "\n(not root: the test bed has no nodes, so the Pods stay Pending with their addresses; run the \
+                 demo as root to see them Running, with ip addr and a ping)"
+            );
+            Ok(())
+        }
     }
     .await;
     server.stop();
     result?;
     step("done");
     println!(
-        "The control plane is still up with the demo's objects. Explore:\n  \
+        "The test bed is still up with the demo's objects. Explore:\n  \
          eval \"$(e2e/cluster env)\" && kubectl get subnets,ippools,ipleases\n\
          Stop it with: e2e/cluster down"
     );

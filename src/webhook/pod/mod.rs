@@ -23,7 +23,7 @@ use token::Carried;
 use tracing::Instrument;
 
 use crate::alloc::statefulset_ordinal;
-use crate::annotations::{AllocationResult, keys, render_all};
+use crate::annotations::{AllocationResult, Handover, keys, render_all, with_handovers};
 use crate::api::OwnerKind;
 use crate::context::Context;
 use crate::webhook::denial::Denial;
@@ -199,6 +199,10 @@ async fn allocate(
             return Err(e.into());
         }
     };
+    if let Err(e) = hand_over(&mut out, pod, namespace, &planned, &results) {
+        request.delete_all(&created).await;
+        return Err(e.into());
+    }
     kept.extend(created.iter().cloned());
     if !req.dry_run {
         // A reinvocation whose Pod no longer asks for an attachment of the first call gives its leases back.
@@ -329,6 +333,58 @@ pub(crate) fn decide_offline(
     }
     let out = render_all(&results)?;
     Ok(Some((results, out)))
+}
+
+/// Writes each attachment's MAC (and a fixed request's addresses) into the Pod's own `networks` /
+/// `default-network` selection elements, so Multus hands them to the plugins ([`with_handovers`]). An
+/// attachment implied by `--default-network` has no element of the Pod's to carry it.
+fn hand_over(
+    out: &mut BTreeMap<String, String>,
+    pod: &Pod,
+    namespace: &str,
+    planned: &[Planned],
+    results: &[AllocationResult],
+) -> Result<(), crate::annotations::AnnotationError> {
+    let Some(own) = pod.metadata.annotations.as_ref() else {
+        return Ok(());
+    };
+    for (key, default) in [(keys::NETWORKS, false), (keys::DEFAULT_NETWORK, true)] {
+        let Some(value) = own.get(key) else {
+            continue;
+        };
+        let handovers: Vec<Handover> = planned
+            .iter()
+            .zip(results)
+            .filter(|(p, _)| p.is_default == default)
+            .map(|(p, r)| Handover {
+                network: p.network.clone(),
+                interface: p.interface.clone(),
+                mac: r.mac,
+                ips: match p.choice {
+                    plan::Choice::Fixed(_) => with_prefixes(&r.ip, &p.subnet.spec.cidr_block),
+                    _ => Vec::new(),
+                },
+            })
+            .collect();
+        if let Some(v) = with_handovers(key, value, namespace, &handovers)? {
+            out.insert(key.to_string(), v);
+        }
+    }
+    Ok(())
+}
+
+/// The addresses with the prefix length of the Subnet block (`v4cidr[,v6cidr]`) that holds each.
+fn with_prefixes(ip: &crate::alloc::IpPair, cidr_block: &str) -> Vec<ipnet::IpNet> {
+    let blocks: Vec<ipnet::IpNet> = cidr_block
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    ip.addrs()
+        .filter_map(|a| {
+            let block = blocks.iter().find(|b| b.contains(&a))?;
+            ipnet::IpNet::new(a, block.prefix_len()).ok()
+        })
+        .collect()
 }
 
 /// The result annotations' values for one attachment. The gateway, per address: the gateway of the IPPool

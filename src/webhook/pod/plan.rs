@@ -85,6 +85,8 @@ pub(crate) struct Planned {
     pub network: NetworkRef,
     /// The explicit interface name (selects per-interface result keys).
     pub interface: Option<String>,
+    /// The `default-network` attachment (else one of `networks`).
+    pub is_default: bool,
     pub provider: String,
     pub subnet: Arc<Subnet>,
     pub choice: Choice,
@@ -263,6 +265,7 @@ fn plan_one(
     Ok(Some(Planned {
         network: req.network.clone(),
         interface: req.interface.clone(),
+        is_default: req.is_default,
         provider,
         subnet,
         choice,
