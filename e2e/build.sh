@@ -30,7 +30,9 @@ module_version() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
 
 component_dir() { # name version -> cache dir for this component at this content
   local name="$1" version="$2" hash
-  hash="$(cat "$E2E/$name/go.mod" "$E2E/$name/go.sum" "$E2E/build.sh" | sha256sum | cut -c1-12)"
+  # A module's own top-level Go files (e2e/coredns/main.go) are part of what it builds.
+  hash="$({ cat "$E2E/$name/go.mod" "$E2E/$name/go.sum" "$E2E/build.sh"
+    find "$E2E/$name" -maxdepth 1 -name '*.go' | sort | xargs -r cat; } | sha256sum | cut -c1-12)"
   echo "$CACHE/$name-$version-$hash"
 }
 
@@ -126,6 +128,11 @@ wa_bin="$(build whereabouts "$wa_version" "$wa_ldflags" "whereabouts=github.com/
 # --- Multus (thin plugin) and ovs-cni from upstream release tarballs ---
 # The module proxy reachable here does not serve these modules; ../shared/third_party/ holds `git archive` of each
 # release tag (checked against its sha256). Elsewhere the same tag comes from upstream with `go install`.
+# Cluster DNS for the nodes (e2e/coredns: CoreDNS with the kubernetes plugin and no forwarding).
+dns_mod="$E2E/coredns"
+dns_version="$(module_version "$dns_mod" github.com/coredns/coredns)"
+dns_bin="$(build coredns "$dns_version" "-s -w" "coredns=.")"
+
 THIRD_PARTY="${NADIPAM_THIRD_PARTY:-$E2E/../../shared/third_party}"
 
 # tarball_bin NAME VERSION SHA256 MODULE PKG BINARY LDFLAGS: build MODULE/PKG of release VERSION into
@@ -170,13 +177,13 @@ ovs_dir="$(tarball_bin ovs-cni v0.39.0 cfa018acda4f6d0d29af0ccabedbf3327eedd35e9
   github.com/k8snetworkplumbingwg/ovs-cni cmd/plugin ovs "-s -w")"
 
 # --- one directory linking every binary, named by what it links to ---
-all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin $multus_dir $ovs_dir" | sha256sum | cut -c1-12)"
+all="$CACHE/bin-$(echo "$cp_bin $tools_bin $wa_bin $multus_dir $ovs_dir $dns_bin" | sha256sum | cut -c1-12)"
 if [ -f "$all/.complete" ]; then
   used "$all"
 else
   rm -rf "$all.tmp.$$"
   mkdir -p "$all.tmp.$$"
-  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/* "$multus_dir"/* "$ovs_dir"/*; do
+  for b in "$cp_bin"/* "$tools_bin"/* "$wa_bin"/* "$multus_dir"/* "$ovs_dir"/* "$dns_bin"/*; do
     ln -s "$b" "$all.tmp.$$/$(basename "$b")"
   done
   # whereabouts' CRDs (doc/crds/ in its module), copied so that a cleaned module cache does not lose them.

@@ -10,6 +10,8 @@
 # carry the io.containerd.image.name annotation, so `ctr -n k8s.io images import` names them. Reproducible: fixed
 # mtimes and owners. Cached in ${NADIPAM_CACHE:-~/.cache/nadipam}/images-<busybox version>-<hash of this script>/.
 set -euo pipefail
+# shellcheck source=e2e/oci.sh
+. "$(dirname "${BASH_SOURCE[0]}")/oci.sh"
 
 CACHE="${NADIPAM_CACHE:-$HOME/.cache/nadipam}"
 log() { echo "images.sh: $*" >&2; }
@@ -25,7 +27,7 @@ if ! static "$BUSYBOX"; then
 fi
 version="$("$BUSYBOX" 2>&1 || true)"
 version="$(echo "${version%%$'\n'*}" | awk '{print $2}')"
-out="$CACHE/images-$version-$(cat "${BASH_SOURCE[0]}" "$BUSYBOX" | sha256sum | cut -c1-12)"
+out="$CACHE/images-$version-$(cat "${BASH_SOURCE[0]}" "$(dirname "${BASH_SOURCE[0]}")/oci.sh" "$BUSYBOX" | sha256sum | cut -c1-12)"
 if [ -f "$out/.complete" ]; then
   echo "$out"
   exit 0
@@ -43,42 +45,10 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/rootfs/etc/group"
 chmod 1777 "$tmp/rootfs/tmp"
 
-reproducible_tar() { # DIR OUT
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$1" -cf "$2" .
-}
-reproducible_tar "$tmp/rootfs" "$tmp/layer.tar"
-diff_id="$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)"
-gzip -n -c "$tmp/layer.tar" >"$tmp/layer.tar.gz"
-
-# blob FILE DIR: store FILE under DIR/blobs/sha256/, print "<digest> <size>".
-blob() {
-  local d s
-  d="$(sha256sum "$1" | cut -d' ' -f1)"
-  s="$(stat -c %s "$1")"
-  mkdir -p "$2/blobs/sha256"
-  cp "$1" "$2/blobs/sha256/$d"
-  echo "$d $s"
-}
-
 # image NAME ARCHIVE ENTRYPOINT_JSON
 image() {
-  local name="$1" archive="$2" entrypoint="$3" dir="$tmp/$2.d" layer config manifest
-  mkdir -p "$dir"
-  read -r ld ls < <(blob "$tmp/layer.tar.gz" "$dir")
-  cat >"$tmp/config.json" <<EOF
-{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin"],"Entrypoint":$entrypoint,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff_id"]},"history":[{"created_by":"nadipam e2e/images.sh: busybox $version"}]}
-EOF
-  read -r cd cs < <(blob "$tmp/config.json" "$dir")
-  cat >"$tmp/manifest.json" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:$cd","size":$cs},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:$ld","size":$ls}]}
-EOF
-  read -r md ms < <(blob "$tmp/manifest.json" "$dir")
-  cat >"$dir/index.json" <<EOF
-{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:$md","size":$ms,"annotations":{"io.containerd.image.name":"$name","org.opencontainers.image.ref.name":"${name##*:}"}}]}
-EOF
-  echo '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
-  reproducible_tar "$dir" "$tmp/$archive"
-  rm -rf "$dir"
+  oci_archive "$tmp/rootfs" "$1" "$tmp/$2" "{\"Env\":[\"PATH=/bin\"],\"Entrypoint\":$3,\"WorkingDir\":\"/\"}" \
+    "nadipam e2e/images.sh: busybox $version"
 }
 
 # The test image's pid 1 ends on SIGTERM (a plain `sleep` as pid 1 ignores it and the Pod would take its whole

@@ -38,8 +38,8 @@ node_bridge() { echo "nadipam-br$1"; }
 node_ip() { echo "10.213.$1.1"; }
 
 # Mount targets the kubelets and containerds need; created when missing, recorded for `down`.
-NODE_MOUNT_TARGETS=(/etc/cni/net.d /var/lib/cni /run/containerd /run/netns /run/openvswitch /var/lib/kubelet
-  /var/log/containers)
+NODE_MOUNT_TARGETS=(/etc/cni/net.d /opt/cni/bin /var/lib/cni /run/containerd /run/netns /run/openvswitch
+  /var/lib/kubelet /var/log/containers)
 
 nodes_prereqs() {
   local need=()
@@ -177,7 +177,7 @@ EOF
   "type": "multus",
   "kubeconfig": "/etc/cni/net.d/multus.d/multus.kubeconfig",
   "clusterNetwork": "/etc/cni/net.d/multus.d/primary",
-  "binDir": "$bin",
+  "binDir": "/opt/cni/bin",
   "cniDir": "/var/lib/cni/multus",
   "logFile": "$d/logs/multus.log",
   "logLevel": "verbose"
@@ -302,7 +302,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   SystemdCgroup = false
 
 [plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "$d/cni/bin"
+  bin_dir = "/opt/cni/bin"
   conf_dir = "/etc/cni/net.d"
   max_conf_num = 1
 
@@ -315,6 +315,7 @@ node_kubelet_config() { # I KUBELET_PORT HEALTHZ_PORT
   local i="$1" d
   d="$(node_dir "$i")"
   mkdir -p "$d/kubelet" "$d/pod-logs" "$d/volume-plugins" "$d/mnt/var-lib-kubelet" "$d/mnt/var-log-containers"
+  echo "# Pods of the test bed resolve cluster names only (clusterDNS)" >"$d/resolv.conf"
   cat >"$d/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -338,6 +339,10 @@ failCgroupV1: false
 failSwapOn: false
 protectKernelDefaults: false
 makeIPTablesUtilChains: false
+# Cluster DNS (CoreDNS, e2e/services.sh); Pods never see the host's resolver.
+clusterDNS: [$DNS_IP]
+clusterDomain: $CLUSTER_DOMAIN
+resolvConf: $d/resolv.conf
 podLogsDir: $d/pod-logs
 volumePluginDir: $d/volume-plugins
 registerNode: true
@@ -376,7 +381,7 @@ node_up() { # I
   node_kubelet_config "$i" "$kp" "$hp"
 
   start_node_process "node-$i-containerd" "$(command -v containerd)" \
-    "pbind $d/cni/net.d /etc/cni/net.d; pbind $d/mnt/var-lib-cni /var/lib/cni;
+    "pbind $d/cni/net.d /etc/cni/net.d; pbind $d/cni/bin /opt/cni/bin; pbind $d/mnt/var-lib-cni /var/lib/cni;
      pbind $d/mnt/run-containerd /run/containerd; pbind $d/mnt/run-netns /run/netns;
      pbind $OVS_DIR /run/openvswitch" \
     --config "$d/containerd/config.toml" --log-level warn
@@ -392,6 +397,7 @@ node_up() { # I
   node_cgroups "$i"
   start_node_process "node-$i-kubelet" "$BIN_DIR/kubelet" \
     "pbind $d/mnt/var-lib-kubelet /var/lib/kubelet; pbind $d/mnt/var-log-containers /var/log/containers;
+     pbind $d/cni/net.d /etc/cni/net.d; pbind $d/cni/bin /opt/cni/bin;
      pbind $NODES_DIR/sysctl/overcommit_memory /proc/sys/vm/overcommit_memory;
      pbind $NODES_DIR/sysctl/panic /proc/sys/kernel/panic;
      pbind $NODES_DIR/sysctl/panic_on_oops /proc/sys/kernel/panic_on_oops" \
