@@ -253,7 +253,7 @@ pub fn wait_leases_released(prefix: &str) {
                 Err(format!("{held} leases held"))
             }
         },
-        || server_log(),
+        server_log,
     );
 }
 
