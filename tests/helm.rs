@@ -91,7 +91,11 @@ fn webhook_configurations() -> Vec<String> {
 fn load_pod(i: u32) -> String {
     let mut yaml = pod_yaml(
         &format!("load-{i}"),
-        if i % 2 == 0 { "node-1" } else { "node-2" },
+        if i.is_multiple_of(2) {
+            "node-1"
+        } else {
+            "node-2"
+        },
         &[("k8s.v1.cni.cncf.io/networks", "default/macvlan")],
     );
     yaml = yaml.replace(
