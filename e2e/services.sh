@@ -26,9 +26,26 @@ host_rule() {
   echo "iptables -w -D $*" >>"$RESTORE"
 }
 
+# The nf_tables tables iptables-nft and kube-proxy create when they first add a rule: those that do not exist
+# yet are deleted again by `down` once empty (this runs first, so its lines are undone last).
+remember_nft_tables() {
+  command -v nft >/dev/null || return 0
+  local t
+  for t in "ip filter" "ip nat" "ip mangle" "ip6 filter" "ip6 nat" "ip6 mangle"; do
+    # shellcheck disable=SC2086
+    nft list table $t >/dev/null 2>&1 || echo "nft_delete_if_empty $t" >>"$RESTORE"
+  done
+}
+
+nft_delete_if_empty() { # FAMILY NAME: delete the table when no rule is left in it
+  nft -a list table "$1" "$2" 2>/dev/null | grep '# handle' | grep -qvE '^\s*(table|chain) ' && return 0
+  nft delete table "$1" "$2" 2>/dev/null || true
+}
+
 # guard_apiserver: kube-apiserver listens on 0.0.0.0 with nodes; nothing arriving on the uplink reaches it.
 guard_apiserver() {
   local up
+  remember_nft_tables
   up="$(uplink)"
   [ -n "$up" ] || return 0
   host_rule INPUT -i "$up" -p tcp --dport "$APISERVER_PORT" -j DROP
