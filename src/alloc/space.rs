@@ -4,10 +4,10 @@
 
 use rand::Rng;
 
-use super::allocator::Strategy;
 use super::dense::DenseSet;
 use super::layout::FamilyLayout;
 use super::sparse::SparseSet;
+use super::strategy::Strategy;
 
 /// Ranges of at most this many usable addresses get a bitmap (2 MiB for a /8 with its tree: 3 MiB).
 pub(crate) const DENSE_MAX: u128 = 1 << 24;

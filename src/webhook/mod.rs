@@ -11,6 +11,7 @@ pub(crate) mod ippool;
 pub(crate) mod nad;
 pub(crate) mod pod;
 pub mod register;
+mod resolve;
 mod respond;
 pub(crate) mod rules;
 pub(crate) mod scope;
