@@ -27,6 +27,8 @@ pub mod duration;
 /// Entry points for the fuzz targets in `fuzz/`; not a stable API.
 #[doc(hidden)]
 pub mod fuzzing;
+/// Log output: text or JSON lines (`--log-format`).
+pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.

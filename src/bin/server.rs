@@ -12,6 +12,7 @@ use nadipam::certs::{self, CertMode, ManagedCerts, Targets};
 use nadipam::context::{Context, Settings};
 use nadipam::controller;
 use nadipam::duration::parse_duration;
+use nadipam::logging::{self, LogFormat};
 use nadipam::metrics::Metrics;
 use nadipam::webhook::config::{Endpoint, Registration};
 use nadipam::webhook::{self, register, tls};
@@ -134,6 +135,9 @@ struct Args {
     /// current in the self-managed and cert-manager modes).
     #[arg(long, env = "NADIPAM_WEBHOOK_NAME_SUFFIX", default_value = "")]
     webhook_name_suffix: String,
+    /// Log lines as `text` or `json` (one object per line, for log pipelines); `RUST_LOG` filters them.
+    #[arg(long, env = "NADIPAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Exit when standard input closes (lets a test harness tie the server's life to its own).
     #[arg(long, hide = true)]
     exit_on_stdin_eof: bool,
@@ -152,15 +156,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    tls::install_crypto_provider();
     let args = Args::parse();
+    logging::init(args.log_format, "info,kube=warn");
+    tls::install_crypto_provider();
 
     let client = kube::Client::try_default().await?;
     let identity = args

@@ -624,7 +624,7 @@ mod tests {
         pools: &[Arc<IPPool>],
     ) -> Result<Vec<String>, PoolRefusal> {
         let mut p: IPPool =
-            serde_yaml::from_str(include_str!("../../tests/fixtures/spiderippool.yaml")).unwrap();
+            serde_saphyr::from_str(include_str!("../../tests/fixtures/spiderippool.yaml")).unwrap();
         edit(&mut p);
         let nads = vec![Arc::new(NetworkAttachmentDefinition::new(
             "kube-system",
