@@ -28,7 +28,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use nadipam::api::{IPLease, LeasePhase};
 use nadipam::certs::{CertManager, ROTATE_ANNOTATION, Settings, Targets};
-use nadipam::webhook::config::{Endpoint, Registration};
+use nadipam::webhook::config::{self, Endpoint, Registration};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -325,7 +325,7 @@ fn chart_cert_manager_objects_equal_what_the_server_applies() {
             issuer,
             poll: Duration::from_secs(10),
             propagation: Duration::from_secs(60),
-            targets: Targets::with_suffix(""),
+            targets: config::targets(""),
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let rendered: Vec<&Value> = docs
@@ -976,7 +976,7 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
             "ipleases.nadipam.io",
         ],
     );
-    let targets = Targets::with_suffix(&suffix);
+    let targets = config::targets(&suffix);
     let m = Api::<MutatingWebhookConfiguration>::all(client.clone())
         .get(&targets.mutating)
         .await
@@ -1307,7 +1307,7 @@ async fn self_managed_replicas_agree_on_one_secret_and_rotate_without_a_failed_r
     let net = network(&client, "inst-sm-pods", "10.77.0.0/16").await;
     let secret = "nadipam-webhook-tls";
     let suffix = format!("-e2e-sm-{}", short_id());
-    let targets = Targets::with_suffix(&suffix);
+    let targets = config::targets(&suffix);
     let (pa, pb) = (free_port(), free_port());
     let lb = balancer(vec![pa, pb]).await;
     let flags = args(&[
@@ -1637,7 +1637,7 @@ async fn the_charts_rbac_lets_the_server_do_its_whole_job() {
     )
     .await;
     // `helm upgrade` leaves the caBundle the server published alone (the chart never sets it).
-    let targets = Targets::with_suffix(&suffix);
+    let targets = config::targets(&suffix);
     let before = published_bundles(&client, &targets)
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -542,7 +542,7 @@ fn attach_samplepod(bed: &Bed, cni: &Path) -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() {
-    nadipam::webhook::tls::install_crypto_provider();
+    nadipam::certs::install_crypto_provider();
     if let Err(e) = demo().await {
         eprintln!("\ndemo failed: {e}");
         std::process::exit(1);

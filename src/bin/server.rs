@@ -8,14 +8,14 @@ use std::time::Duration;
 use clap::Parser;
 use nadipam::annotations::NetworkRef;
 use nadipam::cache::Cache;
-use nadipam::certs::{self, CertMode, ManagedCerts, Targets};
+use nadipam::certs::{self, CertMode};
 use nadipam::context::{Context, Settings};
 use nadipam::controller;
 use nadipam::duration::parse_duration;
 use nadipam::logging::{self, LogFormat};
 use nadipam::metrics::Metrics;
-use nadipam::webhook::config::{Endpoint, Registration};
-use nadipam::webhook::{self, register, tls};
+use nadipam::webhook::config::{self, Endpoint, Registration};
+use nadipam::webhook::{self, register};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "nadipam admission webhook and lease controller")]
@@ -158,7 +158,7 @@ async fn main() -> std::process::ExitCode {
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     logging::init(args.log_format, "info,kube=warn");
-    tls::install_crypto_provider();
+    certs::install_crypto_provider();
 
     let client = kube::Client::try_default().await?;
     let identity = args
@@ -183,16 +183,40 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let clients = match &args.client_ca {
-        Some(path) => tls::ClientAuth::read(path, args.client_names.clone()).await?,
+        Some(path) => certs::ClientAuth::read(path, args.client_names.clone()).await?,
         None if !args.client_names.is_empty() => {
             return Err(
                 "--client-name needs --client-ca (the CA that signs the callers' certificates)"
                     .into(),
             );
         }
-        None => tls::ClientAuth::anyone(),
+        None => certs::ClientAuth::anyone(),
     };
-    let (live, managed_bundle, certs) = serving_certificate(&args, &ctx.client, &clients).await?;
+    let cert_settings = certs::Settings {
+        namespace: args.namespace.clone(),
+        secret: args.cert_secret.clone(),
+        service: args.service_name.clone(),
+        extra_sans: args.cert_extra_sans.clone(),
+        serving_validity: args.cert_validity,
+        renew_before: args.cert_renew_before,
+        ca_validity: args.ca_validity,
+        poll: args.cert_poll_interval,
+        propagation: args.cert_propagation_delay,
+        issuer: args.cert_manager_issuer.clone(),
+        targets: config::targets(&args.webhook_name_suffix),
+    };
+    let certs::Serving {
+        live,
+        ca_bundle: managed_bundle,
+        task: certs,
+    } = certs::start(
+        args.cert_mode,
+        (args.tls_cert.clone(), args.tls_key.clone()),
+        &cert_settings,
+        &ctx.client,
+        &clients,
+    )
+    .await?;
 
     let registration = match args.webhook_url {
         Some(url) => {
@@ -265,56 +289,6 @@ fn mode_name(m: CertMode) -> &'static str {
         CertMode::SelfManaged => "self-managed",
         CertMode::CertManager => "cert-manager",
     }
-}
-
-/// The live TLS configuration for `--cert-mode`; when the server manages the CA, the bundle to register; and
-/// the spawned task that keeps both current.
-async fn serving_certificate(
-    args: &Args,
-    client: &kube::Client,
-    clients: &tls::ClientAuth,
-) -> Result<
-    (
-        axum_server::tls_rustls::RustlsConfig,
-        Option<Vec<u8>>,
-        tokio::task::JoinHandle<()>,
-    ),
-    Box<dyn std::error::Error>,
-> {
-    let settings = certs::Settings {
-        namespace: args.namespace.clone(),
-        secret: args.cert_secret.clone(),
-        service: args.service_name.clone(),
-        extra_sans: args.cert_extra_sans.clone(),
-        serving_validity: args.cert_validity,
-        renew_before: args.cert_renew_before,
-        ca_validity: args.ca_validity,
-        poll: args.cert_poll_interval,
-        propagation: args.cert_propagation_delay,
-        issuer: args.cert_manager_issuer.clone(),
-        targets: Targets::with_suffix(&args.webhook_name_suffix),
-    };
-    let (managed, live) = match args.cert_mode {
-        CertMode::Files => {
-            let files = tls::FileCerts {
-                cert: args.tls_cert.clone(),
-                key: args.tls_key.clone(),
-                clients: clients.clone(),
-            };
-            let (live, pem) = files.load().await?;
-            let task = tokio::spawn(files.watch(live.clone(), pem, Duration::from_secs(10)));
-            return Ok((live, None, task));
-        }
-        CertMode::SelfManaged => {
-            ManagedCerts::self_managed(client.clone(), &settings, clients.clone()).await?
-        }
-        CertMode::CertManager => {
-            ManagedCerts::cert_manager(client.clone(), &settings, clients.clone()).await?
-        }
-    };
-    let bundle = managed.ca_bundle();
-    let task = tokio::spawn(managed.run(live.clone()));
-    Ok((live, Some(bundle), task))
 }
 
 /// Resolves on SIGTERM, Ctrl-C, or (when asked) the end of standard input.

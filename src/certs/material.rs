@@ -16,7 +16,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::error::MaterialError;
-use crate::webhook::tls::PemPair;
+use super::pem::PemPair;
 
 pub(crate) const CA_CRT: &str = "ca.crt";
 pub(crate) const CA_KEY: &str = "ca.key";
@@ -241,8 +241,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::certs::ClientAuth;
     use crate::certs::issue;
-    use crate::webhook::tls::ClientAuth;
 
     fn now() -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap()

@@ -3,7 +3,7 @@
 //! - [`pod`]: Pod CREATE → allocation plan → IPLease creates → JSON patch.
 //! - [`nad`], [`subnet`], [`ippool`], [`workload`]: validating webhooks.
 //! - [`config`]: the webhook configurations to register.
-//! - [`server`]: HTTPS, health, readiness, metrics; [`tls`]: certificates, reload, and who may call.
+//! - [`server`]: HTTPS, health, readiness, metrics (certificates and who may call: [`crate::certs`]).
 
 pub mod config;
 mod denial;
@@ -17,7 +17,6 @@ pub(crate) mod rules;
 pub(crate) mod scope;
 mod server;
 pub(crate) mod subnet;
-pub mod tls;
 mod validate_util;
 pub(crate) mod workload;
 
