@@ -2,13 +2,18 @@
 //!
 //! - [`pod`]: Pod CREATE → allocation plan → IPLease creates → JSON patch.
 //! - [`nad`], [`subnet`], [`ippool`], [`workload`]: validating webhooks.
+//! - [`resolve`]: one attachment → NAD → provider → pools → Subnet, for Pod admission and workloads alike.
+//! - [`respond`]: outcomes as AdmissionResponses; [`addresses`], [`in_use`], [`names`]: the validators' helpers.
 //! - [`config`]: the webhook configurations to register.
 //! - [`server`]: HTTPS, health, readiness, metrics (certificates and who may call: [`crate::certs`]).
 
+mod addresses;
 pub mod config;
 mod denial;
+mod in_use;
 pub(crate) mod ippool;
 pub(crate) mod nad;
+mod names;
 pub(crate) mod pod;
 pub mod register;
 mod resolve;
@@ -17,7 +22,6 @@ pub(crate) mod rules;
 pub(crate) mod scope;
 mod server;
 pub(crate) mod subnet;
-mod validate_util;
 pub(crate) mod workload;
 
 pub use denial::Denial;

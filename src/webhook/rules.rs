@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use crate::annotations::keys;
 use crate::api::{IPPool, Subnet};
 use crate::webhook::denial::Denial;
-use crate::webhook::validate_util::{CONFLICT, INVALID, NOT_FOUND};
+use crate::webhook::respond::{CONFLICT, INVALID, NOT_FOUND};
 
 /// The Subnet serving `provider`: among those with that provider, the first by name that admits the
 /// namespace (else the first, so the namespace denial names it).

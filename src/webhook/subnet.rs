@@ -15,11 +15,11 @@ use crate::annotations::Shown;
 use crate::api::{IPLease, IPPool, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
+use crate::webhook::addresses::static_checker;
+use crate::webhook::in_use::{InUse, by_address, more};
+use crate::webhook::names::is_provider;
+use crate::webhook::respond::{CONFLICT, INVALID, Refusal, answer, ignored_field};
 use crate::webhook::rules::pool_subnet;
-use crate::webhook::validate_util::{
-    CONFLICT, INVALID, InUse, Refusal, answer, by_address, ignored_field, is_provider, more,
-    static_checker,
-};
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> AdmissionResponse {
     let resp = AdmissionResponse::from(&req);
@@ -240,7 +240,7 @@ pub(crate) fn check_delete(
 mod tests {
     use super::*;
     use crate::api::{IPPoolSpec, OwnerKind, Protocol, SubnetSpec};
-    use crate::webhook::validate_util::tests::lease;
+    use crate::webhook::in_use::tests::lease;
 
     fn subnet(name: &str, provider: &str, cidr: &str, gw: Option<&str>, excl: &[&str]) -> Subnet {
         let protocol = match (cidr.contains('.'), cidr.contains(':')) {

@@ -24,10 +24,11 @@ use crate::annotations::{
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::{Cache, layout};
 use crate::context::Context;
+use crate::webhook::addresses::static_checker;
 use crate::webhook::denial::Denial;
 use crate::webhook::resolve::{Ask, Objects, Resolved, fixed_key, resolve};
+use crate::webhook::respond::{INVALID, Refusal, answer};
 use crate::webhook::rules::PoolSubnetError;
-use crate::webhook::validate_util::{INVALID, Refusal, answer, static_checker};
 
 /// How many referenced objects missing from the cache are looked up in the apiserver before refusing.
 const MAX_FETCHES: usize = 8;
