@@ -2,7 +2,7 @@
 //! above that, behind one interface that picks uniformly among free addresses (dense) or from a uniform
 //! point onwards (sparse), so picking never slows down as the subnet fills.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
 use super::dense::DenseSet;
 use super::layout::FamilyLayout;

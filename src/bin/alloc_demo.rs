@@ -140,7 +140,7 @@ fn parse_list(flag: &str, raw: &str) -> Result<Vec<IpPair>, String> {
 fn run(args: Args) -> Result<(), String> {
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
-        None => StdRng::from_os_rng(),
+        None => rand::make_rng(),
     };
     let protocol = args
         .protocol
