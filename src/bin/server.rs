@@ -192,27 +192,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         None => certs::ClientAuth::anyone(),
     };
-    let cert_settings = certs::Settings {
-        namespace: args.namespace.clone(),
-        secret: args.cert_secret.clone(),
-        service: args.service_name.clone(),
-        extra_sans: args.cert_extra_sans.clone(),
-        serving_validity: args.cert_validity,
-        renew_before: args.cert_renew_before,
-        ca_validity: args.ca_validity,
-        poll: args.cert_poll_interval,
-        propagation: args.cert_propagation_delay,
-        issuer: args.cert_manager_issuer.clone(),
-        targets: config::targets(&args.webhook_name_suffix),
-    };
-    let certs::Serving {
-        live,
-        ca_bundle: managed_bundle,
-        task: certs,
-    } = certs::start(
+    let serving = certs::start(
         args.cert_mode,
-        (args.tls_cert.clone(), args.tls_key.clone()),
-        &cert_settings,
+        cert_files(&args),
+        &cert_settings(&args),
         &ctx.client,
         &clients,
     )
@@ -220,7 +203,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let registration = match args.webhook_url {
         Some(url) => {
-            let ca_bundle = match (&args.webhook_ca, managed_bundle) {
+            let ca_bundle = match (&args.webhook_ca, serving.ca_bundle) {
                 (Some(path), None) => std::fs::read(path)
                     .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
                 (Some(_), Some(_)) => {
@@ -246,7 +229,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
 
-    let server = tokio::spawn(webhook::serve(ctx.clone(), args.listen, live, clients));
+    let server = tokio::spawn(webhook::serve(
+        ctx.clone(),
+        args.listen,
+        serving.live,
+        clients,
+    ));
     let metrics_server = async {
         match args.metrics_listen {
             Some(addr) => webhook::serve_metrics(ctx.clone(), addr).await,
@@ -271,7 +259,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         r = server => r??,
         r = metrics_server => r.map_err(|e| format!("--metrics-listen: {e}"))?,
         // It never returns; ending means it panicked, and a replica that cannot follow rotations must restart.
-        r = certs => return Err(format!("the serving-certificate task stopped: {r:?}").into()),
+        r = serving.task => return Err(format!("the serving-certificate task stopped: {r:?}").into()),
         _ = shutdown(args.exit_on_stdin_eof) => {}
     }
     controller.shutdown().await;
@@ -288,6 +276,28 @@ fn mode_name(m: CertMode) -> &'static str {
         CertMode::Files => "files",
         CertMode::SelfManaged => "self-managed",
         CertMode::CertManager => "cert-manager",
+    }
+}
+
+/// `--tls-cert` and `--tls-key`, for [`certs::start`].
+fn cert_files(args: &Args) -> (PathBuf, PathBuf) {
+    (args.tls_cert.clone(), args.tls_key.clone())
+}
+
+/// The serving-certificate flags, for [`certs::start`].
+fn cert_settings(args: &Args) -> certs::Settings {
+    certs::Settings {
+        namespace: args.namespace.clone(),
+        secret: args.cert_secret.clone(),
+        service: args.service_name.clone(),
+        extra_sans: args.cert_extra_sans.clone(),
+        serving_validity: args.cert_validity,
+        renew_before: args.cert_renew_before,
+        ca_validity: args.ca_validity,
+        poll: args.cert_poll_interval,
+        propagation: args.cert_propagation_delay,
+        issuer: args.cert_manager_issuer.clone(),
+        targets: config::targets(&args.webhook_name_suffix),
     }
 }
 
