@@ -16,11 +16,12 @@ use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet, set_field
 use crate::cache::layout;
 use crate::context::Context;
 use crate::webhook::addresses::{addr, first_uncovered, num, static_checker};
+use crate::webhook::codes::{CONFLICT, INVALID};
 use crate::webhook::in_use::{InUse, by_address, more};
 use crate::webhook::names::is_dns1123_label;
+use crate::webhook::pool_subnet::{PoolSubnetError, pool_subnet};
 use crate::webhook::respond;
-use crate::webhook::respond::{CONFLICT, INVALID, Refusal, answer, ignored_field};
-use crate::webhook::rules::{PoolSubnetError, pool_subnet};
+use crate::webhook::respond::{Refusal, answer, ignored_field};
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<IPPool>) -> AdmissionResponse {
     let resp = AdmissionResponse::from(&req);

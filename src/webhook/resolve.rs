@@ -12,9 +12,8 @@ use crate::annotations::{
 };
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{
-    check_overlap, check_pool, check_subnet, pool_subnet, subnet_by_provider,
-};
+use crate::webhook::pool_subnet::pool_subnet;
+use crate::webhook::rules::{check_overlap, check_pool, check_subnet, subnet_by_provider};
 use crate::webhook::scope;
 
 /// Where references are looked up: the webhook's caches (Pod admission) or the workload view (caches plus

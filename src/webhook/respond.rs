@@ -8,13 +8,6 @@ use kube::core::admission::AdmissionResponse;
 use crate::context::Context;
 use crate::webhook::denial::Denial;
 
-/// HTTP codes of validation refusals: the object itself is wrong, …
-pub(crate) const INVALID: u16 = 422;
-/// … it conflicts with objects that use it, …
-pub(crate) const CONFLICT: u16 = 409;
-/// … or it names an object that does not exist.
-pub(crate) const NOT_FOUND: u16 = 404;
-
 /// A validator's reason to refuse: the message is the Display text; the reason labels the denial metric.
 pub(crate) trait Refusal: fmt::Display {
     fn reason(&self) -> &'static str;

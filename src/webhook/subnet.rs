@@ -16,10 +16,11 @@ use crate::api::{IPLease, IPPool, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
 use crate::webhook::addresses::static_checker;
+use crate::webhook::codes::{CONFLICT, INVALID};
 use crate::webhook::in_use::{InUse, by_address, more};
 use crate::webhook::names::is_provider;
-use crate::webhook::respond::{CONFLICT, INVALID, Refusal, answer, ignored_field};
-use crate::webhook::rules::pool_subnet;
+use crate::webhook::pool_subnet::pool_subnet;
+use crate::webhook::respond::{Refusal, answer, ignored_field};
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> AdmissionResponse {
     let resp = AdmissionResponse::from(&req);

@@ -2,8 +2,9 @@
 //! annotations are checked when the workload is applied, so a mistake is reported to the user who made it
 //! instead of surfacing later as Pod creation failures only visible in the controller's events.
 //!
-//! The checks mirror what Pod admission (`pod::plan`) will decide for every replica, plus what only the
-//! workload shows: how many Pods run at once, against a fixed address or an address list.
+//! Each attachment is resolved by the resolver Pod admission plans from (`resolve.rs`), so a template is
+//! refused for exactly what its Pods would be; on top come the address checks and what only the workload
+//! shows: how many Pods run at once, against a fixed address or an address list.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,10 +26,11 @@ use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::{Cache, layout};
 use crate::context::Context;
 use crate::webhook::addresses::static_checker;
+use crate::webhook::codes::INVALID;
 use crate::webhook::denial::Denial;
+use crate::webhook::pool_subnet::PoolSubnetError;
 use crate::webhook::resolve::{Ask, Objects, Resolved, fixed_key, resolve};
-use crate::webhook::respond::{INVALID, Refusal, answer};
-use crate::webhook::rules::PoolSubnetError;
+use crate::webhook::respond::{Refusal, answer};
 
 /// How many referenced objects missing from the cache are looked up in the apiserver before refusing.
 const MAX_FETCHES: usize = 8;

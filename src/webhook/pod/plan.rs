@@ -13,8 +13,8 @@ use crate::annotations::{self, NetworkRef, PoolRequest, Route, keys};
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
+use crate::webhook::pool_subnet::names_subnet;
 use crate::webhook::resolve::{Ask, NamedPool, Objects, Resolved, fixed_key, resolve};
-use crate::webhook::rules::names_subnet;
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
