@@ -18,7 +18,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::alloc::{AllocError, IpPair};
+use crate::alloc::{AllocError, IpPair, SubnetLayout};
 use crate::annotations::{
     self, AnnotationError, AttachmentRequest, NetworkRef, PoolRequest, SpiderPools, keys,
 };
@@ -602,29 +602,21 @@ fn check_attachment(
             denial: Box::new(denial),
         },
     })?;
-    let Some(Resolved {
-        network,
-        nad_key,
-        provider,
-        asks,
-        subnet,
-        ..
-    }) = resolved
-    else {
+    let Some(r) = resolved else {
         return Ok(());
     };
-    let pool_key = keys::provider_key(&provider, keys::IP_POOL);
-    let Some(subnet) = subnet else {
+    let (network, provider) = (&r.network, &r.provider);
+    let Some(subnet) = &r.subnet else {
         warnings.push(format!(
             "{}: network {network}: no Subnet has spec.provider {provider} yet; its Pods will be refused \
              until one exists (or they name one with {})",
             w.display,
-            keys::provider_key(&provider, keys::LOGICAL_SWITCH)
+            keys::provider_key(provider, keys::LOGICAL_SWITCH)
         ));
         return Ok(());
     };
-    let shape = match layout(&subnet) {
-        Ok(l) => l,
+    match layout(subnet) {
+        Ok(shape) => check_requested(w, req, &r, &shape, warnings),
         Err(e) => {
             warnings.push(format!(
                 "{}: network {network}: Subnet {} is invalid ({}); its Pods will be refused until it is fixed",
@@ -632,10 +624,22 @@ fn check_attachment(
                 subnet.name_any(),
                 e.problem
             ));
-            return Ok(());
+            Ok(())
         }
-    };
-    let checker = static_checker(&shape);
+    }
+}
+
+/// The addresses the template asks for are ones Pods may get from the Subnet, and enough for its Pods.
+fn check_requested(
+    w: &Workload,
+    req: &AttachmentRequest,
+    r: &Resolved,
+    shape: &SubnetLayout,
+    warnings: &mut Vec<String>,
+) -> Result<(), WorkloadRefusal> {
+    let (provider, asks) = (&r.provider, &r.asks);
+    let pool_key = keys::provider_key(provider, keys::IP_POOL);
+    let checker = static_checker(shape);
     let unusable = |what: String, e: AllocError| WorkloadRefusal::Address {
         workload: w.display.clone(),
         what,
@@ -644,10 +648,10 @@ fn check_attachment(
 
     let fixed = match asks.ip_address {
         Some(pair) => Some((
-            fixed_key(&w.annotations, &provider, req.interface.as_deref()),
+            fixed_key(&w.annotations, provider, req.interface.as_deref()),
             pair,
         )),
-        None => req.ip_pair().map(|pair| (nad_key.to_string(), pair)),
+        None => req.ip_pair().map(|pair| (r.nad_key.to_string(), pair)),
     };
     if let Some((key, pair)) = fixed {
         for ip in pair.addrs() {
