@@ -201,33 +201,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
 
-    let registration = match args.webhook_url {
-        Some(url) => {
-            let ca_bundle = match (&args.webhook_ca, serving.ca_bundle) {
-                (Some(path), None) => std::fs::read(path)
-                    .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
-                (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "--webhook-ca cannot be used with --cert-mode={}: the CA bundle published is the one in Secret {}/{}",
-                        mode_name(args.cert_mode),
-                        ctx.settings.namespace,
-                        args.cert_secret
-                    )
-                    .into());
-                }
-                (None, bundle) => bundle.unwrap_or_default(),
-            };
-            Some(Registration {
-                endpoint: Endpoint::Url(url),
-                ca_bundle,
-                exclude_namespaces: vec![ctx.settings.namespace.clone()],
-                suffix: args.webhook_name_suffix,
-                timeout_seconds: 10,
-                default_network: ctx.settings.default_network.is_some(),
-            })
-        }
-        None => None,
-    };
+    let registration = registration(&args, &ctx.settings, serving.ca_bundle)?;
 
     let server = tokio::spawn(webhook::serve(
         ctx.clone(),
@@ -277,6 +251,39 @@ fn mode_name(m: CertMode) -> &'static str {
         CertMode::SelfManaged => "self-managed",
         CertMode::CertManager => "cert-manager",
     }
+}
+
+/// With `--webhook-url`: the webhook configurations to register, publishing `--webhook-ca` or, when the
+/// server manages the CA, `managed` (the two cannot be combined).
+fn registration(
+    args: &Args,
+    settings: &Settings,
+    managed: Option<Vec<u8>>,
+) -> Result<Option<Registration>, String> {
+    let Some(url) = &args.webhook_url else {
+        return Ok(None);
+    };
+    let ca_bundle = match (&args.webhook_ca, managed) {
+        (Some(path), None) => std::fs::read(path)
+            .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "--webhook-ca cannot be used with --cert-mode={}: the CA bundle published is the one in Secret {}/{}",
+                mode_name(args.cert_mode),
+                settings.namespace,
+                args.cert_secret
+            ));
+        }
+        (None, bundle) => bundle.unwrap_or_default(),
+    };
+    Ok(Some(Registration {
+        endpoint: Endpoint::Url(url.clone()),
+        ca_bundle,
+        exclude_namespaces: vec![settings.namespace.clone()],
+        suffix: args.webhook_name_suffix.clone(),
+        timeout_seconds: 10,
+        default_network: settings.default_network.is_some(),
+    }))
 }
 
 /// `--tls-cert` and `--tls-key`, for [`certs::start`].
