@@ -21,6 +21,7 @@ const UNITS: [(char, u64); 5] = [
     ('y', 365 * 86_400),
 ];
 
+// Kept rather than humantime: it reads `1y` as 365.25 days, where certificate lifetimes here are whole days.
 /// Parses `1y`, `8760h`, `1h30m`, `45s`. Zero is refused: every duration nadipam takes is a lifetime or
 /// an interval, and zero of either is a mistake.
 pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {

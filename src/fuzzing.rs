@@ -108,7 +108,7 @@ fn decide_pod(req: AdmissionRequest<Pod>) -> Verdict {
         return pod::guard::tampered(before, after).map_or(Verdict::Allowed, denied);
     }
     let cache = world();
-    match pod::decide_offline(&cache, &req) {
+    match pod::offline::decide(&cache, &req) {
         Ok(None) => Verdict::Allowed,
         Ok(Some((results, out))) => {
             for r in &results {

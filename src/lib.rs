@@ -24,9 +24,12 @@ pub mod context;
 pub mod controller;
 /// Durations in flags (`8760h`, `1y`).
 pub mod duration;
-/// Entry points for the fuzz targets in `fuzz/`; not a stable API.
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`); not a stable API.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+/// Log output: text or JSON lines (`--log-format`).
+pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.

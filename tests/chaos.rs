@@ -1336,7 +1336,7 @@ fn record_of(w: &World, run: &Run, failures: &[String]) -> serde_json::Value {
     let f = &run.settled.figures;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     json!({
-        "generated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "generated": jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "commit": record::commit(repo),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "seed": run.seed,

@@ -55,7 +55,7 @@ fn kubeconfig() -> String {
 /// The admin kubeconfig's CA data (base64) and server, for kubeconfigs the tests write themselves.
 fn ca_and_server() -> (String, String) {
     let text = std::fs::read_to_string(&cluster_info().kubeconfig).expect("reading kubeconfig");
-    let v: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig yaml");
+    let v: serde_json::Value = serde_saphyr::from_str(&text).expect("kubeconfig yaml");
     let cluster = &v["clusters"][0]["cluster"];
     (
         cluster["certificate-authority-data"]

@@ -28,7 +28,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use nadipam::api::{IPLease, LeasePhase};
 use nadipam::certs::{CertManager, ROTATE_ANNOTATION, Settings, Targets};
-use nadipam::webhook::config::{Endpoint, Registration};
+use nadipam::webhook::config::{self, Endpoint, Registration};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -87,14 +87,9 @@ fn template(release: &str, ns: &str, sets: &[&str]) -> String {
 
 /// Every YAML document of `text`, as JSON values (empty documents dropped).
 fn documents(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| {
-            let v: Value = serde::Deserialize::deserialize(d)
-                .unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{text}"));
-            v
-        })
-        .filter(|v| !v.is_null())
-        .collect()
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text)
+        .unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{text}"));
+    docs.into_iter().filter(|v| !v.is_null()).collect()
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -220,8 +215,8 @@ fn assert_webhooks_equal(docs: &[Value], reg: &Registration) {
             got,
             want,
             "the chart's {kind} {name} differs from src/webhook/config.rs (`cargo run --bin crdgen -- webhooks` prints it):\n--- chart\n{}\n--- rust\n{}",
-            serde_yaml::to_string(&got).unwrap_or_default(),
-            serde_yaml::to_string(&want).unwrap_or_default()
+            serde_saphyr::to_string(&got).unwrap_or_default(),
+            serde_saphyr::to_string(&want).unwrap_or_default()
         );
     }
 }
@@ -330,7 +325,7 @@ fn chart_cert_manager_objects_equal_what_the_server_applies() {
             issuer,
             poll: Duration::from_secs(10),
             propagation: Duration::from_secs(60),
-            targets: Targets::with_suffix(""),
+            targets: config::targets(""),
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let rendered: Vec<&Value> = docs
@@ -791,8 +786,8 @@ async fn rendered_chart_is_accepted_by_the_apiserver() {
             "{want} not in {accepted:?}"
         );
     }
-    // cert-manager mode: this test bed has no cert-manager, so its Issuers and Certificates cannot be
-    // checked here (their schema lives in cert-manager's CRDs); everything else must be accepted.
+    // cert-manager mode: its Issuers and Certificates are checked against cert-manager's CRDs by
+    // certs_manifests_apply_on_cert_managers_crds (certs/ holds them as rendered); everything else here.
     let text = template(&release, &ns, &["certManager.enabled=true"]);
     let docs = documents(&text);
     let (foreign, ours): (Vec<&Value>, Vec<&Value>) = docs
@@ -801,7 +796,7 @@ async fn rendered_chart_is_accepted_by_the_apiserver() {
     assert_eq!(foreign.len(), 4, "{foreign:?}");
     let yaml: String = ours
         .iter()
-        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap_or_default()))
+        .map(|d| format!("---\n{}", serde_saphyr::to_string(d).unwrap_or_default()))
         .collect();
     assert_eq!(dry_run(&yaml).len(), ours.len());
     // With a client CA: the volume and its mount are accepted too.
@@ -814,6 +809,97 @@ async fn rendered_chart_is_accepted_by_the_apiserver() {
         ],
     );
     assert_eq!(dry_run(&text).len(), documents(&text).len());
+}
+
+/// The cert-manager release whose CRDs check certs/: its Go module ships them in deploy/crds/.
+const CERT_MANAGER: &str = "github.com/cert-manager/cert-manager@v1.19.2";
+/// The module's checksum (go.sum's `h1:`), so a different download is refused.
+const CERT_MANAGER_SUM: &str = "h1:jSprN1h5pgNDSl7HClAmIzXuTxic/5FXJ32kbQHqjlM=";
+
+/// cert-manager's CRDs for Issuers, ClusterIssuers and Certificates, installed once from its Go module
+/// (the module proxy is the one source of cert-manager the test bed reaches).
+fn install_cert_manager_crds() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let info: Value = serde_json::from_str(&run(Command::new("go")
+            .args(["mod", "download", "-json", CERT_MANAGER])
+            .current_dir(std::env::temp_dir())))
+        .expect("go mod download -json prints JSON");
+        assert_eq!(info["Sum"], CERT_MANAGER_SUM, "{CERT_MANAGER}: {info}");
+        let crds = Path::new(info["Dir"].as_str().expect("Dir")).join("deploy/crds");
+        let mut apply = cluster_info().kubectl();
+        apply.args(["apply", "--server-side", "--force-conflicts"]);
+        for kind in ["issuers", "clusterissuers", "certificates"] {
+            apply
+                .arg("-f")
+                .arg(crds.join(format!("cert-manager.io_{kind}.yaml")));
+        }
+        run(&mut apply);
+        wait_established(
+            cluster_info(),
+            &[
+                "issuers.cert-manager.io",
+                "clusterissuers.cert-manager.io",
+                "certificates.cert-manager.io",
+            ],
+        );
+    });
+}
+
+#[tokio::test]
+async fn certs_manifests_apply_on_cert_managers_crds() {
+    let (_client, ns, _g, _id) = bed("inst-certs").await;
+    install_cert_manager_crds();
+    for (file, want) in [
+        (
+            "certs/cert-manager.yaml",
+            &[
+                "certificate.cert-manager.io/nadipam-webhook-tls-ca",
+                "certificate.cert-manager.io/nadipam-webhook-tls",
+                "issuer.cert-manager.io/nadipam-webhook-tls-selfsigned",
+                "issuer.cert-manager.io/nadipam-webhook-tls-ca",
+            ][..],
+        ),
+        (
+            "certs/own-ca.yaml",
+            &[
+                "issuer.cert-manager.io/nadipam-own-ca",
+                "certificate.cert-manager.io/nadipam-webhook-tls",
+            ][..],
+        ),
+    ] {
+        let text = std::fs::read_to_string(repo().join(file)).expect(file);
+        let yaml = text.replace("namespace: nadipam-system", &format!("namespace: {ns}"));
+        let out = run_with_input(
+            cluster_info()
+                .kubectl()
+                .args(["apply", "--server-side", "-o", "name", "-f", "-"]),
+            &yaml,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{file}: the apiserver refused it:\n{}\n{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let applied: Vec<&str> = stdout.lines().collect();
+        assert_eq!(applied, want, "{file}");
+    }
+    // The schema is checked: a Certificate without an issuerRef is refused.
+    let out = run_with_input(
+        cluster_info()
+            .kubectl()
+            .args(["apply", "--dry-run=server", "-f", "-"]),
+        &format!(
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {{name: broken, namespace: {ns}}}\n\
+             spec: {{secretName: broken}}\n"
+        ),
+    );
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("issuerRef"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// `kubectl auth can-i <verb> <resource> --as <user>`.
@@ -890,7 +976,7 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
             "ipleases.nadipam.io",
         ],
     );
-    let targets = Targets::with_suffix(&suffix);
+    let targets = config::targets(&suffix);
     let m = Api::<MutatingWebhookConfiguration>::all(client.clone())
         .get(&targets.mutating)
         .await
@@ -1221,7 +1307,7 @@ async fn self_managed_replicas_agree_on_one_secret_and_rotate_without_a_failed_r
     let net = network(&client, "inst-sm-pods", "10.77.0.0/16").await;
     let secret = "nadipam-webhook-tls";
     let suffix = format!("-e2e-sm-{}", short_id());
-    let targets = Targets::with_suffix(&suffix);
+    let targets = config::targets(&suffix);
     let (pa, pb) = (free_port(), free_port());
     let lb = balancer(vec![pa, pb]).await;
     let flags = args(&[
@@ -1551,7 +1637,7 @@ async fn the_charts_rbac_lets_the_server_do_its_whole_job() {
     )
     .await;
     // `helm upgrade` leaves the caBundle the server published alone (the chart never sets it).
-    let targets = Targets::with_suffix(&suffix);
+    let targets = config::targets(&suffix);
     let before = published_bundles(&client, &targets)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1600,7 +1686,7 @@ async fn node_agent_installs_the_plugin_and_a_kubeconfig_that_may_only_get_pods(
     .map(|(k, n)| {
         format!(
             "---\n{}",
-            serde_yaml::to_string(find(&docs, k, n)).unwrap_or_default()
+            serde_saphyr::to_string(find(&docs, k, n)).unwrap_or_default()
         )
     })
     .collect();

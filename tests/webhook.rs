@@ -804,7 +804,7 @@ async fn burst_of_200_concurrent_pods_gets_200_distinct_addresses() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
         let pods = pods.clone();
-        let mut pod: Pod = serde_yaml::from_str(&pod_yaml(
+        let mut pod: Pod = serde_saphyr::from_str(&pod_yaml(
             &net.ns,
             &format!("burst-{i}"),
             &[("k8s.v1.cni.cncf.io/networks", &nets)],

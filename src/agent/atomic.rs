@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::error::AgentError;
 
+// Kept rather than tempfile's persist: that neither sets the mode past the umask nor syncs the directory.
 /// Writes `bytes` to `path` with permission bits `mode`, atomically. Creates the parent directory.
 pub(crate) fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AgentError> {
     let fail = |source| AgentError::Write {

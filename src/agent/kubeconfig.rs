@@ -43,7 +43,7 @@ pub(crate) fn render(server: &str, ca_pem: &[u8], token: &str) -> String {
     });
     format!(
         "# Written by nadipam-node-agent for the nadipam CNI plugin; rewritten when the token is refreshed.\n{}",
-        serde_yaml::to_string(&doc).unwrap_or_default()
+        crate::api::manifest_yaml(&doc).unwrap_or_default()
     )
 }
 

@@ -17,7 +17,7 @@ mod token;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 
 pub use error::AgentError;
 
@@ -59,7 +59,7 @@ pub struct Pass {
     /// True when the kubeconfig was (re)written.
     pub kubeconfig_written: bool,
     /// When the token in the kubeconfig expires, when it says.
-    pub token_expires: Option<DateTime<Utc>>,
+    pub token_expires: Option<Timestamp>,
 }
 
 /// Installs the plugin and writes the kubeconfig where either differs from what it should be.
@@ -133,8 +133,8 @@ fn check(o: &Options, every: Duration) {
         Ok(p) => {
             report(&p, o);
             if let Some(exp) = p.token_expires {
-                let left = exp - Utc::now();
-                if left < chrono::Duration::seconds(2 * every.as_secs() as i64) {
+                let left = exp.duration_since(Timestamp::now());
+                if left < SignedDuration::from_secs(2 * every.as_secs() as i64) {
                     tracing::warn!(
                         token = %o.token_file.display(),
                         expires = %exp,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::error::AgentError;
 
@@ -30,13 +30,13 @@ pub(crate) fn read(path: &Path) -> Result<String, AgentError> {
 }
 
 /// The `exp` claim of a JWT, if it has one.
-pub(crate) fn expiry(jwt: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn expiry(jwt: &str) -> Option<Timestamp> {
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    DateTime::from_timestamp(claims.get("exp")?.as_i64()?, 0)
+    Timestamp::from_second(claims.get("exp")?.as_i64()?).ok()
 }
 
 #[cfg(test)]
@@ -51,7 +51,7 @@ mod tests {
             b64(r#"{"alg":"ES256"}"#),
             b64(r#"{"exp":1750000000}"#)
         );
-        assert_eq!(expiry(&jwt).map(|t| t.timestamp()), Some(1_750_000_000));
+        assert_eq!(expiry(&jwt).map(|t| t.as_second()), Some(1_750_000_000));
         assert_eq!(expiry("opaque-token"), None);
     }
 

@@ -12,18 +12,7 @@ use super::layout::{FamilyLayout, SubnetLayout};
 use super::pair::IpPair;
 use super::range::{IpRange, show_ranges};
 use super::space::{DENSE_MAX, Space};
-
-/// How to choose among free addresses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Strategy {
-    /// Uniform among the free addresses (dense ranges) or the first free one from a uniform point (sparse
-    /// ranges): a freed address is unlikely to be handed out again at once, and concurrent allocators
-    /// working from stale views of the same subnet rarely collide.
-    #[default]
-    Random,
-    /// The lowest free address, as Kube-OVN and Spiderpool allocate.
-    Sequential,
-}
+use super::strategy::Strategy;
 
 /// Address usage per family, for Subnet status. Counts are `u128` because an IPv6 subnet wider than /64
 /// holds more than `u64::MAX` addresses; a /64 and narrower fits `u64` (2^64 − 3 available at most), so a

@@ -75,7 +75,9 @@ impl MacSet {
 mod tests {
     use super::*;
     use rand::rngs::StdRng;
-    use rand::{RngCore, SeedableRng};
+    use std::convert::Infallible;
+
+    use rand::{SeedableRng, TryRng};
 
     #[test]
     fn reserve_pick_release() {
@@ -101,15 +103,17 @@ mod tests {
     /// An RNG that always yields the same bytes: every pick after the first collides.
     struct Stuck;
 
-    impl RngCore for Stuck {
-        fn next_u32(&mut self) -> u32 {
-            7
+    impl TryRng for Stuck {
+        type Error = Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+            Ok(7)
         }
-        fn next_u64(&mut self) -> u64 {
-            7
+        fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+            Ok(7)
         }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
             dst.fill(7);
+            Ok(())
         }
     }
 

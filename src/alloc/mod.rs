@@ -23,11 +23,12 @@ mod pool;
 mod range;
 mod space;
 mod sparse;
+mod strategy;
 
 #[cfg(test)]
 mod props;
 
-pub use allocator::{Allocator, Counts, Strategy};
+pub use allocator::{Allocator, Counts};
 pub use error::AllocError;
 pub use family::{Family, Protocol, ProtocolError};
 pub use layout::{LayoutError, LayoutProblem, SubnetLayout};
@@ -36,3 +37,4 @@ pub use macset::MacSet;
 pub use pair::IpPair;
 pub use pool::statefulset_ordinal;
 pub use range::{IpRange, RangeError, RangeProblem, parse_entries, parse_entry};
+pub use strategy::Strategy;

@@ -2,12 +2,12 @@
 //! above that, behind one interface that picks uniformly among free addresses (dense) or from a uniform
 //! point onwards (sparse), so picking never slows down as the subnet fills.
 
-use rand::Rng;
+use rand::{Rng, RngExt};
 
-use super::allocator::Strategy;
 use super::dense::DenseSet;
 use super::layout::FamilyLayout;
 use super::sparse::SparseSet;
+use super::strategy::Strategy;
 
 /// Ranges of at most this many usable addresses get a bitmap (2 MiB for a /8 with its tree: 3 MiB).
 pub(crate) const DENSE_MAX: u128 = 1 << 24;

@@ -75,7 +75,7 @@ pub(crate) fn parse_mac(key: &str, raw: &str) -> Result<Mac, AnnotationError> {
     })
 }
 
-pub(crate) fn parse_logical_switch(key: &str, raw: &str) -> Result<String, AnnotationError> {
+fn parse_logical_switch(key: &str, raw: &str) -> Result<String, AnnotationError> {
     if is_dns1123_subdomain(raw) {
         Ok(raw.to_string())
     } else {
@@ -111,6 +111,21 @@ pub fn provider_request(
     let mac_address = per_interface(annotations, provider, MAC_ADDRESS, interface)?
         .map(|(k, v)| parse_mac(&k, v))
         .transpose()?;
+    let (logical_switch, routes) = switch_and_routes(annotations, provider)?;
+    Ok(ProviderRequest {
+        ip_address,
+        mac_address,
+        ip_pool,
+        logical_switch,
+        routes,
+    })
+}
+
+/// The provider's `logical_switch` and `routes`: asked for in a Pod's request, written back in its result.
+pub(crate) fn switch_and_routes(
+    annotations: &BTreeMap<String, String>,
+    provider: &str,
+) -> Result<(Option<String>, Option<Vec<Route>>), AnnotationError> {
     let ls_key = provider_key(provider, LOGICAL_SWITCH);
     let logical_switch = value(annotations, &ls_key)?
         .map(|v| parse_logical_switch(&ls_key, v))
@@ -119,11 +134,5 @@ pub fn provider_request(
     let routes = value(annotations, &routes_key)?
         .map(|v| parse_routes(&routes_key, v))
         .transpose()?;
-    Ok(ProviderRequest {
-        ip_address,
-        mac_address,
-        ip_pool,
-        logical_switch,
-        routes,
-    })
+    Ok((logical_switch, routes))
 }

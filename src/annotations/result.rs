@@ -14,8 +14,8 @@ use super::keys::{
     interface_key, provider_key,
 };
 use super::lookup::value;
-use super::provider::{check_provider, parse_logical_switch, parse_mac};
-use super::route::{Route, parse_routes};
+use super::provider::{check_provider, parse_mac, switch_and_routes};
+use super::route::Route;
 use crate::alloc::{IpPair, Mac};
 
 /// What the webhook decided for one attachment.
@@ -267,14 +267,7 @@ pub fn read_result(
         }
         addresses.push(ResultAddress { address, gateway });
     }
-    let ls_key = provider_key(provider, LOGICAL_SWITCH);
-    let logical_switch = value(annotations, &ls_key)?
-        .map(|v| parse_logical_switch(&ls_key, v))
-        .transpose()?;
-    let routes_key = provider_key(provider, ROUTES);
-    let routes = value(annotations, &routes_key)?
-        .map(|v| parse_routes(&routes_key, v))
-        .transpose()?;
+    let (logical_switch, routes) = switch_and_routes(annotations, provider)?;
     Ok(Some(ParsedResult {
         ip,
         mac,

@@ -155,7 +155,7 @@ status:
   - {type: Ready, status: "True", lastTransitionTime: "2025-01-01T00:00:00Z"}
   notAfter: "2025-04-01T00:00:00Z"
 "#;
-        let c: Certificate = serde_yaml::from_str(yaml).unwrap();
+        let c: Certificate = serde_saphyr::from_str(yaml).unwrap();
         assert_eq!(c.spec.secret_name, "nadipam-webhook-tls");
         assert_eq!(c.spec.ip_addresses, ["127.0.0.1"]);
         assert_eq!(c.spec.issuer_ref.kind.as_deref(), Some("Issuer"));
@@ -180,7 +180,7 @@ status:
         );
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["spec"], serde_json::json!({"selfSigned": {}}));
-        let ca: Issuer = serde_yaml::from_str(
+        let ca: Issuer = serde_saphyr::from_str(
             "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: ca, namespace: x}\nspec:\n  ca: {secretName: nadipam-ca}\n",
         )
         .unwrap();

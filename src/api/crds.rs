@@ -2,7 +2,9 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+use serde::Serialize;
 use serde_json::Value;
+use serde_saphyr::{SerializeError, SerializerOptions};
 
 use super::{IPLease, IPPool, Subnet};
 
@@ -19,8 +21,16 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
 }
 
 /// One CRD as YAML, the way crdgen writes it.
-pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(crd)
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, SerializeError> {
+    manifest_yaml(crd)
+}
+
+/// A generated manifest as YAML: every string on one line (no folded block scalars), so the committed
+/// manifests change line by line with the code.
+pub fn manifest_yaml<T: Serialize>(value: &T) -> Result<String, SerializeError> {
+    let mut options = SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    serde_saphyr::to_string_with_options(value, options)
 }
 
 fn reflow(crd: CustomResourceDefinition) -> CustomResourceDefinition {

@@ -279,7 +279,7 @@ spec:
 
     #[test]
     fn round_trips_user_yaml() {
-        let lease: IPLease = serde_yaml::from_str(LEASE_YAML).unwrap();
+        let lease: IPLease = serde_saphyr::from_str(LEASE_YAML).unwrap();
         assert_eq!(lease.spec.phase, LeasePhase::Bound);
         assert_eq!(lease.spec.owner_kind, OwnerKind::StatefulSet);
         assert_eq!(
@@ -301,7 +301,7 @@ spec:
 
     #[test]
     fn optional_fields_are_omitted() {
-        let lease: IPLease = serde_yaml::from_str(
+        let lease: IPLease = serde_saphyr::from_str(
             "apiVersion: nadipam.io/v1\nkind: IPLease\nmetadata: {name: s.fd00--5}\nspec: {subnet: s, ip: 'fd00::5', \
              provider: s.default, podNamespace: default, phase: Reserved, token: t, ownerKind: Pod, network: default/s}\n",
         )
@@ -327,7 +327,7 @@ spec:
 
     #[test]
     fn build_names_labels_and_canonicalizes() {
-        let mut spec: IPLeaseSpec = serde_yaml::from_str::<IPLease>(LEASE_YAML).unwrap().spec;
+        let mut spec: IPLeaseSpec = serde_saphyr::from_str::<IPLease>(LEASE_YAML).unwrap().spec;
         spec.ip = "FD00:17:0::0064".into();
         let lease = IPLease::build(spec.clone()).unwrap();
         assert_eq!(lease.metadata.name.as_deref(), Some("macvlan.fd00-17--64"));
@@ -346,7 +346,7 @@ spec:
 
     #[test]
     fn field_errors_name_the_lease() {
-        let mut lease: IPLease = serde_yaml::from_str(LEASE_YAML).unwrap();
+        let mut lease: IPLease = serde_saphyr::from_str(LEASE_YAML).unwrap();
         lease.spec.mac = Some("ff:ff:ff:ff:ff:ff".into());
         assert_eq!(
             lease.mac().unwrap_err().to_string(),

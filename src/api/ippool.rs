@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn round_trips_user_yaml() {
-        let p: IPPool = serde_yaml::from_str(
+        let p: IPPool = serde_saphyr::from_str(
             r#"
 apiVersion: nadipam.io/v1
 kind: IPPool

@@ -21,7 +21,7 @@ pub use certmanager::{
     CaIssuer, CertManagerCondition, Certificate, CertificateSpec, CertificateStatus, Issuer,
     IssuerRef, IssuerSpec, IssuerStatus, SelfSignedIssuer, is_ready,
 };
-pub use crds::{crd_yaml, crds};
+pub use crds::{crd_yaml, crds, manifest_yaml};
 pub use iplease::{
     IPLease, IPLeaseSpec, LABEL_MAC, LABEL_POOL, LABEL_SUBNET, LABEL_TOKEN, LeaseError, LeasePhase,
     OwnerKind, lease_labels, mac_selector, pool_selector, subnet_selector, token_selector,

@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn deserializes_with_and_without_spec() {
-        let with: NetworkAttachmentDefinition = serde_yaml::from_str(
+        let with: NetworkAttachmentDefinition = serde_saphyr::from_str(
             r#"
 apiVersion: "k8s.cni.cncf.io/v1"
 kind: NetworkAttachmentDefinition
@@ -170,7 +170,7 @@ spec:
         assert!(view.is_ours());
         assert_eq!(with.provider(&view), "macvlan.default");
 
-        let without: NetworkAttachmentDefinition = serde_yaml::from_str(
+        let without: NetworkAttachmentDefinition = serde_saphyr::from_str(
             "apiVersion: k8s.cni.cncf.io/v1\nkind: NetworkAttachmentDefinition\nmetadata:\n  name: macvlan-conf-2\n  namespace: default\n",
         )
         .unwrap();

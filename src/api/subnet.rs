@@ -173,7 +173,7 @@ spec:
 
     #[test]
     fn seed_subnet_parses() {
-        let s: Subnet = serde_yaml::from_str(SEED).unwrap();
+        let s: Subnet = serde_saphyr::from_str(SEED).unwrap();
         assert_eq!(s.metadata.name.as_deref(), Some("macvlan"));
         assert_eq!(s.spec.protocol, Some(Protocol::Ipv4));
         assert_eq!(s.spec.provider, "macvlan.default");
@@ -186,7 +186,7 @@ spec:
 
     #[test]
     fn round_trips_with_user_field_names() {
-        let s: Subnet = serde_yaml::from_str(
+        let s: Subnet = serde_saphyr::from_str(
             r#"
 apiVersion: nadipam.io/v1
 kind: Subnet

@@ -102,7 +102,7 @@ fn webhooks(reg: &Registration) -> Result<(), String> {
         if let (Some(o), serde_json::Value::Object(rest)) = (obj.as_object_mut(), v) {
             o.extend(rest);
         }
-        serde_yaml::to_string(&obj).map_err(|e| format!("cannot render {kind} as YAML: {e}"))
+        nadipam::api::manifest_yaml(&obj).map_err(|e| format!("cannot render {kind} as YAML: {e}"))
     };
     let m = serde_json::to_value(reg.mutating()).map_err(|e| e.to_string())?;
     let v = serde_json::to_value(reg.validating()).map_err(|e| e.to_string())?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use nadipam::agent::{self, Options};
 use nadipam::duration::parse_duration;
+use nadipam::logging::{self, LogFormat};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -56,19 +57,17 @@ struct Args {
     /// How often to check the token and the installed binaries.
     #[arg(long, env = "NADIPAM_AGENT_REFRESH_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     refresh_interval: Duration,
+    /// Log lines as `text` or `json` (one object per line, for log pipelines); `RUST_LOG` filters them.
+    #[arg(long, env = "NADIPAM_AGENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Install and write once, then exit.
     #[arg(long)]
     once: bool,
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    logging::init(args.log_format, "info");
     let opts = Options {
         plugin: args.plugin,
         cni_bin_dir: args.cni_bin_dir,

@@ -8,13 +8,14 @@ use std::time::Duration;
 use clap::Parser;
 use nadipam::annotations::NetworkRef;
 use nadipam::cache::Cache;
-use nadipam::certs::{self, CertMode, ManagedCerts, Targets};
+use nadipam::certs::{self, CertMode};
 use nadipam::context::{Context, Settings};
 use nadipam::controller;
 use nadipam::duration::parse_duration;
+use nadipam::logging::{self, LogFormat};
 use nadipam::metrics::Metrics;
-use nadipam::webhook::config::{Endpoint, Registration};
-use nadipam::webhook::{self, register, tls};
+use nadipam::webhook::config::{self, Endpoint, Registration};
+use nadipam::webhook::{self, register};
 
 #[derive(Parser, Debug)]
 #[command(version, about = "nadipam admission webhook and lease controller")]
@@ -134,6 +135,9 @@ struct Args {
     /// current in the self-managed and cert-manager modes).
     #[arg(long, env = "NADIPAM_WEBHOOK_NAME_SUFFIX", default_value = "")]
     webhook_name_suffix: String,
+    /// Log lines as `text` or `json` (one object per line, for log pipelines); `RUST_LOG` filters them.
+    #[arg(long, env = "NADIPAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Exit when standard input closes (lets a test harness tie the server's life to its own).
     #[arg(long, hide = true)]
     exit_on_stdin_eof: bool,
@@ -152,15 +156,9 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    tls::install_crypto_provider();
     let args = Args::parse();
+    logging::init(args.log_format, "info,kube=warn");
+    certs::install_crypto_provider();
 
     let client = kube::Client::try_default().await?;
     let identity = args
@@ -185,46 +183,32 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let clients = match &args.client_ca {
-        Some(path) => tls::ClientAuth::read(path, args.client_names.clone()).await?,
+        Some(path) => certs::ClientAuth::read(path, args.client_names.clone()).await?,
         None if !args.client_names.is_empty() => {
             return Err(
                 "--client-name needs --client-ca (the CA that signs the callers' certificates)"
                     .into(),
             );
         }
-        None => tls::ClientAuth::anyone(),
+        None => certs::ClientAuth::anyone(),
     };
-    let (live, managed_bundle, certs) = serving_certificate(&args, &ctx.client, &clients).await?;
+    let serving = certs::start(
+        args.cert_mode,
+        cert_files(&args),
+        &cert_settings(&args),
+        &ctx.client,
+        &clients,
+    )
+    .await?;
 
-    let registration = match args.webhook_url {
-        Some(url) => {
-            let ca_bundle = match (&args.webhook_ca, managed_bundle) {
-                (Some(path), None) => std::fs::read(path)
-                    .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
-                (Some(_), Some(_)) => {
-                    return Err(format!(
-                        "--webhook-ca cannot be used with --cert-mode={}: the CA bundle published is the one in Secret {}/{}",
-                        mode_name(args.cert_mode),
-                        ctx.settings.namespace,
-                        args.cert_secret
-                    )
-                    .into());
-                }
-                (None, bundle) => bundle.unwrap_or_default(),
-            };
-            Some(Registration {
-                endpoint: Endpoint::Url(url),
-                ca_bundle,
-                exclude_namespaces: vec![ctx.settings.namespace.clone()],
-                suffix: args.webhook_name_suffix,
-                timeout_seconds: 10,
-                default_network: ctx.settings.default_network.is_some(),
-            })
-        }
-        None => None,
-    };
+    let registration = registration(&args, &ctx.settings, serving.ca_bundle)?;
 
-    let server = tokio::spawn(webhook::serve(ctx.clone(), args.listen, live, clients));
+    let server = tokio::spawn(webhook::serve(
+        ctx.clone(),
+        args.listen,
+        serving.live,
+        clients,
+    ));
     let metrics_server = async {
         match args.metrics_listen {
             Some(addr) => webhook::serve_metrics(ctx.clone(), addr).await,
@@ -249,7 +233,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         r = server => r??,
         r = metrics_server => r.map_err(|e| format!("--metrics-listen: {e}"))?,
         // It never returns; ending means it panicked, and a replica that cannot follow rotations must restart.
-        r = certs => return Err(format!("the serving-certificate task stopped: {r:?}").into()),
+        r = serving.task => return Err(format!("the serving-certificate task stopped: {r:?}").into()),
         _ = shutdown(args.exit_on_stdin_eof) => {}
     }
     controller.shutdown().await;
@@ -269,21 +253,47 @@ fn mode_name(m: CertMode) -> &'static str {
     }
 }
 
-/// The live TLS configuration for `--cert-mode`; when the server manages the CA, the bundle to register; and
-/// the spawned task that keeps both current.
-async fn serving_certificate(
+/// With `--webhook-url`: the webhook configurations to register, publishing `--webhook-ca` or, when the
+/// server manages the CA, `managed` (the two cannot be combined).
+fn registration(
     args: &Args,
-    client: &kube::Client,
-    clients: &tls::ClientAuth,
-) -> Result<
-    (
-        axum_server::tls_rustls::RustlsConfig,
-        Option<Vec<u8>>,
-        tokio::task::JoinHandle<()>,
-    ),
-    Box<dyn std::error::Error>,
-> {
-    let settings = certs::Settings {
+    settings: &Settings,
+    managed: Option<Vec<u8>>,
+) -> Result<Option<Registration>, String> {
+    let Some(url) = &args.webhook_url else {
+        return Ok(None);
+    };
+    let ca_bundle = match (&args.webhook_ca, managed) {
+        (Some(path), None) => std::fs::read(path)
+            .map_err(|e| format!("reading --webhook-ca {}: {e}", path.display()))?,
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "--webhook-ca cannot be used with --cert-mode={}: the CA bundle published is the one in Secret {}/{}",
+                mode_name(args.cert_mode),
+                settings.namespace,
+                args.cert_secret
+            ));
+        }
+        (None, bundle) => bundle.unwrap_or_default(),
+    };
+    Ok(Some(Registration {
+        endpoint: Endpoint::Url(url.clone()),
+        ca_bundle,
+        exclude_namespaces: vec![settings.namespace.clone()],
+        suffix: args.webhook_name_suffix.clone(),
+        timeout_seconds: 10,
+        default_network: settings.default_network.is_some(),
+    }))
+}
+
+/// `--tls-cert` and `--tls-key`, for [`certs::start`].
+fn cert_files(args: &Args) -> (PathBuf, PathBuf) {
+    (args.tls_cert.clone(), args.tls_key.clone())
+}
+
+/// The serving-certificate flags, for [`certs::start`].
+fn cert_settings(args: &Args) -> certs::Settings {
+    certs::Settings {
         namespace: args.namespace.clone(),
         secret: args.cert_secret.clone(),
         service: args.service_name.clone(),
@@ -294,29 +304,8 @@ async fn serving_certificate(
         poll: args.cert_poll_interval,
         propagation: args.cert_propagation_delay,
         issuer: args.cert_manager_issuer.clone(),
-        targets: Targets::with_suffix(&args.webhook_name_suffix),
-    };
-    let (managed, live) = match args.cert_mode {
-        CertMode::Files => {
-            let files = tls::FileCerts {
-                cert: args.tls_cert.clone(),
-                key: args.tls_key.clone(),
-                clients: clients.clone(),
-            };
-            let (live, pem) = files.load().await?;
-            let task = tokio::spawn(files.watch(live.clone(), pem, Duration::from_secs(10)));
-            return Ok((live, None, task));
-        }
-        CertMode::SelfManaged => {
-            ManagedCerts::self_managed(client.clone(), &settings, clients.clone()).await?
-        }
-        CertMode::CertManager => {
-            ManagedCerts::cert_manager(client.clone(), &settings, clients.clone()).await?
-        }
-    };
-    let bundle = managed.ca_bundle();
-    let task = tokio::spawn(managed.run(live.clone()));
-    Ok((live, Some(bundle), task))
+        targets: config::targets(&args.webhook_name_suffix),
+    }
 }
 
 /// Resolves on SIGTERM, Ctrl-C, or (when asked) the end of standard input.

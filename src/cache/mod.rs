@@ -100,6 +100,7 @@ impl Cache {
 
     /// A cache holding exactly these objects, with no watches behind it (ready at once). For deciding
     /// admissions without an apiserver: the fuzz targets.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn offline(
         nads: Vec<NetworkAttachmentDefinition>,
         subnets: Vec<Subnet>,

@@ -164,7 +164,10 @@ mod tests {
             poll: Duration::from_secs(10),
             propagation: Duration::from_secs(60),
             issuer: None,
-            targets: crate::certs::Targets::with_suffix(""),
+            targets: crate::certs::Targets {
+                mutating: "nadipam-mutating".into(),
+                validating: "nadipam-validating".into(),
+            },
         }
     }
 

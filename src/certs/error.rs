@@ -1,7 +1,7 @@
 //! Why a certificate could not be read, issued, stored or published. Each message names the object, the field
 //! or flag, the value and what is valid.
 
-use crate::webhook::tls::TlsError;
+use std::path::PathBuf;
 
 /// Why the content of a certificate Secret is unusable. Shown after `Secret <ns>/<name>: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +52,9 @@ pub enum CertError {
     },
     #[error("Secret {secret}: {source}")]
     Tls { secret: String, source: TlsError },
+    /// The `--tls-cert`/`--tls-key` files of `--cert-mode=files`.
+    #[error(transparent)]
+    Files(#[from] TlsError),
     #[error(
         "Secret {secret} was changed by another writer {attempts} times in a row while this replica tried to update it; will retry"
     )]
@@ -140,4 +143,23 @@ mod tests {
                 .contains("kubectl describe certificate -n ns1 nadipam-webhook")
         );
     }
+}
+
+/// Why the serving certificate could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `origin` names where the PEM came from: a file, or a Secret's key.
+    #[error("{origin} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)")]
+    NoCertificate { origin: String },
+    #[error("{origin} holds no PEM private key (expected PKCS#8, PKCS#1 or SEC1 PEM): {reason}")]
+    NoKey { origin: String, reason: String },
+    #[error("certificate and key do not form a usable TLS identity: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("--client-ca {origin}: {problem}")]
+    ClientCa { origin: String, problem: String },
 }

@@ -9,14 +9,15 @@ use axum_server::tls_rustls::RustlsConfig;
 use k8s_openapi::api::core::v1::Secret;
 
 use super::certmanager::CertManager;
+use super::client_auth::ClientAuth;
 use super::error::{CertError, MaterialError};
 use super::material::{CA_CRT, TLS_CRT, TLS_KEY};
+use super::pem::PemPair;
 use super::policy::Policy;
 use super::publish::{self, Targets};
 use super::reconcile;
 use super::settings::Settings;
 use super::store::Store;
-use crate::webhook::tls::{ClientAuth, PemPair};
 
 /// What a replica serves and publishes, as last read from the Secret.
 #[derive(Clone, PartialEq, Eq)]

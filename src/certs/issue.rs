@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
@@ -23,13 +23,15 @@ pub(crate) struct IssuedCa {
     pub key: String,
 }
 
-fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp(t.timestamp())
+/// rcgen takes `time`'s type.
+fn to_time(t: Timestamp) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(t.as_second())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
-fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2))
+fn after(now: Timestamp, d: Duration) -> Timestamp {
+    let d = SignedDuration::from_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    now.checked_add(d).unwrap_or(Timestamp::MAX)
 }
 
 fn issue_err(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
@@ -38,7 +40,7 @@ fn issue_err(what: &'static str) -> impl Fn(rcgen::Error) -> CertError {
 
 /// A new self-signed CA valid from now for `validity`. Its common name carries the time and a random tag, so
 /// the CAs of successive rotations are told apart in `openssl x509 -text` and in chains.
-pub(crate) fn ca(now: DateTime<Utc>, validity: Duration) -> Result<IssuedCa, CertError> {
+pub(crate) fn ca(now: Timestamp, validity: Duration) -> Result<IssuedCa, CertError> {
     let err = issue_err("CA certificate");
     let key = KeyPair::generate().map_err(&err)?;
     let mut params = CertificateParams::default();
@@ -48,7 +50,7 @@ pub(crate) fn ca(now: DateTime<Utc>, validity: Duration) -> Result<IssuedCa, Cer
         DnType::CommonName,
         format!(
             "nadipam-webhook-ca-{}-{:08x}",
-            now.format("%Y%m%dT%H%M%SZ"),
+            now.strftime("%Y%m%dT%H%M%SZ"),
             rand::random::<u32>()
         ),
     );
@@ -59,7 +61,7 @@ pub(crate) fn ca(now: DateTime<Utc>, validity: Duration) -> Result<IssuedCa, Cer
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.not_before = to_time(now - chrono::Duration::seconds(BACKDATE.as_secs() as i64));
+    params.not_before = to_time(now - SignedDuration::from_secs(BACKDATE.as_secs() as i64));
     params.not_after = to_time(after(now, validity));
     let cert = params.self_signed(&key).map_err(&err)?;
     Ok(IssuedCa {
@@ -74,7 +76,7 @@ pub(crate) fn serving(
     signer: &Cert,
     signer_key: &str,
     sans: &[String],
-    now: DateTime<Utc>,
+    now: Timestamp,
     validity: Duration,
 ) -> Result<(Cert, String), CertError> {
     let err = issue_err("serving certificate");
@@ -92,7 +94,7 @@ pub(crate) fn serving(
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = to_time(now - chrono::Duration::seconds(BACKDATE.as_secs() as i64));
+    params.not_before = to_time(now - SignedDuration::from_secs(BACKDATE.as_secs() as i64));
     params.not_after = to_time(after(now, validity).min(signer.not_after));
     let cert = params.signed_by(&key, &issuer).map_err(&err)?;
     Ok((
@@ -104,7 +106,7 @@ pub(crate) fn serving(
 /// A new CA and a serving certificate it signed: the first content of a Secret, or its replacement when
 /// what it held was unusable.
 pub(crate) fn fresh(
-    now: DateTime<Utc>,
+    now: Timestamp,
     ca_validity: Duration,
     sans: &[String],
     serving_validity: Duration,
@@ -125,7 +127,7 @@ mod tests {
 
     #[test]
     fn serving_certificate_never_outlives_its_ca() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         let ca = ca(now, Duration::from_secs(3600)).unwrap();
         let (s, _) = serving(
             &ca.cert,
@@ -139,14 +141,14 @@ mod tests {
         assert!(s.signed_by(&ca.cert));
         assert_eq!(
             ca.cert.not_before,
-            now - chrono::Duration::seconds(300)
-                - chrono::Duration::nanoseconds(now.timestamp_subsec_nanos() as i64)
+            now - SignedDuration::from_secs(300)
+                - SignedDuration::from_nanos(i64::from(now.subsec_nanosecond()))
         );
     }
 
     #[test]
     fn a_bad_name_is_an_error_naming_the_certificate() {
-        let now = Utc::now();
+        let now = Timestamp::now();
         let ca = ca(now, Duration::from_secs(3600)).unwrap();
         let e = serving(
             &ca.cert,

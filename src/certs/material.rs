@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -16,7 +16,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 
 use super::error::MaterialError;
-use crate::webhook::tls::PemPair;
+use super::pem::PemPair;
 
 pub(crate) const CA_CRT: &str = "ca.crt";
 pub(crate) const CA_KEY: &str = "ca.key";
@@ -27,8 +27,8 @@ pub(crate) const TLS_KEY: &str = "tls.key";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Cert {
     pub der: Vec<u8>,
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
     /// DNS names and IP addresses (as text).
     pub sans: BTreeSet<String>,
 }
@@ -37,7 +37,7 @@ impl Cert {
     /// Parses one DER certificate; `key` and `index` only name it in errors.
     pub(crate) fn from_der(der: &[u8], key: &str, index: usize) -> Result<Cert, MaterialError> {
         let x = parse(der, key, index)?;
-        let time = |t: i64| DateTime::<Utc>::from_timestamp(t, 0).unwrap_or_default();
+        let time = |t: i64| Timestamp::from_second(t).unwrap_or_default();
         let mut sans = BTreeSet::new();
         if let Ok(Some(ext)) = x.subject_alternative_name() {
             for name in &ext.value.general_names {
@@ -224,16 +224,10 @@ fn key_matches(
     Ok(())
 }
 
+/// PEM with LF line endings and 64-column lines, as openssl and kubectl write it.
 fn pem_block(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    pem::encode_config(&pem::Pem::new(label, der), config)
 }
 
 #[cfg(test)]
@@ -241,11 +235,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::certs::ClientAuth;
     use crate::certs::issue;
-    use crate::webhook::tls::ClientAuth;
 
-    fn now() -> DateTime<Utc> {
-        DateTime::<Utc>::from_timestamp(1_750_000_000, 0).unwrap()
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_750_000_000).unwrap()
     }
 
     fn sample() -> Material {
@@ -271,7 +265,7 @@ mod tests {
         );
         assert_eq!(
             back.serving.not_after,
-            now() + chrono::Duration::seconds(86_400)
+            now() + jiff::SignedDuration::from_secs(86_400)
         );
         assert!(
             back.pem_pair()

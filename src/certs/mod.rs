@@ -1,8 +1,14 @@
-//! The webhook's serving certificate when nadipam manages it itself (`--cert-mode=self-managed`): a CA and a
-//! serving certificate in one Secret that every replica reads, writes with optimistic concurrency and
-//! follows, so any number of replicas agree on one certificate without leader election, rotate it before it
-//! expires, and publish the CA into `caBundle` without a single admission request failing.
+//! The webhook's serving certificate and who may call, in every `--cert-mode`; [`start`] starts it.
 //!
+//! When nadipam manages it itself (`--cert-mode=self-managed`): a CA and a serving certificate in one Secret
+//! that every replica reads, writes with optimistic concurrency and follows, so any number of replicas agree
+//! on one certificate without leader election, rotate it before it expires, and publish the CA into
+//! `caBundle` without a single admission request failing.
+//!
+//! - [`serving`]: the entry point ([`start`]): the live TLS configuration for `--cert-mode`, kept current.
+//! - [`pem`]: a certificate and key as PEM, turned into a rustls configuration.
+//! - [`files`]: `--cert-mode=files`: PEM files, reloaded when they change.
+//! - [`client_auth`]: who may call the admission paths (`--client-ca`).
 //! - [`material`]: what the Secret holds, parsed and checked.
 //! - [`issue`]: issuing CAs and serving certificates (rcgen).
 //! - [`policy`]: when to rotate what (pure).
@@ -15,33 +21,28 @@
 //! - [`certmanager`]: `--cert-mode=cert-manager`: the Issuer and Certificate objects, applied by the server.
 
 mod certmanager;
+mod client_auth;
 mod error;
+mod files;
 mod follow;
 mod issue;
 mod material;
+mod pem;
 mod policy;
 mod publish;
 mod reconcile;
 mod sans;
+mod serving;
 mod settings;
 mod store;
 
 pub use certmanager::CertManager;
-pub use error::{CertError, MaterialError};
+pub use client_auth::ClientAuth;
+pub(crate) use client_auth::Refusal;
+pub use error::{CertError, MaterialError, TlsError};
 pub use follow::ManagedCerts;
+pub use pem::{PemPair, install_crypto_provider};
 pub use policy::ROTATE_ANNOTATION;
 pub use publish::Targets;
+pub use serving::{CertMode, Serving, start};
 pub use settings::Settings;
-
-/// Where the serving certificate comes from (`--cert-mode`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CertMode {
-    /// PEM files (`--tls-cert`, `--tls-key`), reloaded when they change: a mounted Secret, e.g. cert-manager's
-    /// when the Helm chart creates the Certificate.
-    Files,
-    /// A CA and serving certificate the server issues, stores in `--cert-secret`, rotates and publishes.
-    SelfManaged,
-    /// The server applies a cert-manager Issuer and Certificate, then serves the Secret cert-manager writes
-    /// and publishes its `ca.crt`.
-    CertManager,
-}

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::{SignedDuration, Timestamp};
 
 use super::material::Material;
 
@@ -56,16 +56,16 @@ pub(crate) struct Facts {
     pub serving_sans: BTreeSet<String>,
     /// Which CA of the bundle signed the serving certificate (0 is the signer).
     pub serving_issuer: Option<usize>,
-    pub ca_rotated_at: Option<DateTime<Utc>>,
-    pub serving_issued_at: Option<DateTime<Utc>>,
+    pub ca_rotated_at: Option<Timestamp>,
+    pub serving_issued_at: Option<Timestamp>,
     /// The rotate annotation's value.
     pub force: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
+    pub not_before: Timestamp,
+    pub not_after: Timestamp,
 }
 
 impl Facts {
@@ -77,12 +77,7 @@ impl Facts {
             not_before: c.not_before,
             not_after: c.not_after,
         };
-        let time = |k: &str| {
-            annotations
-                .get(k)
-                .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-                .map(|t| t.with_timezone(&Utc))
-        };
+        let time = |k: &str| annotations.get(k).and_then(|v| v.parse::<Timestamp>().ok());
         Facts {
             signer: window(m.signer()),
             retired: m.cas[1..].iter().map(window).collect(),
@@ -121,8 +116,9 @@ pub(crate) enum Decision {
     },
 }
 
-fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::seconds(i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4))
+fn add(t: Timestamp, d: Duration) -> Timestamp {
+    let d = SignedDuration::from_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    t.checked_add(d).unwrap_or(Timestamp::MAX)
 }
 
 /// `published`: the signing CA is in every webhook's `caBundle` (only asked when the serving certificate is
@@ -130,7 +126,7 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 pub(crate) fn decide(
     facts: Option<&Facts>,
     published: bool,
-    now: DateTime<Utc>,
+    now: Timestamp,
     p: &Policy,
 ) -> Decision {
     let Some(f) = facts else {
@@ -155,7 +151,7 @@ pub(crate) fn decide(
     if now >= f.signer.not_after {
         return Decision::Fresh(format!("the CA expired at {}", f.signer.not_after));
     }
-    let ca_life = f.signer.not_after - f.signer.not_before;
+    let ca_life = f.signer.not_after.duration_since(f.signer.not_before);
     let ca_renew_at = f.signer.not_before + ca_life * CA_RENEW_NUM as i32 / CA_RENEW_DEN as i32;
     if now >= ca_renew_at {
         return Decision::RotateCa(format!(
@@ -215,7 +211,7 @@ pub(crate) fn decide(
             sans,
         };
     }
-    let renew_at = f.serving.not_after - chrono::Duration::seconds(p.renew_before.as_secs() as i64);
+    let renew_at = f.serving.not_after - SignedDuration::from_secs(p.renew_before.as_secs() as i64);
     if now >= renew_at {
         return Decision::IssueServing {
             why: format!("the serving certificate is due for renewal ({renew_at})"),
@@ -253,8 +249,8 @@ mod tests {
 
     const H: i64 = 3600;
 
-    fn t(secs: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::from_timestamp(1_750_000_000 + secs, 0).unwrap()
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_750_000_000 + secs).unwrap()
     }
 
     fn policy() -> Policy {

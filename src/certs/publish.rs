@@ -18,7 +18,6 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::CertError;
-use crate::webhook::config::{MUTATING_NAME, VALIDATING_NAME};
 
 const MANAGER: &str = "nadipam-certs";
 
@@ -27,16 +26,6 @@ const MANAGER: &str = "nadipam-certs";
 pub struct Targets {
     pub mutating: String,
     pub validating: String,
-}
-
-impl Targets {
-    /// The names [`crate::webhook::config::Registration`] gives them for `suffix`.
-    pub fn with_suffix(suffix: &str) -> Targets {
-        Targets {
-            mutating: format!("{MUTATING_NAME}{suffix}"),
-            validating: format!("{VALIDATING_NAME}{suffix}"),
-        }
-    }
 }
 
 /// What a publish did.
@@ -166,24 +155,4 @@ where
                 .filter_map(Result::ok)
                 .any(|d| d.as_ref() == ca_der)
         }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn target_names_follow_the_registration() {
-        let reg = crate::webhook::config::Registration {
-            endpoint: crate::webhook::config::Endpoint::Url("https://x".into()),
-            ca_bundle: vec![],
-            exclude_namespaces: vec![],
-            suffix: "-a".into(),
-            timeout_seconds: 10,
-            default_network: false,
-        };
-        let t = Targets::with_suffix("-a");
-        assert_eq!(Some(t.mutating), reg.mutating().metadata.name);
-        assert_eq!(Some(t.validating), reg.validating().metadata.name);
-    }
 }

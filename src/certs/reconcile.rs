@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
+use jiff::tz::Offset;
 
 use super::error::CertError;
 use super::issue;
@@ -29,7 +30,7 @@ pub(crate) async fn round(
 ) -> Result<Material, CertError> {
     for _ in 0..ATTEMPTS {
         let secret = store.get().await?;
-        let now = Utc::now();
+        let now = Timestamp::now();
         let annotations = secret
             .as_ref()
             .and_then(|s| s.metadata.annotations.clone())
@@ -91,9 +92,10 @@ fn step(
     p: &Policy,
     decision: &Decision,
     current: Option<&Material>,
-    now: DateTime<Utc>,
+    now: Timestamp,
 ) -> Result<Option<(Material, Notes)>, CertError> {
-    let stamp = Some(now.to_rfc3339());
+    // RFC 3339 with a +00:00 offset, as the annotations have always been written.
+    let stamp = Some(now.display_with_offset(Offset::UTC).to_string());
     let clear = (ROTATE_ANNOTATION, None);
     let current = match (current, decision) {
         (_, Decision::Keep) => return Ok(None),

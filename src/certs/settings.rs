@@ -95,7 +95,10 @@ mod tests {
             poll: Duration::from_secs(10),
             propagation: Duration::from_secs(60),
             issuer: None,
-            targets: Targets::with_suffix(""),
+            targets: Targets {
+                mutating: "nadipam-mutating".into(),
+                validating: "nadipam-validating".into(),
+            },
         }
     }
 

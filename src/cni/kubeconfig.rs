@@ -1,10 +1,6 @@
-//! The plugin's kubeconfig, read directly with serde_yaml.
-//!
-//! Why not `kube::Config`: turning a kubeconfig into a client there is async (`from_custom_kubeconfig`,
-//! for exec plugins and OIDC refresh), and `kube::config::Kubeconfig` keeps tokens and keys behind
-//! `secrecy` and its PEM loaders `pub(crate)`. The plugin needs only what the node agent writes — a
-//! server, a CA and a token or client certificate — so a small typed reader with messages naming the
-//! field is simpler and keeps the process free of an async runtime.
+//! The plugin's kubeconfig: parsed by kube's [`Kubeconfig::read_from`] (synchronous; no client is built, so
+//! the process stays free of an async runtime), then resolved here into what the plugin's blocking client
+//! needs, with messages naming the kubeconfig field at fault.
 //!
 //! Supported: token, tokenFile, client-certificate(-data) + client-key(-data), certificate-authority(-data),
 //! insecure-skip-tls-verify (warned about). Refused with a message: exec / auth-provider users, basic auth,
@@ -13,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use serde::Deserialize;
+use kube::config::{AuthInfo, Kubeconfig, KubeconfigError};
+use secrecy::ExposeSecret;
 
 use super::error::CniError;
 use crate::annotations::Shown;
@@ -33,84 +30,6 @@ pub(crate) struct ApiAccess {
     pub insecure: bool,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-struct Raw {
-    #[serde(default)]
-    clusters: Vec<NamedCluster>,
-    #[serde(default)]
-    users: Vec<NamedUser>,
-    #[serde(default)]
-    contexts: Vec<NamedContext>,
-    #[serde(default)]
-    current_context: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct NamedCluster {
-    name: String,
-    cluster: Option<RawCluster>,
-}
-
-#[derive(Deserialize)]
-struct NamedUser {
-    name: String,
-    user: Option<RawUser>,
-}
-
-#[derive(Deserialize)]
-struct NamedContext {
-    name: String,
-    context: Option<RawContext>,
-}
-
-#[derive(Deserialize)]
-struct RawContext {
-    cluster: String,
-    #[serde(default)]
-    user: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-struct RawCluster {
-    #[serde(default)]
-    server: Option<String>,
-    #[serde(default)]
-    certificate_authority: Option<String>,
-    #[serde(default)]
-    certificate_authority_data: Option<String>,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-    #[serde(default)]
-    tls_server_name: Option<String>,
-    #[serde(default)]
-    proxy_url: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-struct RawUser {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default, rename = "tokenFile")]
-    token_file: Option<String>,
-    #[serde(default)]
-    client_certificate: Option<String>,
-    #[serde(default)]
-    client_certificate_data: Option<String>,
-    #[serde(default)]
-    client_key: Option<String>,
-    #[serde(default)]
-    client_key_data: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    exec: Option<serde_yaml::Value>,
-    #[serde(default)]
-    auth_provider: Option<serde_yaml::Value>,
-}
-
 impl ApiAccess {
     /// Reads and resolves the kubeconfig at `path` (current-context, or the only context; relative file
     /// paths are relative to the kubeconfig's directory, as kubectl resolves them).
@@ -119,16 +38,15 @@ impl ApiAccess {
             path: path.display().to_string(),
             problem,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            fail(format!(
+        let invalid =
+            |why: String| fail(format!("is not a valid kubeconfig: {}", Shown::new(&why)));
+        let raw = Kubeconfig::read_from(path).map_err(|e| match e {
+            KubeconfigError::ReadConfig(e, _) => fail(format!(
                 "cannot be read ({e}); nadipam's node agent writes it — is its DaemonSet running on this node? Otherwise set ipam.kubeconfig in the NAD to a kubeconfig that may get Pods"
-            ))
-        })?;
-        let raw: Raw = serde_yaml::from_str(&text).map_err(|e| {
-            fail(format!(
-                "is not a valid kubeconfig: {}",
-                Shown::new(&e.to_string())
-            ))
+            )),
+            // The parser's own words, without kube's prefix.
+            KubeconfigError::Parse(e) => invalid(e.to_string()),
+            e => invalid(e.to_string()),
         })?;
         let dir = path.parent().unwrap_or(Path::new("/"));
         let mut access = resolve(raw, dir).map_err(fail)?;
@@ -137,7 +55,7 @@ impl ApiAccess {
     }
 }
 
-fn resolve(raw: Raw, dir: &Path) -> Result<ApiAccess, String> {
+fn resolve(raw: Kubeconfig, dir: &Path) -> Result<ApiAccess, String> {
     let (cluster_name, user_name) = select_context(&raw)?;
     let cluster = raw
         .clusters
@@ -185,17 +103,17 @@ fn resolve(raw: Raw, dir: &Path) -> Result<ApiAccess, String> {
         ca_pem,
         client_pem: None,
         token: None,
-        insecure: cluster.insecure_skip_tls_verify,
+        insecure: cluster.insecure_skip_tls_verify.unwrap_or(false),
     };
     if let Some(user_name) = user_name {
         let user = raw
-            .users
+            .auth_infos
             .iter()
             .find(|u| u.name == user_name)
             .ok_or_else(|| {
                 format!("the context names user {user_name:?}, which users[] does not define")
             })?;
-        if let Some(u) = &user.user {
+        if let Some(u) = &user.auth_info {
             apply_user(&mut access, u, &user_name, dir)?;
         }
     }
@@ -203,7 +121,7 @@ fn resolve(raw: Raw, dir: &Path) -> Result<ApiAccess, String> {
 }
 
 /// (cluster, user) of the current context, of the only context, or of the only cluster and user.
-fn select_context(raw: &Raw) -> Result<(String, Option<String>), String> {
+fn select_context(raw: &Kubeconfig) -> Result<(String, Option<String>), String> {
     let current = raw.current_context.as_deref().filter(|c| !c.is_empty());
     let ctx = match current {
         Some(name) => Some(
@@ -228,7 +146,7 @@ fn select_context(raw: &Raw) -> Result<(String, Option<String>), String> {
             .ok_or_else(|| format!("contexts[{:?}] has no context section", ctx.name))?;
         return Ok((c.cluster.clone(), c.user.clone().filter(|u| !u.is_empty())));
     }
-    match (raw.clusters.as_slice(), raw.users.as_slice()) {
+    match (raw.clusters.as_slice(), raw.auth_infos.as_slice()) {
         ([c], []) => Ok((c.name.clone(), None)),
         ([c], [u]) => Ok((c.name.clone(), Some(u.name.clone()))),
         _ => Err(
@@ -238,9 +156,10 @@ fn select_context(raw: &Raw) -> Result<(String, Option<String>), String> {
     }
 }
 
-fn apply_user(access: &mut ApiAccess, u: &RawUser, name: &str, dir: &Path) -> Result<(), String> {
+fn apply_user(access: &mut ApiAccess, u: &AuthInfo, name: &str, dir: &Path) -> Result<(), String> {
     let field = |f: &str| format!("users[{name:?}].user.{f}");
-    access.token = match (&u.token, &u.token_file) {
+    let token = u.token.as_ref().map(|t| t.expose_secret());
+    access.token = match (token, &u.token_file) {
         (Some(t), _) if !t.trim().is_empty() => Some(t.trim().to_string()),
         (_, Some(file)) if !file.trim().is_empty() => {
             let p = dir.join(file.trim());
@@ -268,7 +187,7 @@ fn apply_user(access: &mut ApiAccess, u: &RawUser, name: &str, dir: &Path) -> Re
     )?;
     let key = data_or_file(
         dir,
-        u.client_key_data.as_deref(),
+        u.client_key_data.as_ref().map(|k| k.expose_secret()),
         u.client_key.as_deref(),
         &field("client-key-data"),
         &field("client-key"),

@@ -4,10 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::alloc::statefulset_ordinal;
-use crate::api::{IPLease, LeasePhase, OwnerKind};
+use crate::api::{IPLease, LeasePhase};
 
 use super::facts::{PodFacts, SetFacts};
+use super::owners::set_member;
 
 /// What is known about a lease's surroundings.
 #[derive(Clone, Debug, Default)]
@@ -94,17 +94,6 @@ impl fmt::Display for Release {
     }
 }
 
-/// The StatefulSet name and ordinal of a StatefulSet lease.
-pub(crate) fn set_member(lease: &IPLease) -> Option<(String, u32)> {
-    if lease.spec.owner_kind != OwnerKind::StatefulSet {
-        return None;
-    }
-    let pod = lease.spec.pod_name.as_deref()?;
-    let ordinal = statefulset_ordinal(pod)?;
-    let (set, _) = pod.rsplit_once('-')?;
-    Some((set.to_string(), ordinal))
-}
-
 /// The decision for `lease`. A StatefulSet lease survives its Pod (the re-created Pod of the same name reuses
 /// it) and goes only when its StatefulSet is deleted or scaled below its ordinal; every other lease lives as
 /// long as the Pod carrying its token runs.
@@ -171,7 +160,7 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::api::IPLeaseSpec;
+    use crate::api::{IPLeaseSpec, OwnerKind};
 
     const TTL: Duration = Duration::from_secs(70);
 

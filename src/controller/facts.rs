@@ -5,7 +5,7 @@ use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use kube::ResourceExt;
 
-use super::index::pod_token;
+use super::owners::pod_token;
 use crate::annotations::keys;
 
 /// What a lease needs to know about a Pod.

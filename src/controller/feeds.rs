@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 
 use super::facts::{trim_pod, trim_set};
-use super::index::pod_token;
+use super::owners::pod_token;
 use super::state::{Ctl, Writers};
 use crate::api::IPLease;
 

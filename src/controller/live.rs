@@ -6,10 +6,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use super::decide::{Observed, set_member};
+use super::decide::Observed;
 use super::error::Error;
 use super::facts::{PodFacts, SetFacts};
-use super::index::pod_token;
+use super::owners::{pod_token, set_member};
 use crate::api::IPLease;
 
 /// Page size when listing a namespace's Pods for a lease without a Pod name.

@@ -4,7 +4,7 @@
 //! One replica runs it (leader election); see docs/lifecycle.md.
 //!
 //! - `leader.rs`: the election; `run.rs`: one term of leadership; `feeds.rs`: watches → caches → queue.
-//! - `state.rs`, `index.rs`, `facts.rs`: what the reconciler reads.
+//! - `state.rs`, `token_index.rs`, `facts.rs`, `owners.rs`: what the reconciler reads.
 //! - `reconcile.rs`: observe → `decide.rs` → confirm with `live.rs` reads → act: `bind.rs` (paced by
 //!   `pace.rs`), `release.rs`, `reclaim.rs`.
 //! - `status.rs`, `publish.rs`: Subnet and IPPool status; `events.rs`: Kubernetes Events.
@@ -15,9 +15,9 @@ mod error;
 mod events;
 mod facts;
 mod feeds;
-mod index;
 mod leader;
 mod live;
+mod owners;
 mod pace;
 mod publish;
 mod reclaim;
@@ -26,6 +26,7 @@ mod release;
 mod run;
 mod state;
 mod status;
+mod token_index;
 
 use std::sync::Arc;
 use std::time::Duration;

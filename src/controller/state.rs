@@ -10,11 +10,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 
-use super::decide::{Observed, set_member};
+use super::decide::Observed;
 use super::events::Events;
 use super::facts::{PodFacts, SetFacts};
-use super::index::{LeaseIndex, PodIndex};
+use super::owners::set_member;
 use super::pace::Pacer;
+use super::token_index::{LeaseIndex, PodIndex};
 use crate::api::IPLease;
 use crate::context::Context;
 

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use crate::alloc::{Family, IpRange, Protocol, SubnetLayout, parse_entries};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 use crate::cache::layout;
-use crate::webhook::rules::pool_subnet;
+use crate::webhook::pool_subnet::pool_subnet;
 
 /// Inclusive interval of addresses as numbers.
 type Span = (u128, u128);

@@ -11,9 +11,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 
 use super::paths;
+use crate::certs::Targets;
 
 pub const MUTATING_NAME: &str = "nadipam-mutating";
 pub const VALIDATING_NAME: &str = "nadipam-validating";
+
+/// The configurations [`Registration`] writes for `suffix`, as the certificate code keeps their `caBundle`.
+pub fn targets(suffix: &str) -> Targets {
+    Targets {
+        mutating: format!("{MUTATING_NAME}{suffix}"),
+        validating: format!("{VALIDATING_NAME}{suffix}"),
+    }
+}
 
 /// Where the apiserver reaches the webhook.
 #[derive(Clone, Debug)]
@@ -271,5 +280,25 @@ fn rule(group: &str, version: &str, resource: &str, ops: &[&str]) -> RuleWithOpe
         resources: Some(vec![resource.to_string()]),
         operations: Some(ops.iter().map(|s| s.to_string()).collect()),
         scope: Some("*".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_names_follow_the_registration() {
+        let reg = Registration {
+            endpoint: Endpoint::Url("https://x".into()),
+            ca_bundle: vec![],
+            exclude_namespaces: vec![],
+            suffix: "-a".into(),
+            timeout_seconds: 10,
+            default_network: false,
+        };
+        let t = targets("-a");
+        assert_eq!(Some(t.mutating), reg.mutating().metadata.name);
+        assert_eq!(Some(t.validating), reg.validating().metadata.name);
     }
 }

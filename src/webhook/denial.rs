@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use crate::alloc::{AllocError, Family, LayoutError};
 use crate::annotations::AnnotationError;
 use crate::api::NadError;
-use crate::webhook::rules::PoolSubnetError;
+use crate::webhook::pool_subnet::PoolSubnetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Denial {

@@ -8,17 +8,20 @@ use std::sync::Arc;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::{Api, ResourceExt};
 
-use crate::alloc::{AllocError, Family, IpPair, IpRange, LayoutProblem, RangeError, parse_entry};
+use crate::alloc::{
+    AllocError, Family, IpPair, IpRange, LayoutProblem, RangeError, SubnetLayout, parse_entry,
+};
 use crate::annotations::Shown;
 use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
+use crate::webhook::addresses::{addr, first_uncovered, num, static_checker};
+use crate::webhook::codes::{CONFLICT, INVALID};
+use crate::webhook::in_use::{InUse, by_address, more};
+use crate::webhook::names::is_dns1123_label;
+use crate::webhook::pool_subnet::{PoolSubnetError, pool_subnet};
 use crate::webhook::respond;
-use crate::webhook::rules::{PoolSubnetError, pool_subnet};
-use crate::webhook::validate_util::{
-    CONFLICT, INVALID, InUse, Refusal, addr, answer, by_address, first_uncovered, ignored_field,
-    is_dns1123_label, more, num, static_checker,
-};
+use crate::webhook::respond::{Refusal, answer, ignored_field};
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<IPPool>) -> AdmissionResponse {
     let resp = AdmissionResponse::from(&req);
@@ -243,24 +246,58 @@ pub(crate) fn check_pool(
         subnet: subnet_name.clone(),
         problem: Box::new(e.problem),
     })?;
-    let checker = static_checker(&shape);
-    let desc = shape.describe();
     let mut warnings: Vec<String> = set_fields(&new.spec.spiderpool)
         .iter()
         .map(|field| spiderpool_warning(&pool, field))
         .collect();
-
-    let mut entries = Vec::with_capacity(new.spec.ips.len());
-    for (index, raw) in new.spec.ips.iter().enumerate() {
-        let range = parse_entry(raw).map_err(|e| PoolRefusal::Entry {
+    let entries = check_entries(&pool, &new.spec.ips, &shape)?;
+    if let Some(value) = new.spec.gateway.as_deref().filter(|g| !g.trim().is_empty()) {
+        check_gateway(&shape, value).map_err(|problem| PoolRefusal::Gateway {
             pool: pool.clone(),
+            value: Shown::new(value),
+            problem,
+        })?;
+    }
+    check_multus_names(&pool, &new.spec.multus_name, scope, &mut warnings)?;
+
+    // What this version adds: the old version's addresses (same Subnet) were accepted before.
+    let old_entries: Vec<Entry<'_>> = old
+        .filter(|o| in_subnet(o, scope.subnets, subnet_name))
+        .map(readable)
+        .unwrap_or_default();
+    check_overlaps(&pool, subnet, &entries, &old_entries, scope, &mut warnings)?;
+    if let Some(old) = old {
+        check_removed(&pool, old, subnet_name, &entries, scope)?;
+    }
+    warnings.extend(outsiders_warning(
+        &pool,
+        subnet_name,
+        &entries,
+        &old_entries,
+        scope,
+    ));
+    Ok(warnings)
+}
+
+/// Every `spec.ips` entry parses, lies in the Subnet's CIDR of its family and holds an address Pods may get.
+fn check_entries<'a>(
+    pool: &str,
+    ips: &'a [String],
+    shape: &SubnetLayout,
+) -> Result<Vec<Entry<'a>>, PoolRefusal> {
+    let checker = static_checker(shape);
+    let desc = shape.describe();
+    let mut entries = Vec::with_capacity(ips.len());
+    for (index, raw) in ips.iter().enumerate() {
+        let range = parse_entry(raw).map_err(|e| PoolRefusal::Entry {
+            pool: pool.to_string(),
             index,
             source: Box::new(e),
         })?;
         let family = range.family();
         let Some(cidr) = shape.cidr(family) else {
             return Err(PoolRefusal::EntryFamily {
-                pool,
+                pool: pool.to_string(),
                 index,
                 entry: Shown::new(raw),
                 family,
@@ -269,7 +306,7 @@ pub(crate) fn check_pool(
         };
         if !(cidr.contains(&range.start()) && cidr.contains(&range.end())) {
             return Err(PoolRefusal::EntryOutside {
-                pool,
+                pool: pool.to_string(),
                 index,
                 entry: Shown::new(raw),
                 subnet: desc,
@@ -278,7 +315,7 @@ pub(crate) fn check_pool(
         let why = if range.start() == range.end() {
             checker.check(range.start()).err().map(|e| e.to_string())
         } else {
-            (!has_assignable(&shape, &range)).then(|| {
+            (!has_assignable(shape, &range)).then(|| {
                 format!(
                     "each of its addresses is the gateway, excluded by excludeIps, or the network or broadcast \
                      address of subnet {desc}"
@@ -287,7 +324,7 @@ pub(crate) fn check_pool(
         };
         if let Some(why) = why {
             return Err(PoolRefusal::EntryUnusable {
-                pool,
+                pool: pool.to_string(),
                 index,
                 entry: Shown::new(raw),
                 why,
@@ -295,21 +332,22 @@ pub(crate) fn check_pool(
         }
         entries.push(Entry { index, raw, range });
     }
+    Ok(entries)
+}
 
-    if let Some(value) = new.spec.gateway.as_deref().filter(|g| !g.trim().is_empty()) {
-        check_gateway(&shape, value).map_err(|problem| PoolRefusal::Gateway {
-            pool: pool.clone(),
-            value: Shown::new(value),
-            problem,
-        })?;
-    }
-
-    for (index, value) in new.spec.multus_name.iter().enumerate() {
+/// Every `spec.multusName` is `<namespace>/<nad>`; one naming no NAD yet is warned about.
+fn check_multus_names(
+    pool: &str,
+    names: &[String],
+    scope: &Scope<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(), PoolRefusal> {
+    for (index, value) in names.iter().enumerate() {
         let Some((ns, nad)) = value.split_once('/').filter(|(ns, nad)| {
             is_dns1123_label(ns) && nad.len() <= 253 && nad.split('.').all(is_dns1123_label)
         }) else {
             return Err(PoolRefusal::MultusName {
-                pool,
+                pool: pool.to_string(),
                 index,
                 value: Shown::new(value),
             });
@@ -324,53 +362,68 @@ pub(crate) fn check_pool(
             ));
         }
     }
+    Ok(())
+}
 
-    // What this version adds: the old version's addresses (same Subnet) were accepted before.
-    let old_entries: Vec<Entry<'_>> = old
-        .filter(|o| in_subnet(o, scope.subnets, subnet_name))
-        .map(readable)
-        .unwrap_or_default();
-    check_overlaps(&pool, subnet, &entries, &old_entries, scope, &mut warnings)?;
-
-    if let Some(old) = old {
-        let before = readable(old);
-        let old_subnet = pool_subnet(old, scope.subnets)
-            .map_or_else(|_| old.spec.subnet.clone(), |s| s.name_any());
-        let removed: Vec<(IpAddr, &IPLease)> = by_address(scope.leases.iter().filter(|l| {
-            l.spec.subnet == old_subnet && l.spec.pool.as_deref() == Some(pool.as_str())
-        }))
-        .into_iter()
-        .filter(|(ip, l)| {
-            covers(&before, *ip) && !(l.spec.subnet == *subnet_name && covers(&entries, *ip))
-        })
-        .collect();
-        if let Some((ip, lease)) = removed.first() {
-            return Err(PoolRefusal::Removes {
-                pool,
-                ip: *ip,
-                holder: lease.holder(),
-                lease: lease.name_any(),
-                others: removed.len() - 1,
-            });
-        }
-    }
-
-    let outsiders: Vec<(IpAddr, &IPLease)> = by_address(scope.leases.iter().filter(|l| {
-        l.spec.subnet == *subnet_name && l.spec.pool.as_deref() != Some(pool.as_str())
-    }))
+/// An UPDATE may not take from the pool an address one of its leases holds.
+fn check_removed(
+    pool: &str,
+    old: &IPPool,
+    subnet_name: &str,
+    entries: &[Entry<'_>],
+    scope: &Scope<'_>,
+) -> Result<(), PoolRefusal> {
+    let before = readable(old);
+    let old_subnet =
+        pool_subnet(old, scope.subnets).map_or_else(|_| old.spec.subnet.clone(), |s| s.name_any());
+    let removed: Vec<(IpAddr, &IPLease)> = by_address(
+        scope
+            .leases
+            .iter()
+            .filter(|l| l.spec.subnet == old_subnet && l.spec.pool.as_deref() == Some(pool)),
+    )
     .into_iter()
-    .filter(|(ip, _)| covers(&entries, *ip) && !covers(&old_entries, *ip))
+    .filter(|(ip, l)| {
+        covers(&before, *ip) && !(l.spec.subnet == subnet_name && covers(entries, *ip))
+    })
     .collect();
-    if let Some((ip, lease)) = outsiders.first() {
-        warnings.push(format!(
-            "IPPool {pool}: {ip} in spec.ips is held by {} (IPLease {}), which did not get it from this pool; it \
-             joins the pool when released{}",
-            lease.holder(),
-            lease.name_any(),
-            more(outsiders.len() - 1)
-        ));
+    match removed.first() {
+        Some((ip, lease)) => Err(PoolRefusal::Removes {
+            pool: pool.to_string(),
+            ip: *ip,
+            holder: lease.holder(),
+            lease: lease.name_any(),
+            others: removed.len() - 1,
+        }),
+        None => Ok(()),
     }
-    Ok(warnings)
+}
+
+/// The warning for addresses this version adds that leases outside the pool already hold.
+fn outsiders_warning(
+    pool: &str,
+    subnet_name: &str,
+    entries: &[Entry<'_>],
+    old_entries: &[Entry<'_>],
+    scope: &Scope<'_>,
+) -> Option<String> {
+    let outsiders: Vec<(IpAddr, &IPLease)> = by_address(
+        scope
+            .leases
+            .iter()
+            .filter(|l| l.spec.subnet == subnet_name && l.spec.pool.as_deref() != Some(pool)),
+    )
+    .into_iter()
+    .filter(|(ip, _)| covers(entries, *ip) && !covers(old_entries, *ip))
+    .collect();
+    let (ip, lease) = outsiders.first()?;
+    Some(format!(
+        "IPPool {pool}: {ip} in spec.ips is held by {} (IPLease {}), which did not get it from this pool; it \
+         joins the pool when released{}",
+        lease.holder(),
+        lease.name_any(),
+        more(outsiders.len() - 1)
+    ))
 }
 
 /// Whether `pool` belongs to Subnet `name`: its spec.subnet resolves to it among `subnets`. A CIDR held by
@@ -397,7 +450,7 @@ fn spiderpool_warning(pool: &str, field: &str) -> String {
 
 /// True when `range` (inside the Subnet) holds an address that is neither network, broadcast, gateway nor
 /// excluded.
-fn has_assignable(shape: &crate::alloc::SubnetLayout, range: &IpRange) -> bool {
+fn has_assignable(shape: &SubnetLayout, range: &IpRange) -> bool {
     let family = range.family();
     let Some(usable) = shape.usable(family) else {
         return false;
@@ -420,7 +473,7 @@ fn has_assignable(shape: &crate::alloc::SubnetLayout, range: &IpRange) -> bool {
 
 /// The gateway override: one address per family of the Subnet, inside it and not its network or broadcast
 /// address. Err is the problem, worded to follow the quoted value.
-fn check_gateway(shape: &crate::alloc::SubnetLayout, value: &str) -> Result<(), String> {
+fn check_gateway(shape: &SubnetLayout, value: &str) -> Result<(), String> {
     let expected = format!(
         "expected one address of Subnet {} per family, written v4,v6 for dual stack",
         shape.describe()
@@ -534,7 +587,7 @@ pub(crate) fn check_delete(name: &str, leases: &[Arc<IPLease>]) -> Result<(), Po
 mod tests {
     use super::*;
     use crate::api::{IPPoolSpec, Protocol, SubnetSpec};
-    use crate::webhook::validate_util::tests::lease;
+    use crate::webhook::in_use::tests::lease;
 
     /// The seed guide's Subnet.
     fn macvlan() -> Subnet {
@@ -624,7 +677,7 @@ mod tests {
         pools: &[Arc<IPPool>],
     ) -> Result<Vec<String>, PoolRefusal> {
         let mut p: IPPool =
-            serde_yaml::from_str(include_str!("../../tests/fixtures/spiderippool.yaml")).unwrap();
+            serde_saphyr::from_str(include_str!("../../tests/fixtures/spiderippool.yaml")).unwrap();
         edit(&mut p);
         let nads = vec![Arc::new(NetworkAttachmentDefinition::new(
             "kube-system",

@@ -24,9 +24,9 @@ use tokio_rustls::server::TlsStream;
 use tower_layer::Layer;
 
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
+use crate::certs::ClientAuth;
 use crate::context::Context;
 use crate::metrics::Outcome;
-use crate::webhook::tls::ClientAuth;
 
 /// Admission paths, shared with the webhook configurations so the two never disagree.
 pub mod paths {
@@ -64,7 +64,7 @@ fn probes() -> Router<Arc<Context>> {
 }
 
 /// Serves the admission paths over HTTPS until the process is stopped. `tls` must ask for client
-/// certificates as `clients` says (see [`crate::webhook::tls::PemPair::server_config`]).
+/// certificates as `clients` says (see [`crate::certs::PemPair::server_config`]).
 pub async fn serve(
     ctx: Arc<Context>,
     addr: SocketAddr,
@@ -141,7 +141,7 @@ async fn authenticate(
         Err(refusal) => {
             tracing::warn!(path = %req.uri().path(), "admission request refused: {refusal}");
             let status = match refusal {
-                crate::webhook::tls::Refusal::NoCertificate { .. } => StatusCode::UNAUTHORIZED,
+                crate::certs::Refusal::NoCertificate { .. } => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::FORBIDDEN,
             };
             // Over HTTP/2 an unread request body makes the server reset the stream after the answer, and

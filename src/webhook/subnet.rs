@@ -15,11 +15,12 @@ use crate::annotations::Shown;
 use crate::api::{IPLease, IPPool, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
-use crate::webhook::rules::pool_subnet;
-use crate::webhook::validate_util::{
-    CONFLICT, INVALID, InUse, Refusal, answer, by_address, ignored_field, is_provider, more,
-    static_checker,
-};
+use crate::webhook::addresses::static_checker;
+use crate::webhook::codes::{CONFLICT, INVALID};
+use crate::webhook::in_use::{InUse, by_address, more};
+use crate::webhook::names::is_provider;
+use crate::webhook::pool_subnet::pool_subnet;
+use crate::webhook::respond::{Refusal, answer, ignored_field};
 
 pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> AdmissionResponse {
     let resp = AdmissionResponse::from(&req);
@@ -240,7 +241,7 @@ pub(crate) fn check_delete(
 mod tests {
     use super::*;
     use crate::api::{IPPoolSpec, OwnerKind, Protocol, SubnetSpec};
-    use crate::webhook::validate_util::tests::lease;
+    use crate::webhook::in_use::tests::lease;
 
     fn subnet(name: &str, provider: &str, cidr: &str, gw: Option<&str>, excl: &[&str]) -> Subnet {
         let protocol = match (cidr.contains('.'), cidr.contains(':')) {
@@ -315,7 +316,7 @@ mod tests {
     #[test]
     fn a_kube_ovn_subnet_is_accepted_and_its_ovn_fields_warned() {
         let s: Subnet =
-            serde_yaml::from_str(include_str!("../../tests/fixtures/kube-ovn-subnet.yaml"))
+            serde_saphyr::from_str(include_str!("../../tests/fixtures/kube-ovn-subnet.yaml"))
                 .unwrap();
         assert_eq!(s.spec.cidr_block, "172.17.0.0/16");
         assert_eq!(s.spec.namespaces, ["default"]);
@@ -337,8 +338,8 @@ mod tests {
             })
             .collect();
         // Every field the file sets that nadipam does not use is named, in the order of their names.
-        let file: serde_yaml::Value =
-            serde_yaml::from_str(include_str!("../../tests/fixtures/kube-ovn-subnet.yaml"))
+        let file: serde_json::Value =
+            serde_saphyr::from_str(include_str!("../../tests/fixtures/kube-ovn-subnet.yaml"))
                 .unwrap();
         let used = [
             "cidrBlock",
@@ -349,10 +350,10 @@ mod tests {
             "provider",
         ];
         let mut ignored: Vec<&str> = file["spec"]
-            .as_mapping()
+            .as_object()
             .unwrap()
             .keys()
-            .filter_map(|k| k.as_str())
+            .map(String::as_str)
             .filter(|k| !used.contains(k))
             .collect();
         ignored.sort();

@@ -2,8 +2,9 @@
 //! annotations are checked when the workload is applied, so a mistake is reported to the user who made it
 //! instead of surfacing later as Pod creation failures only visible in the controller's events.
 //!
-//! The checks mirror what Pod admission (`pod::plan`) will decide for every replica, plus what only the
-//! workload shows: how many Pods run at once, against a fixed address or an address list.
+//! Each attachment is resolved by the resolver Pod admission plans from (`resolve.rs`), so a template is
+//! refused for exactly what its Pods would be; on top come the address checks and what only the workload
+//! shows: how many Pods run at once, against a fixed address or an address list.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,20 +18,19 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use kube::{Api, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::alloc::{AllocError, IpPair};
+use crate::alloc::{AllocError, IpPair, SubnetLayout};
 use crate::annotations::{
     self, AnnotationError, AttachmentRequest, NetworkRef, PoolRequest, SpiderPools, keys,
-    provider_request,
 };
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::{Cache, layout};
 use crate::context::Context;
+use crate::webhook::addresses::static_checker;
+use crate::webhook::codes::INVALID;
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{
-    PoolSubnetError, check_pool, check_subnet, pool_subnet, subnet_by_provider,
-};
-use crate::webhook::scope;
-use crate::webhook::validate_util::{INVALID, Refusal, answer, static_checker};
+use crate::webhook::pool_subnet::PoolSubnetError;
+use crate::webhook::resolve::{Ask, Objects, Resolved, fixed_key, resolve};
+use crate::webhook::respond::{Refusal, answer};
 
 /// How many referenced objects missing from the cache are looked up in the apiserver before refusing.
 const MAX_FETCHES: usize = 8;
@@ -413,20 +413,33 @@ impl World {
             pools: cache.pools.state(),
         }
     }
+}
 
-    fn nad(&self, r: &NetworkRef) -> Option<&Arc<NetworkAttachmentDefinition>> {
-        self.nads.iter().find(|n| {
-            n.metadata.namespace.as_deref() == Some(r.namespace.as_str())
-                && n.metadata.name.as_deref() == Some(r.name.as_str())
-        })
+impl Objects for World {
+    fn nad(&self, r: &NetworkRef) -> Option<Arc<NetworkAttachmentDefinition>> {
+        self.nads
+            .iter()
+            .find(|n| {
+                n.metadata.namespace.as_deref() == Some(r.namespace.as_str())
+                    && n.metadata.name.as_deref() == Some(r.name.as_str())
+            })
+            .cloned()
     }
 
-    fn subnet(&self, name: &str) -> Option<&Arc<Subnet>> {
-        self.subnets.iter().find(|s| s.name_any() == name)
+    fn subnet(&self, name: &str) -> Option<Arc<Subnet>> {
+        self.subnets.iter().find(|s| s.name_any() == name).cloned()
     }
 
-    fn pool(&self, name: &str) -> Option<&Arc<IPPool>> {
-        self.pools.iter().find(|p| p.name_any() == name)
+    fn pool(&self, name: &str) -> Option<Arc<IPPool>> {
+        self.pools.iter().find(|p| p.name_any() == name).cloned()
+    }
+
+    fn subnets(&self) -> Vec<Arc<Subnet>> {
+        self.subnets.clone()
+    }
+
+    fn pools(&self) -> Vec<Arc<IPPool>> {
+        self.pools.clone()
     }
 }
 
@@ -571,97 +584,39 @@ fn check_attachment(
     spider: Option<&SpiderPools>,
     warnings: &mut Vec<String>,
 ) -> Result<(), WorkloadRefusal> {
-    let plan = |denial: Denial| WorkloadRefusal::Plan {
-        workload: w.display.clone(),
-        denial: Box::new(denial),
+    let ask = Ask {
+        req,
+        annotations: &w.annotations,
+        namespace: &w.namespace,
+        first,
+        spider,
+        overlap: false,
     };
-    let network = req.network.to_string();
-    let nad_key = if req.is_default {
-        keys::DEFAULT_NETWORK
-    } else {
-        keys::NETWORKS
-    };
-    let nad = world.nad(&req.network).ok_or_else(|| {
-        plan(Denial::UnknownNad {
-            network: network.clone(),
-            key: nad_key,
-        })
+    let resolved = resolve(world, &ask).map_err(|denial| match denial {
+        Denial::Annotation(e) => WorkloadRefusal::Annotation {
+            workload: w.display.clone(),
+            source: Box::new(e),
+        },
+        denial => WorkloadRefusal::Plan {
+            workload: w.display.clone(),
+            denial: Box::new(denial),
+        },
     })?;
-    let served = || scope::served(&req.network, &world.subnets, &world.pools);
-    let Some(view) = scope::judge(nad, served, false).map_err(|source| {
-        plan(Denial::Nad {
-            network: network.clone(),
-            source: Box::new(source),
-        })
-    })?
-    else {
+    let Some(r) = resolved else {
         return Ok(());
     };
-    let provider = nad.provider(&view);
-    let asks =
-        provider_request(&w.annotations, &provider, req.interface.as_deref()).map_err(|e| {
-            WorkloadRefusal::Annotation {
-                workload: w.display.clone(),
-                source: Box::new(e),
-            }
-        })?;
-    let pool_key = keys::provider_key(&provider, keys::IP_POOL);
-
-    // Pools named by the template, then the Subnet, in the order Pod admission resolves them.
-    let find_pool = |name: &str, key: &str| {
-        world.pool(name).ok_or_else(|| {
-            plan(Denial::UnknownPool {
-                network: network.clone(),
-                pool: name.to_string(),
-                key: key.to_string(),
-            })
-        })
+    let (network, provider) = (&r.network, &r.provider);
+    let Some(subnet) = &r.subnet else {
+        warnings.push(format!(
+            "{}: network {network}: no Subnet has spec.provider {provider} yet; its Pods will be refused \
+             until one exists (or they name one with {})",
+            w.display,
+            keys::provider_key(provider, keys::LOGICAL_SWITCH)
+        ));
+        return Ok(());
     };
-    let mut pools: Vec<&Arc<IPPool>> = Vec::new();
-    if let Some(PoolRequest::Named(name)) = &asks.ip_pool {
-        pools.push(find_pool(name, &pool_key)?);
-    } else if asks.ip_pool.is_none()
-        && let Some(s) = spider
-        && let Some(entry) = s.for_interface(&req.ifname, first)
-    {
-        for name in entry.ipv4.iter().chain(entry.ipv6.iter()) {
-            pools.push(find_pool(name, s.key)?);
-        }
-    }
-    let by_provider = subnet_by_provider(&world.subnets, &provider, &w.namespace);
-    let subnet = match &asks.logical_switch {
-        Some(name) => world.subnet(name).ok_or_else(|| {
-            plan(Denial::UnknownSubnet {
-                network: network.clone(),
-                subnet: name.clone(),
-                key: keys::provider_key(&provider, keys::LOGICAL_SWITCH),
-            })
-        })?,
-        None => match (by_provider.as_ref(), pools.first()) {
-            (Some(s), _) => s,
-            (None, Some(p)) => pool_subnet(p, &world.subnets).map_err(|e| {
-                plan(Denial::PoolSubnetLookup {
-                    network: network.clone(),
-                    source: Box::new(e),
-                })
-            })?,
-            (None, None) => {
-                warnings.push(format!(
-                    "{}: network {network}: no Subnet has spec.provider {provider} yet; its Pods will be refused \
-                     until one exists (or they name one with {})",
-                    w.display,
-                    keys::provider_key(&provider, keys::LOGICAL_SWITCH)
-                ));
-                return Ok(());
-            }
-        },
-    };
-    check_subnet(subnet, &network, &provider, &w.namespace).map_err(plan)?;
-    for p in &pools {
-        check_pool(p, subnet, &network, &w.namespace).map_err(plan)?;
-    }
-    let shape = match layout(subnet) {
-        Ok(l) => l,
+    match layout(subnet) {
+        Ok(shape) => check_requested(w, req, &r, &shape, warnings),
         Err(e) => {
             warnings.push(format!(
                 "{}: network {network}: Subnet {} is invalid ({}); its Pods will be refused until it is fixed",
@@ -669,10 +624,22 @@ fn check_attachment(
                 subnet.name_any(),
                 e.problem
             ));
-            return Ok(());
+            Ok(())
         }
-    };
-    let checker = static_checker(&shape);
+    }
+}
+
+/// The addresses the template asks for are ones Pods may get from the Subnet, and enough for its Pods.
+fn check_requested(
+    w: &Workload,
+    req: &AttachmentRequest,
+    r: &Resolved,
+    shape: &SubnetLayout,
+    warnings: &mut Vec<String>,
+) -> Result<(), WorkloadRefusal> {
+    let (provider, asks) = (&r.provider, &r.asks);
+    let pool_key = keys::provider_key(provider, keys::IP_POOL);
+    let checker = static_checker(shape);
     let unusable = |what: String, e: AllocError| WorkloadRefusal::Address {
         workload: w.display.clone(),
         what,
@@ -680,8 +647,11 @@ fn check_attachment(
     };
 
     let fixed = match asks.ip_address {
-        Some(pair) => Some((fixed_key(w, &provider, req.interface.as_deref()), pair)),
-        None => req.ip_pair().map(|pair| (nad_key.to_string(), pair)),
+        Some(pair) => Some((
+            fixed_key(&w.annotations, provider, req.interface.as_deref()),
+            pair,
+        )),
+        None => req.ip_pair().map(|pair| (r.nad_key.to_string(), pair)),
     };
     if let Some((key, pair)) = fixed {
         for ip in pair.addrs() {
@@ -702,15 +672,6 @@ fn check_attachment(
         check_list_scale(w, pool_key, entries)?;
     }
     Ok(())
-}
-
-/// The key a fixed address came from: the per-interface variant when the attachment names its interface and
-/// the key is set, else the provider's.
-fn fixed_key(w: &Workload, provider: &str, interface: Option<&str>) -> String {
-    interface
-        .map(|i| keys::interface_key(provider, keys::IP_ADDRESS, i))
-        .filter(|k| w.annotations.get(k).is_some_and(|v| !v.trim().is_empty()))
-        .unwrap_or_else(|| keys::provider_key(provider, keys::IP_ADDRESS))
 }
 
 /// A fixed address can serve one Pod at a time.

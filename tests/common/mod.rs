@@ -144,12 +144,33 @@ fn start() -> Cluster {
         env.get("BIN_DIR")
             .unwrap_or_else(|| panic!("{} has no BIN_DIR", env_path.display())),
     );
-    Cluster {
+    let cluster = Cluster {
         state,
         kubeconfig,
         bin_dir,
         env,
-    }
+    };
+    // A Helm release of nadipam (the demo installs one on a bed with nodes) would serve the suites' Pods
+    // next to the server each suite starts: the suites begin without it.
+    let out = Command::new(cluster.bin("helm"))
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args([
+            "uninstall",
+            "nadipam",
+            "-n",
+            "nadipam-system",
+            "--ignore-not-found",
+            "--wait",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("running helm: {e}"));
+    assert!(
+        out.status.success(),
+        "helm uninstall of a leftover release failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster
 }
 
 /// Runs a command with `input` on its standard input and returns its output, whatever its exit status.

@@ -4,6 +4,8 @@ mod default_network;
 pub(crate) mod guard;
 mod lookup;
 mod miss;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod offline;
 mod plan;
 mod reserve;
 mod token;
@@ -31,20 +33,15 @@ use crate::webhook::respond;
 
 pub async fn mutate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> AdmissionResponse {
     let resp = AdmissionResponse::from(&req);
-    let Some(pod) = req
-        .object
-        .as_ref()
-        .filter(|_| req.operation == Operation::Create)
+    let Some(Arrival {
+        pod,
+        namespace,
+        name,
+        ann,
+    }) = arrival(&req)
     else {
         return resp;
     };
-    let ann = pod.metadata.annotations.clone().unwrap_or_default();
-    let namespace = req
-        .namespace
-        .clone()
-        .or_else(|| pod.namespace())
-        .unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
     let span = tracing::info_span!("mutate", uid = %req.uid, namespace = %namespace, pod = %display_name(pod));
     // Instrumented, not entered: a guard held across an await would tag whatever else runs on this thread.
     let answer = async {
@@ -87,6 +84,46 @@ fn display_name(pod: &Pod) -> String {
     }
 }
 
+/// What a Pod CREATE brings: the Pod, its namespace (the request's, else the Pod's), name and annotations.
+struct Arrival<'a> {
+    pod: &'a Pod,
+    namespace: String,
+    name: String,
+    ann: BTreeMap<String, String>,
+}
+
+/// The Pod of a CREATE request; `None` for other operations, which are allowed unchanged.
+fn arrival(req: &AdmissionRequest<Pod>) -> Option<Arrival<'_>> {
+    let pod = req
+        .object
+        .as_ref()
+        .filter(|_| req.operation == Operation::Create)?;
+    Some(Arrival {
+        pod,
+        namespace: req
+            .namespace
+            .clone()
+            .or_else(|| pod.namespace())
+            .unwrap_or_default(),
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        ann: pod.metadata.annotations.clone().unwrap_or_default(),
+    })
+}
+
+/// Who the Pod is, and whether a StatefulSet controls it.
+fn identity<'a>(pod: &Pod, namespace: &'a str, name: &'a str) -> (PodIdentity<'a>, bool) {
+    let sts = pod
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && o.kind == "StatefulSet");
+    let identity = PodIdentity {
+        namespace,
+        name,
+        ordinal: if sts { statefulset_ordinal(name) } else { None },
+    };
+    (identity, sts)
+}
+
 type Outcome = Option<(Patch, Vec<String>)>;
 
 /// The Pod's annotations with the cluster default network added where it applies
@@ -117,9 +154,6 @@ async fn with_default_network(
     ann
 }
 
-/// What [`decide_offline`] proposes: each attachment's result and the annotations rendered from them.
-pub(crate) type Decided = (Vec<AllocationResult>, BTreeMap<String, String>);
-
 async fn allocate(
     ctx: &Context,
     req: &AdmissionRequest<Pod>,
@@ -131,15 +165,7 @@ async fn allocate(
     if namespace.is_empty() {
         return Err(Denial::NoNamespace);
     }
-    let sts = pod
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && o.kind == "StatefulSet");
-    let identity = PodIdentity {
-        namespace,
-        name,
-        ordinal: if sts { statefulset_ordinal(name) } else { None },
-    };
+    let (identity, sts) = identity(pod, namespace, name);
     // Judged first: a Pod carrying another's token is refused even when it asks for no network.
     let (token, prior) = match token::judge(ctx, namespace, name, ann).await? {
         Carried::Fresh => (req.uid.clone(), Vec::new()),
@@ -222,117 +248,6 @@ async fn allocate(
         "allocated"
     );
     Ok(Some((patch(pod, out, &token), warnings)))
-}
-
-/// The decision of [`mutate`] without the apiserver: plan, take candidates from the cached views as
-/// `reserve` would (lowest free address, MACs from a seeded generator), render. No lease is created and
-/// concurrent holders are not consulted, so a result here is what a lone replica would propose. For the fuzz
-/// targets (`crate::fuzzing`).
-pub(crate) fn decide_offline(
-    cache: &crate::cache::Cache,
-    req: &AdmissionRequest<Pod>,
-) -> Result<Option<Decided>, Denial> {
-    use rand::SeedableRng;
-
-    use crate::alloc::Strategy;
-    use plan::Choice;
-
-    let Some(pod) = req
-        .object
-        .as_ref()
-        .filter(|_| req.operation == Operation::Create)
-    else {
-        return Ok(None);
-    };
-    let ann = pod.metadata.annotations.clone().unwrap_or_default();
-    let namespace = req
-        .namespace
-        .clone()
-        .or_else(|| pod.namespace())
-        .unwrap_or_default();
-    if namespace.is_empty() {
-        return Err(Denial::NoNamespace);
-    }
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let sts = pod
-        .owner_references()
-        .iter()
-        .any(|o| o.controller == Some(true) && o.kind == "StatefulSet");
-    let identity = PodIdentity {
-        namespace: &namespace,
-        name: &name,
-        ordinal: if sts {
-            statefulset_ordinal(&name)
-        } else {
-            None
-        },
-    };
-    let planned = plan(cache, &[], &identity, &ann)?;
-    if planned.is_empty() {
-        return Ok(None);
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let mut results = Vec::new();
-    for p in &planned {
-        let network = p.network.to_string();
-        let avoid: Vec<crate::alloc::IpRange> =
-            p.kept.iter().flat_map(|(_, r)| r.iter().copied()).collect();
-        let picked = cache
-            .index
-            .with_subnet(&p.subnet, &cache.leases, |v| {
-                let mac = match p.mac {
-                    Some(mac) => v.macs.reserve(mac).map(|()| mac)?,
-                    None => v.macs.pick(&mut rng)?,
-                };
-                let ips: Vec<(std::net::IpAddr, Option<String>)> = match &p.choice {
-                    Choice::Fixed(pair) => v
-                        .alloc
-                        .reserve_pair(pair)
-                        .map(|()| pair.addrs().map(|ip| (ip, None)).collect())?,
-                    Choice::List { entries, ordinal } => {
-                        let e = v.alloc.select_from_list(entries, *ordinal)?;
-                        v.alloc
-                            .reserve_pair(&e)
-                            .map(|()| e.addrs().map(|ip| (ip, None)).collect())?
-                    }
-                    Choice::Pools(plan) => reserve::pick_from_pools(
-                        &mut v.alloc,
-                        plan,
-                        &avoid,
-                        Strategy::Sequential,
-                        &mut rng,
-                    )
-                    .map_err(|e| e.source)?,
-                    Choice::Any => v
-                        .alloc
-                        .pick_pair_avoiding(&avoid, Strategy::Sequential, &mut rng)
-                        .map(|pair| pair.addrs().map(|ip| (ip, None)).collect())?,
-                };
-                Ok((ips, mac))
-            })
-            .map_err(|source| Denial::Layout {
-                network: network.clone(),
-                subnet: p.subnet.name_any(),
-                source: Box::new(source),
-            })?
-            .map_err(|source| {
-                Denial::Alloc { network, source }.for_request(p.request_key.as_deref())
-            })?;
-        let reserved = reserve::Reserved {
-            ip: crate::alloc::IpPair::from_addrs(picked.0.iter().map(|(ip, _)| *ip))
-                .unwrap_or_default(),
-            mac: picked.1,
-            pools: picked
-                .0
-                .into_iter()
-                .filter_map(|(ip, pool)| Some((ip, pool?)))
-                .collect(),
-            ..reserve::Reserved::default()
-        };
-        results.push(result_of(cache, p, &reserved));
-    }
-    let out = render_all(&results)?;
-    Ok(Some((results, out)))
 }
 
 /// Writes each attachment's MAC (and a fixed request's addresses) into the Pod's own `networks` /

@@ -9,16 +9,12 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::alloc::{Family, IpPair, IpRange, Mac, parse_entries};
-use crate::annotations::{
-    self, AttachmentRequest, NetworkRef, PoolRequest, Route, SpiderPools, keys, provider_request,
-};
+use crate::annotations::{self, NetworkRef, PoolRequest, Route, keys};
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
-use crate::webhook::rules::{
-    check_overlap, check_pool, check_subnet, names_subnet, pool_subnet, subnet_by_provider,
-};
-use crate::webhook::scope;
+use crate::webhook::pool_subnet::names_subnet;
+use crate::webhook::resolve::{Ask, NamedPool, Objects, Resolved, fixed_key, resolve};
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -111,6 +107,38 @@ pub(crate) struct PodIdentity<'a> {
     pub ordinal: Option<u32>,
 }
 
+/// The webhook's caches, and the NADs read live because the cache did not have them yet.
+struct CacheObjects<'a> {
+    cache: &'a Cache,
+    fetched: &'a [Arc<NetworkAttachmentDefinition>],
+}
+
+impl Objects for CacheObjects<'_> {
+    fn nad(&self, network: &NetworkRef) -> Option<Arc<NetworkAttachmentDefinition>> {
+        let key = network.to_string();
+        self.cache
+            .nads
+            .get(&ObjectRef::new(&network.name).within(&network.namespace))
+            .or_else(|| self.fetched.iter().find(|n| n.key() == key).cloned())
+    }
+
+    fn subnet(&self, name: &str) -> Option<Arc<Subnet>> {
+        self.cache.subnets.get(&ObjectRef::new(name))
+    }
+
+    fn pool(&self, name: &str) -> Option<Arc<IPPool>> {
+        self.cache.pools.get(&ObjectRef::new(name))
+    }
+
+    fn subnets(&self) -> Vec<Arc<Subnet>> {
+        self.cache.subnets.state()
+    }
+
+    fn pools(&self) -> Vec<Arc<IPPool>> {
+        self.cache.pools.state()
+    }
+}
+
 /// Builds the plan for every attachment whose NAD uses nadipam; other attachments are left alone.
 /// `fetched`: NADs read live because the cache did not have them yet.
 pub(crate) fn plan(
@@ -121,10 +149,19 @@ pub(crate) fn plan(
 ) -> Result<Vec<Planned>, Denial> {
     let requests = annotations::attachments(ann, pod.namespace)?;
     let spider = annotations::spider_pools(ann)?;
+    let objects = CacheObjects { cache, fetched };
     let mut out = Vec::new();
     for (i, req) in requests.iter().enumerate() {
-        if let Some(p) = plan_one(cache, fetched, pod, ann, req, i == 0, spider.as_ref())? {
-            out.push(p);
+        let ask = Ask {
+            req,
+            annotations: ann,
+            namespace: pod.namespace,
+            first: i == 0,
+            spider: spider.as_ref(),
+            overlap: true,
+        };
+        if let Some(resolved) = resolve(&objects, &ask)? {
+            out.push(plan_one(cache, pod, &ask, resolved)?);
         }
     }
     Ok(out)
@@ -132,92 +169,30 @@ pub(crate) fn plan(
 
 fn plan_one(
     cache: &Cache,
-    fetched: &[Arc<NetworkAttachmentDefinition>],
     pod: &PodIdentity<'_>,
-    ann: &BTreeMap<String, String>,
-    req: &AttachmentRequest,
-    first: bool,
-    spider: Option<&SpiderPools>,
-) -> Result<Option<Planned>, Denial> {
-    let network = req.network.to_string();
-    let nad_key = if req.is_default {
-        keys::DEFAULT_NETWORK
-    } else {
-        keys::NETWORKS
+    ask: &Ask<'_>,
+    resolved: Resolved,
+) -> Result<Planned, Denial> {
+    let Resolved {
+        network,
+        nad_key,
+        provider,
+        asks,
+        pools: named,
+        subnet,
+    } = resolved;
+    let req = ask.req;
+    let Some(subnet) = subnet else {
+        return Err(Denial::NoSubnet { network, provider });
     };
-    let nad = cache
-        .nads
-        .get(
-            &ObjectRef::<NetworkAttachmentDefinition>::new(&req.network.name)
-                .within(&req.network.namespace),
-        )
-        .or_else(|| fetched.iter().find(|n| n.key() == network).cloned())
-        .ok_or_else(|| Denial::UnknownNad {
-            network: network.clone(),
-            key: nad_key,
-        })?;
-    let served = || scope::served(&req.network, &cache.subnets.state(), &cache.pools.state());
-    let Some(view) = scope::judge(&nad, served, false).map_err(|source| Denial::Nad {
-        network: network.clone(),
-        source: Box::new(source),
-    })?
-    else {
-        return Ok(None);
-    };
-    let provider = nad.provider(&view);
-    let asks = provider_request(ann, &provider, req.interface.as_deref())?;
-
-    // Pools named by the Pod, resolved before the Subnet: a pool also says which Subnet it belongs to.
-    let mut named: Vec<(Arc<IPPool>, Option<Family>)> = Vec::new();
-    if let Some(PoolRequest::Named(name)) = &asks.ip_pool {
-        let key = keys::provider_key(&provider, keys::IP_POOL);
-        named.push((find_pool(cache, &network, name, &key)?, None));
-    } else if asks.ip_pool.is_none()
-        && let Some(entry) = spider.and_then(|s| s.for_interface(&req.ifname, first))
-    {
-        let key = spider.map(|s| s.key).unwrap_or(keys::SPIDER_IPPOOL);
-        for name in &entry.ipv4 {
-            named.push((find_pool(cache, &network, name, key)?, Some(Family::V4)));
-        }
-        for name in &entry.ipv6 {
-            named.push((find_pool(cache, &network, name, key)?, Some(Family::V6)));
-        }
-    }
-    let pools: Vec<Arc<IPPool>> = named.iter().map(|(p, _)| p.clone()).collect();
-
-    let subnet = match &asks.logical_switch {
-        Some(name) => {
-            cache
-                .subnets
-                .get(&ObjectRef::new(name))
-                .ok_or_else(|| Denial::UnknownSubnet {
-                    network: network.clone(),
-                    subnet: name.clone(),
-                    key: keys::provider_key(&provider, keys::LOGICAL_SWITCH),
-                })?
-        }
-        None => match subnet_by_provider(&cache.subnets.state(), &provider, pod.namespace) {
-            Some(s) => s,
-            None => match pools.first() {
-                Some(p) => pool_subnet(p, &cache.subnets.state())
-                    .cloned()
-                    .map_err(|e| Denial::PoolSubnetLookup {
-                        network: network.clone(),
-                        source: Box::new(e),
-                    })?,
-                None => return Err(Denial::NoSubnet { network, provider }),
-            },
-        },
-    };
-    check_subnet(&subnet, &network, &provider, pod.namespace)?;
-    check_overlap(&subnet, &cache.subnets.state(), &network, &provider)?;
-    for p in &pools {
-        check_pool(p, &subnet, &network, pod.namespace)?;
-    }
-
     let fixed = asks
         .ip_address
-        .map(|pair| (pair, fixed_key(ann, &provider, req.interface.as_deref())))
+        .map(|pair| {
+            (
+                pair,
+                fixed_key(ask.annotations, &provider, req.interface.as_deref()),
+            )
+        })
         .or_else(|| {
             req.ip_pair()
                 .map(|pair| (pair, format!("{nad_key} (\"ips\" of {network})")))
@@ -238,19 +213,7 @@ fn plan_one(
                 Some(keys::IP_POOL.to_string()),
             )
         }
-        (None, _) if !named.is_empty() => {
-            let mut plan = PoolPlan::default();
-            for (pool, family) in &named {
-                let choice = PoolChoice::of(pool, &network)?;
-                if *family != Some(Family::V6) {
-                    plan.v4.push(choice.clone());
-                }
-                if *family != Some(Family::V4) {
-                    plan.v6.push(choice);
-                }
-            }
-            (Choice::Pools(plan), None)
-        }
+        (None, _) if !named.is_empty() => (Choice::Pools(pool_plan(&named, &network)?), None),
         (None, _) => (Choice::Any, None),
     };
 
@@ -261,8 +224,9 @@ fn plan_one(
             gw: Some(gw.to_string()),
         });
     }
+    let pools: Vec<Arc<IPPool>> = named.into_iter().map(|(p, _)| p).collect();
     let kept = kept_by_other_pools(cache, &subnet, &pools, &network)?;
-    Ok(Some(Planned {
+    Ok(Planned {
         network: req.network.clone(),
         interface: req.interface.clone(),
         is_default: req.is_default,
@@ -274,7 +238,22 @@ fn plan_one(
         pool,
         kept,
         request_key,
-    }))
+    })
+}
+
+/// The named pools per family, in the order the Pod named them; a pool without a family serves both.
+fn pool_plan(named: &[NamedPool], network: &str) -> Result<PoolPlan, Denial> {
+    let mut plan = PoolPlan::default();
+    for (pool, family) in named {
+        let choice = PoolChoice::of(pool, network)?;
+        if *family != Some(Family::V6) {
+            plan.v4.push(choice.clone());
+        }
+        if *family != Some(Family::V4) {
+            plan.v6.push(choice);
+        }
+    }
+    Ok(plan)
 }
 
 /// The address ranges (and gateways) of the Subnet's IPPools other than `named`, per pool: what only the
@@ -306,25 +285,6 @@ pub(crate) fn pools_of(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
         .into_iter()
         .filter(|p| names_subnet(&p.spec.subnet, subnet))
         .collect()
-}
-
-/// The key a fixed `ip_address` came from: the per-interface one when set, else the provider's.
-fn fixed_key(ann: &BTreeMap<String, String>, provider: &str, interface: Option<&str>) -> String {
-    interface
-        .map(|i| keys::interface_key(provider, keys::IP_ADDRESS, i))
-        .filter(|k| ann.get(k).is_some_and(|v| !v.trim().is_empty()))
-        .unwrap_or_else(|| keys::provider_key(provider, keys::IP_ADDRESS))
-}
-
-fn find_pool(cache: &Cache, network: &str, name: &str, key: &str) -> Result<Arc<IPPool>, Denial> {
-    cache
-        .pools
-        .get(&ObjectRef::new(name))
-        .ok_or_else(|| Denial::UnknownPool {
-            network: network.to_string(),
-            pool: name.to_string(),
-            key: key.to_string(),
-        })
 }
 
 /// Routes the Subnet gives every interface, when the Pod names none. (The NAD's own `ipam.routes` are

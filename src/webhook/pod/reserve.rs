@@ -60,6 +60,52 @@ impl Reserved {
     }
 }
 
+/// The requested MAC, reserved in the view, or a free one.
+pub(crate) fn take_mac_in<R: Rng + ?Sized>(
+    v: &mut SubnetView,
+    want: Option<Mac>,
+    rng: &mut R,
+) -> Result<Mac, AllocError> {
+    match want {
+        Some(mac) => v.macs.reserve(mac).map(|_| mac),
+        None => v.macs.pick(rng),
+    }
+}
+
+/// The entry of an `ip_pool` address list this Pod takes (its ordinal's, else the first free), marked taken.
+pub(crate) fn take_list_entry(
+    alloc: &mut Allocator,
+    entries: &[IpPair],
+    ordinal: Option<u32>,
+) -> Result<IpPair, AllocError> {
+    let e = alloc.select_from_list(entries, ordinal)?;
+    alloc.reserve_pair(&e).map(|_| e)
+}
+
+/// Any free address per family outside `avoid`, for a [`Choice::Any`] attachment.
+pub(crate) fn pick_any<R: Rng + ?Sized>(
+    alloc: &mut Allocator,
+    avoid: &[IpRange],
+    strategy: Strategy,
+    rng: &mut R,
+) -> Result<Vec<(IpAddr, Option<String>)>, AllocError> {
+    alloc
+        .pick_pair_avoiding(avoid, strategy, rng)
+        .map(|pair| pair.addrs().map(|ip| (ip, None)).collect())
+}
+
+/// Picked addresses as the pair they form and the IPPool each came from.
+pub(crate) fn split_picked(
+    picked: Vec<(IpAddr, Option<String>)>,
+) -> (IpPair, Vec<(IpAddr, String)>) {
+    let pair = IpPair::from_addrs(picked.iter().map(|(ip, _)| *ip)).unwrap_or_default();
+    let pools = picked
+        .into_iter()
+        .filter_map(|(ip, pool)| Some((ip, pool?)))
+        .collect();
+    (pair, pools)
+}
+
 /// Picks one address per family of the Subnet for a [`Choice::Pools`] attachment: for each family, the
 /// first of its pools (in the order the Pod named them) with a free address that is not the pool's gateway;
 /// a family without pools takes any free address outside `avoid`. All families or none.
@@ -367,10 +413,7 @@ impl Request<'_> {
 
     fn take_mac(&self, p: &Planned) -> Result<Mac, Denial> {
         let network = p.network.to_string();
-        let picked = self.with_view(p, |v| match p.mac {
-            Some(mac) => v.macs.reserve(mac).map(|_| mac),
-            None => v.macs.pick(&mut rand::rng()),
-        })?;
+        let picked = self.with_view(p, |v| take_mac_in(v, p.mac, &mut rand::rng()))?;
         picked.map_err(|source| match (&source, p.mac) {
             (AllocError::MacInUse { .. }, Some(mac)) => {
                 let subnet = p.subnet.name_any();
@@ -418,10 +461,7 @@ impl Request<'_> {
             } => {
                 for _ in 0..entries.len().max(1) {
                     let entry = self
-                        .with_view(p, |v| {
-                            let e = v.alloc.select_from_list(entries, None)?;
-                            v.alloc.reserve_pair(&e).map(|_| e)
-                        })?
+                        .with_view(p, |v| take_list_entry(&mut v.alloc, entries, None))?
                         .map_err(deny)?;
                     if let Some(done) = self.create_pair(p, entry, mac, &[]).await? {
                         return Ok(done);
@@ -449,10 +489,7 @@ impl Request<'_> {
             Choice::Any => {
                 let avoid = kept_ranges(p);
                 self.reserve_picked(p, mac, |v| {
-                    v.alloc
-                        .pick_pair_avoiding(&avoid, Strategy::Random, &mut rand::rng())
-                        .map(|pair| pair.addrs().map(|ip| (ip, None)).collect())
-                        .map_err(deny)
+                    pick_any(&mut v.alloc, &avoid, Strategy::Random, &mut rand::rng()).map_err(deny)
                 })
                 .await
             }
@@ -467,12 +504,7 @@ impl Request<'_> {
         pick: impl Fn(&mut SubnetView) -> Result<Vec<(IpAddr, Option<String>)>, Denial>,
     ) -> Result<Reserved, Denial> {
         for _ in 0..MAX_ATTEMPTS {
-            let picked = self.with_view(p, &pick)??;
-            let pair = IpPair::from_addrs(picked.iter().map(|(ip, _)| *ip)).unwrap_or_default();
-            let pools: Vec<(IpAddr, String)> = picked
-                .into_iter()
-                .filter_map(|(ip, pool)| Some((ip, pool?)))
-                .collect();
+            let (pair, pools) = split_picked(self.with_view(p, &pick)??);
             if let Some(done) = self.create_pair(p, pair, mac, &pools).await? {
                 return Ok(done);
             }
@@ -736,7 +768,7 @@ impl Request<'_> {
 }
 
 /// Every address IPPools keep from an attachment that does not name them.
-fn kept_ranges(p: &Planned) -> Vec<IpRange> {
+pub(crate) fn kept_ranges(p: &Planned) -> Vec<IpRange> {
     p.kept.iter().flat_map(|(_, r)| r.iter().copied()).collect()
 }
 

@@ -13,8 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use super::decide::set_member;
-use crate::annotations::keys;
+use super::owners::{pod_token, set_member};
 use crate::api::IPLease;
 
 /// How long a deleted Pod's token is remembered: long enough for its leases' reconciles to run, short enough
@@ -35,16 +34,6 @@ pub(crate) fn set_key_of_lease(lease: &IPLease) -> Option<String> {
 
 pub(crate) fn set_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
-}
-
-/// The reservation token a Pod carries, if nadipam allocated for it.
-pub(crate) fn pod_token(pod: &Pod) -> Option<&str> {
-    pod.metadata
-        .annotations
-        .as_ref()?
-        .get(keys::RESERVATION)
-        .map(String::as_str)
-        .filter(|t| !t.is_empty())
 }
 
 #[derive(Default)]
@@ -222,6 +211,7 @@ impl PodIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotations::keys;
     use crate::api::{IPLeaseSpec, LeasePhase, OwnerKind};
     use std::collections::BTreeMap;
 

@@ -7,11 +7,15 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use nadipam::alloc::{
-    AllocError, Allocator, Family, IpPair, Mac, MacSet, Strategy, SubnetLayout, statefulset_ordinal,
-};
+use nadipam::alloc::{Family, IpPair, Mac, Strategy, SubnetLayout, statefulset_ordinal};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+
+mod net;
+mod print;
+
+use net::{Net, Outcome, Row};
+use print::{print_counts, print_results, print_subnet};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -58,63 +62,6 @@ struct Args {
     seed: Option<u64>,
 }
 
-/// One row of the result table.
-struct Row {
-    pod: String,
-    subnet: String,
-    ips: String,
-    mac: String,
-    how: String,
-}
-
-/// Outcome of one Pod request: a row, or a denial message.
-type Outcome = Result<Row, String>;
-
-/// Everything allocated on one subnet.
-struct Net {
-    alloc: Allocator,
-    macs: MacSet,
-}
-
-impl Net {
-    fn new(layout: &SubnetLayout) -> Net {
-        Net {
-            alloc: Allocator::new(layout),
-            macs: MacSet::new(layout.name()),
-        }
-    }
-
-    /// Reserves `pair` and a MAC (requested or random): all or nothing, as the webhook does.
-    fn take(
-        &mut self,
-        pair: &IpPair,
-        mac: Option<Mac>,
-        rng: &mut StdRng,
-    ) -> Result<Mac, AllocError> {
-        self.alloc.reserve_pair(pair)?;
-        let mac = match mac {
-            Some(m) => self.macs.reserve(m).map(|()| m),
-            None => self.macs.pick(rng),
-        };
-        if mac.is_err() {
-            pair.addrs().for_each(|ip| {
-                self.alloc.release(ip);
-            });
-        }
-        mac
-    }
-
-    fn row(&self, pod: &str, pair: IpPair, mac: Mac, how: String) -> Row {
-        Row {
-            pod: pod.to_string(),
-            subnet: self.alloc.layout().name().to_string(),
-            ips: pair.to_string(),
-            mac: mac.to_string(),
-            how,
-        }
-    }
-}
-
 fn parse_list(flag: &str, raw: &str) -> Result<Vec<IpPair>, String> {
     let entries: Vec<&str> = if raw.contains(';') {
         raw.split(';').collect()
@@ -140,7 +87,7 @@ fn parse_list(flag: &str, raw: &str) -> Result<Vec<IpPair>, String> {
 fn run(args: Args) -> Result<(), String> {
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
-        None => StdRng::from_os_rng(),
+        None => rand::make_rng(),
     };
     let protocol = args
         .protocol
@@ -271,17 +218,6 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-impl Net {
-    /// After a pick: a random MAC, releasing the picked addresses if no MAC can be had.
-    fn take_mac_after_pick(&mut self, pair: &IpPair, rng: &mut StdRng) -> Result<Mac, AllocError> {
-        self.macs.pick(rng).inspect_err(|_| {
-            pair.addrs().for_each(|ip| {
-                self.alloc.release(ip);
-            });
-        })
-    }
-}
-
 /// Addresses a user might ask for that the subnet must refuse: an excluded one, the gateway, one outside
 /// and the broadcast address, of the subnet's first family.
 fn probes(l: &SubnetLayout) -> Vec<(&'static str, IpAddr)> {
@@ -321,82 +257,6 @@ fn first_allocated_v6(results: &[(String, Outcome)]) -> Option<IpAddr> {
         .filter_map(|(_, r)| r.as_ref().ok())
         .filter(|row| row.subnet == "dual")
         .find_map(|row| row.ips.split(',').nth(1)?.parse().ok())
-}
-
-fn print_subnet(l: &SubnetLayout) {
-    println!("Subnet {} ({})", l.name(), l.protocol());
-    println!("  cidrBlock  {}", l.cidr_block());
-    println!("  gateway    {}", l.gateways());
-    for &family in l.protocol().families() {
-        let excluded: Vec<String> = l.excluded(family).iter().map(|r| r.to_string()).collect();
-        if let Some(usable) = l.usable(family) {
-            println!(
-                "  {family} usable {usable}, excluded [{}]",
-                excluded.join(", ")
-            );
-        }
-    }
-    if !l.ignored_excludes().is_empty() {
-        println!(
-            "  ignored excludeIps (outside the subnet): {}",
-            l.ignored_excludes().join(", ")
-        );
-    }
-    println!();
-}
-
-fn print_results(results: &[(String, Outcome)]) {
-    let rows: Vec<&Row> = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .collect();
-    let w = |f: fn(&Row) -> &str, title: &str| {
-        rows.iter()
-            .map(|r| f(r).len())
-            .chain([title.len()])
-            .max()
-            .unwrap_or(0)
-    };
-    let (wp, ws, wi, wm) = (
-        w(|r| &r.pod, "POD"),
-        w(|r| &r.subnet, "SUBNET"),
-        w(|r| &r.ips, "IP"),
-        w(|r| &r.mac, "MAC"),
-    );
-    println!(
-        "{:wp$}  {:ws$}  {:wi$}  {:wm$}  HOW",
-        "POD", "SUBNET", "IP", "MAC"
-    );
-    for r in &rows {
-        println!(
-            "{:wp$}  {:ws$}  {:wi$}  {:wm$}  {}",
-            r.pod, r.subnet, r.ips, r.mac, r.how
-        );
-    }
-    println!();
-    println!("Denied (the admission response would carry this message):");
-    for (request, r) in results {
-        if let Err(msg) = r {
-            println!("  {request}\n      {msg}");
-        }
-    }
-    println!();
-}
-
-fn print_counts(allocs: &[&Allocator]) {
-    println!("Usage");
-    for a in allocs {
-        let c = a.counts();
-        let l = a.layout();
-        print!("  {:8}", l.name());
-        if l.protocol().has(Family::V4) {
-            print!("  IPv4 using {} available {}", c.v4_using, c.v4_available);
-        }
-        if l.protocol().has(Family::V6) {
-            print!("  IPv6 using {} available {}", c.v6_using, c.v6_available);
-        }
-        println!("  ({} bytes of allocator state)", a.memory_bytes());
-    }
 }
 
 fn main() -> ExitCode {

@@ -1,12 +1,4 @@
-//! `demo`: nadipam end to end on the local control plane.
-//!
-//! Builds (or reuses) the control plane of `e2e/`, starts it, runs `nadipam-server` against it, applies the
-//! examples of the Kube-OVN multi-NIC guide and the Spiderpool ovs-cni guide (`e2e/demo/*.yaml`), and prints
-//! every allocated address. Then it shows two mistakes refused at `kubectl apply`. As root the test bed also
-//! has two nodes (kubelet, containerd, Multus, the `nadipam` CNI plugin): the Pods run there, and the demo shows
-//! `kubectl get pods -o wide`, `ip addr show net1` inside two of them, and a ping between them across nodes.
-//!
-//! The test bed stays up afterwards so the objects can be explored; `e2e/cluster down` stops it.
+//! The test bed, the server process and the demo's objects: starting, applying, waiting, cleaning up.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,21 +7,17 @@ use std::time::{Duration, Instant};
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use nadipam::api::{IPLease, LeasePhase};
+use nadipam::api::IPLease;
 
-/// Subnets the demo's manifests create; their leases are the demo's.
-const SUBNETS: [&str; 4] = ["macvlan", "macvlan-ovn", "attachnet", "underlay-172-18"];
-/// Addresses the demo's Pods hold once everything is admitted: 6 Pods, 2 + 2 Deployment replicas.
-const EXPECTED_LEASES: usize = 10;
+use crate::nodes::is_root;
+use crate::{Error, SUBNETS, step};
 
-type Error = Box<dyn std::error::Error>;
-
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Runs a command to completion; its stdout, or an error carrying its stderr.
-fn run(cmd: &mut Command) -> Result<String, Error> {
+pub(crate) fn run(cmd: &mut Command) -> Result<String, Error> {
     let out = cmd.output().map_err(|e| format!("running {cmd:?}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
@@ -43,21 +31,17 @@ fn run(cmd: &mut Command) -> Result<String, Error> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn step(what: &str) {
-    println!("\n== {what}");
-}
-
 /// The running control plane, as `e2e/cluster up` left it.
-struct Bed {
-    bin: PathBuf,
-    state: PathBuf,
-    kubeconfig: PathBuf,
+pub(crate) struct Bed {
+    pub(crate) bin: PathBuf,
+    pub(crate) state: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
     /// Two nodes (kubelet, containerd, Multus) are up: only as root.
-    nodes: bool,
+    pub(crate) nodes: bool,
 }
 
 impl Bed {
-    fn up() -> Result<Bed, Error> {
+    pub(crate) fn up() -> Result<Bed, Error> {
         let nodes = is_root();
         step(if nodes {
             "test bed: building (cached under ~/.cache/nadipam) and starting the control plane on 127.0.0.1 \
@@ -95,18 +79,18 @@ impl Bed {
         Ok(bed)
     }
 
-    fn kubectl(&self) -> Command {
+    pub(crate) fn kubectl(&self) -> Command {
         let mut cmd = Command::new(self.bin.join("kubectl"));
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
         cmd
     }
 
-    fn kubectl_out(&self, args: &[&str]) -> Result<String, Error> {
+    pub(crate) fn kubectl_out(&self, args: &[&str]) -> Result<String, Error> {
         run(self.kubectl().args(args))
     }
 
     /// `kubectl apply -f -` with `doc`: Ok(stdout) when applied, Err(stderr) when refused.
-    fn apply_stdin(&self, doc: &str) -> Result<Result<String, String>, Error> {
+    pub(crate) fn apply_stdin(&self, doc: &str) -> Result<Result<String, String>, Error> {
         use std::io::Write;
         let mut child = self
             .kubectl()
@@ -128,7 +112,7 @@ impl Bed {
         })
     }
 
-    async fn client(&self) -> Result<Client, Error> {
+    pub(crate) async fn client(&self) -> Result<Client, Error> {
         let kc = Kubeconfig::read_from(&self.kubeconfig)?;
         let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
         Ok(Client::try_from(config)?)
@@ -137,7 +121,7 @@ impl Bed {
 
 /// Builds the server in the demo's own profile (the outer `cargo run` built only the demo; the test bed's
 /// nodes build and install the CNI plugin themselves).
-fn build_server() -> Result<PathBuf, Error> {
+pub(crate) fn build_server() -> Result<PathBuf, Error> {
     step("nadipam: building nadipam-server");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let (flag, profile) = if cfg!(debug_assertions) {
@@ -157,7 +141,7 @@ fn build_server() -> Result<PathBuf, Error> {
     Ok(target.join(profile).join("nadipam-server"))
 }
 
-fn install_crds(bed: &Bed) -> Result<(), Error> {
+pub(crate) fn install_crds(bed: &Bed) -> Result<(), Error> {
     step(
         "CRDs: nadipam.io (Subnet, IPPool, IPLease) and k8s.cni.cncf.io (NetworkAttachmentDefinition)",
     );
@@ -192,13 +176,13 @@ fn install_crds(bed: &Bed) -> Result<(), Error> {
 
 /// `nadipam-server` on a free port of 127.0.0.1, registered with the apiserver by URL. It exits when the
 /// demo does (its standard input closes), and removes its webhook configurations on the way out.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     log: PathBuf,
 }
 
 impl Server {
-    fn start(bed: &Bed, binary: &Path) -> Result<Server, Error> {
+    pub(crate) fn start(bed: &Bed, binary: &Path) -> Result<Server, Error> {
         step("nadipam-server: admission webhook and lease controller");
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -253,12 +237,12 @@ impl Server {
         .into())
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Closes the server's stdin and waits for it to unregister and exit.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         drop(self.child.stdin.take());
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
@@ -271,7 +255,7 @@ impl Server {
     }
 }
 
-async fn demo_leases(client: &Client) -> Result<Vec<IPLease>, Error> {
+pub(crate) async fn demo_leases(client: &Client) -> Result<Vec<IPLease>, Error> {
     let api: Api<IPLease> = Api::all(client.clone());
     let mut out = Vec::new();
     for subnet in SUBNETS {
@@ -281,7 +265,11 @@ async fn demo_leases(client: &Client) -> Result<Vec<IPLease>, Error> {
     Ok(out)
 }
 
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut done: F) -> Result<(), Error>
+pub(crate) async fn wait_until<F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut done: F,
+) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, Error>>,
@@ -300,7 +288,7 @@ where
 
 /// Removes the workloads of an earlier run and waits until their addresses are free again, so every run
 /// shows the same thing. Subnets, pools and NADs are simply re-applied.
-async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(), Error> {
+pub(crate) async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(), Error> {
     step("removing the Pods and Deployments of an earlier run, if any");
     for kind in ["deployment/static-workload", "deployment/test-app"] {
         bed.kubectl_out(&["-n", "default", "delete", kind, "--ignore-not-found"])?;
@@ -348,257 +336,9 @@ async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(), Error> {
     .await
 }
 
-fn apply(bed: &Bed, file: &str) -> Result<(), Error> {
+pub(crate) fn apply(bed: &Bed, file: &str) -> Result<(), Error> {
     step(&format!("kubectl apply -f {file}"));
     let out = run(bed.kubectl().arg("apply").arg("-f").arg(repo().join(file)))?;
     print!("{out}");
-    Ok(())
-}
-
-/// The table of every address the demo's Pods hold, read from the IPLeases once all are bound.
-async fn print_allocations(client: &Client) -> Result<(), Error> {
-    step("every Pod has its addresses the moment it exists (read from its IPLeases)");
-    wait_until(
-        "all demo addresses to be allocated and bound",
-        Duration::from_secs(60),
-        || async {
-            let leases = demo_leases(client).await?;
-            Ok(leases.len() >= EXPECTED_LEASES
-                && leases.iter().all(|l| l.spec.phase == LeasePhase::Bound))
-        },
-    )
-    .await?;
-    let mut rows: Vec<[String; 5]> = demo_leases(client)
-        .await?
-        .into_iter()
-        .map(|l| {
-            let s = l.spec;
-            let from = match &s.pool {
-                Some(pool) => format!("{}/{pool}", s.subnet),
-                None => s.subnet.clone(),
-            };
-            [
-                format!(
-                    "{}/{}",
-                    s.pod_namespace,
-                    s.pod_name.unwrap_or_else(|| "?".into())
-                ),
-                s.network,
-                s.ip,
-                s.mac.unwrap_or_else(|| "-".into()),
-                from,
-            ]
-        })
-        .collect();
-    rows.sort();
-    print_table(["POD", "NETWORK", "IP", "MAC", "SUBNET/POOL"], &rows);
-    Ok(())
-}
-
-fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
-    let mut width: [usize; N] = header.map(str::len);
-    for row in rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; N]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(width)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header);
-    for row in rows {
-        line(std::array::from_fn(|i| row[i].as_str()));
-    }
-}
-
-/// Subnet and IPPool status as `kubectl get` shows it (the controller updates it shortly after a change).
-async fn print_status(bed: &Bed, client: &Client) -> Result<(), Error> {
-    step("kubectl get subnets,ippools (status written by the controller)");
-    let pools: Api<nadipam::api::IPPool> = Api::all(client.clone());
-    wait_until(
-        "ippool-test's status to count its 2 addresses",
-        Duration::from_secs(30),
-        || async {
-            let p = pools.get("ippool-test").await?;
-            Ok(p.status.is_some_and(|s| s.allocated_ip_count == 2))
-        },
-    )
-    .await?;
-    let names: Vec<String> = SUBNETS.iter().map(|s| format!("subnet/{s}")).collect();
-    let mut args = vec!["get"];
-    args.extend(names.iter().map(String::as_str));
-    print!("{}", bed.kubectl_out(&args)?);
-    print!("{}", bed.kubectl_out(&["get", "ippool", "ippool-test"])?);
-    Ok(())
-}
-
-/// Applies each mistake of `e2e/demo/rejected.yaml` on its own and prints what kubectl answers.
-fn show_rejections(bed: &Bed) -> Result<(), Error> {
-    step("mistakes are refused at kubectl apply, with what is wrong and what would be valid");
-    let text = std::fs::read_to_string(repo().join("e2e/demo/rejected.yaml"))?;
-    for doc in text.split("\n---\n") {
-        let name = doc
-            .lines()
-            .skip_while(|l| !l.starts_with("metadata:"))
-            .find_map(|l| l.trim().strip_prefix("name: "))
-            .unwrap_or("?");
-        match bed.apply_stdin(doc)? {
-            Ok(stdout) => {
-                return Err(format!(
-                    "{name} was accepted; nadipam should have refused it:\n{stdout}"
-                )
-                .into());
-            }
-            Err(stderr) => {
-                println!("$ kubectl apply  # {name}");
-                print!("{stderr}");
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether this process may start the test bed's nodes (kubelet, containerd, bridges need root).
-fn is_root() -> bool {
-    run(Command::new("id").arg("-u"))
-        .map(|u| u.trim() == "0")
-        .unwrap_or(false)
-}
-
-/// On the nodes: the guide's Pods Running, `ip addr show net1` inside `samplepod` and `static-ip`, and a ping
-/// from one to the other across nodes over the underlay.
-async fn show_on_nodes(bed: &Bed) -> Result<(), Error> {
-    step("on the nodes: the Pods run, with nadipam's addresses and MACs on their interfaces");
-    for pod in ["samplepod", "static-ip", "samplepod-macvlan"] {
-        let wait = bed.kubectl_out(&[
-            "-n",
-            "default",
-            "wait",
-            "--for=condition=Ready",
-            "--timeout=120s",
-            &format!("pod/{pod}"),
-        ]);
-        if let Err(e) = wait {
-            let describe = bed
-                .kubectl_out(&["-n", "default", "describe", "pod", pod])
-                .unwrap_or_default();
-            return Err(format!("{pod} did not become Ready: {e}\n{describe}").into());
-        }
-    }
-    let shell = |line: &str, args: &[&str]| -> Result<(), Error> {
-        println!("$ {line}");
-        print!("{}", bed.kubectl_out(args)?);
-        Ok(())
-    };
-    shell(
-        "kubectl get pods -o wide",
-        &["-n", "default", "get", "pods", "-o", "wide"],
-    )?;
-    for pod in ["samplepod", "static-ip"] {
-        shell(
-            &format!("kubectl exec {pod} -- ip addr show net1"),
-            &[
-                "-n", "default", "exec", pod, "--", "ip", "addr", "show", "net1",
-            ],
-        )?;
-    }
-    shell(
-        "kubectl exec samplepod-macvlan -- ip addr show eth0   # macvlan as the primary interface",
-        &[
-            "-n",
-            "default",
-            "exec",
-            "samplepod-macvlan",
-            "--",
-            "ip",
-            "addr",
-            "show",
-            "eth0",
-        ],
-    )?;
-    shell(
-        "kubectl exec samplepod -- ping -c 3 -I net1 172.17.0.100   # node-1 -> node-2 over ul0",
-        &[
-            "-n",
-            "default",
-            "exec",
-            "samplepod",
-            "--",
-            "ping",
-            "-c",
-            "3",
-            "-W",
-            "2",
-            "-w",
-            "10",
-            "-I",
-            "net1",
-            "172.17.0.100",
-        ],
-    )?;
-    let waiting = bed.kubectl_out(&[
-        "-n",
-        "default",
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=custom-routes-attach,reason=FailedCreatePodSandBox",
-        "-o",
-        "jsonpath={.items[-1:].message}",
-    ])?;
-    println!(
-        "custom-routes-attach (a Kube-OVN-typed attachment) has its address, and waits for Kube-OVN's own CNI \
-         plugin on the node:\n  {}",
-        waiting.trim()
-    );
-    Ok(())
-}
-
-#[tokio::main]
-async fn main() {
-    nadipam::webhook::tls::install_crypto_provider();
-    if let Err(e) = demo().await {
-        eprintln!("\ndemo failed: {e}");
-        std::process::exit(1);
-    }
-}
-
-async fn demo() -> Result<(), Error> {
-    let bed = Bed::up()?;
-    let server_bin = build_server()?;
-    install_crds(&bed)?;
-    let server = Server::start(&bed, &server_bin)?;
-    let result = async {
-        let client = bed.client().await?;
-        clean_previous_run(&bed, &client).await?;
-        apply(&bed, "e2e/demo/kube-ovn-multi-nic.yaml")?;
-        apply(&bed, "e2e/demo/spiderpool-ovs-cni.yaml")?;
-        print_allocations(&client).await?;
-        print_status(&bed, &client).await?;
-        show_rejections(&bed)?;
-        if bed.nodes {
-            show_on_nodes(&bed).await
-        } else {
-            println!(
-                "\n(not root: the test bed has no nodes, so the Pods stay Pending with their addresses; run the \
-                 demo as root to see them Running, with ip addr and a ping)"
-            );
-            Ok(())
-        }
-    }
-    .await;
-    server.stop();
-    result?;
-    step("done");
-    println!(
-        "The test bed is still up with the demo's objects. Explore:\n  \
-         eval \"$(e2e/cluster env)\" && kubectl get subnets,ippools,ipleases\n\
-         Stop it with: e2e/cluster down"
-    );
     Ok(())
 }
