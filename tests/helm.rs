@@ -330,10 +330,100 @@ fn helm_install_test_guides_upgrade_under_load_and_uninstall() {
     // Pod creation works without nadipam (a Pod without networks).
     apply(&pod_yaml("after-uninstall", "node-1", &[]));
     wait_running("after-uninstall", Instant::now());
-    // Cleaning up after nadipam is the user's: the Pods, then the leases nothing releases any more (the suites
-    // that follow start from no lease).
+    // Cleaning up after nadipam is the user's: the Pods, then the leases nothing releases any more.
     drop(_app);
     delete_deployment("test-app");
     delete_pods(&["after-uninstall", "static-ip"]);
     kubectl(&["delete", "ipleases", "--all"]).unwrap_or_else(|e| panic!("{e}"));
+
+    install_yaml_applies_and_serves(&tag);
+}
+
+/// `manifests/install.yaml`, the install without Helm, applied as README says. Its image `nadipam:0.1.0` is this
+/// checkout's image under that name in each node; the nodes' taint is tolerated with a patch (the file is the
+/// chart's defaults). Then a guide Pod gets its address from it, and the file is deleted again (CRDs re-applied
+/// for the suites that follow).
+fn install_yaml_applies_and_serves(tag: &str) {
+    let state = &common::cluster_info().state;
+    for node in ["node-1", "node-2"] {
+        let sock = state.join(format!("nodes/{node}/containerd/containerd.sock"));
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["-n", "k8s.io", "images", "tag", "--force"])
+            .arg(format!("localhost/nadipam:{tag}"))
+            .arg("docker.io/library/nadipam:0.1.0")
+            .output()
+            .unwrap_or_else(|e| panic!("ctr: {e}"));
+        assert!(out.status.success(), "ctr images tag on {node}: {out:?}");
+    }
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/install.yaml");
+    let t = Instant::now();
+    kubectl(&["apply", "--server-side", "-f", file]).unwrap_or_else(|e| panic!("{e}"));
+    let toleration = r#"[{"op": "add", "path": "/spec/template/spec/tolerations",
+        "value": [{"key": "nadipam.io/test-bed", "operator": "Exists", "effect": "NoSchedule"}]}]"#;
+    kubectl(&[
+        "patch",
+        "deployment",
+        "nadipam-server",
+        "-n",
+        NAMESPACE,
+        "--type",
+        "json",
+        "-p",
+        toleration,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    kubectl(&[
+        "rollout",
+        "status",
+        "deployment/nadipam-server",
+        "-n",
+        NAMESPACE,
+        "--timeout=180s",
+    ])
+    .unwrap_or_else(|e| panic!("{e}\n{}", server_logs()));
+    kubectl(&[
+        "rollout",
+        "status",
+        "daemonset/nadipam-node-agent",
+        "-n",
+        NAMESPACE,
+        "--timeout=120s",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "manifests/install.yaml applied and rolled out in {:?}",
+        t.elapsed()
+    );
+    let _network = guide_network();
+    let t = Instant::now();
+    apply(&pod_yaml(
+        "samplepod",
+        "node-2",
+        &[("k8s.v1.cni.cncf.io/networks", "default/macvlan")],
+    ));
+    wait_running("samplepod", t);
+    let leases = leases_of("samplepod");
+    assert_eq!(leases.len(), 1, "samplepod's leases: {leases:?}");
+    assert_eq!(net1("samplepod").0, [format!("{}/16", leases[0].0)]);
+    delete_pods(&["samplepod"]);
+    wait_until(
+        "samplepod's lease released",
+        Duration::from_secs(60),
+        || match leases_of("samplepod").as_slice() {
+            [] => Ok(()),
+            l => Err(format!("{l:?}")),
+        },
+        server_logs,
+    );
+    drop(_network);
+    kubectl(&["delete", "-f", file, "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        webhook_configurations(),
+        Vec::<String>::new(),
+        "webhook configurations left after deleting install.yaml"
+    );
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/crds");
+    kubectl(&["apply", "--server-side", "-f", crds]).unwrap_or_else(|e| panic!("{e}"));
 }
