@@ -88,6 +88,21 @@ fn webhook_configurations() -> Vec<String> {
         .collect()
 }
 
+/// Gives image `from` the name `to` as well, in each node's containerd.
+fn tag_image(from: &str, to: &str) {
+    let state = &common::cluster_info().state;
+    for node in ["node-1", "node-2"] {
+        let sock = state.join(format!("nodes/{node}/containerd/containerd.sock"));
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(&sock)
+            .args(["-n", "k8s.io", "images", "tag", "--force", from, to])
+            .output()
+            .unwrap_or_else(|e| panic!("ctr: {e}"));
+        assert!(out.status.success(), "ctr images tag on {node}: {out:?}");
+    }
+}
+
 fn load_pod(i: u32) -> String {
     let mut yaml = pod_yaml(
         &format!("load-{i}"),
@@ -221,20 +236,11 @@ fn helm_install_test_guides_upgrade_under_load_and_uninstall() {
 
     // Upgrade while Pods are created at a steady rate: a new image tag (the same image, tagged anew in each
     // node's containerd) and a changed value. Every create must be admitted; no address twice.
-    let state = &common::cluster_info().state;
     let new_tag = format!("{tag}-upgrade");
-    for node in ["node-1", "node-2"] {
-        let sock = state.join(format!("nodes/{node}/containerd/containerd.sock"));
-        let out = Command::new("ctr")
-            .arg("--address")
-            .arg(&sock)
-            .args(["-n", "k8s.io", "images", "tag", "--force"])
-            .arg(format!("localhost/nadipam:{tag}"))
-            .arg(format!("localhost/nadipam:{new_tag}"))
-            .output()
-            .unwrap_or_else(|e| panic!("ctr: {e}"));
-        assert!(out.status.success(), "ctr images tag on {node}: {out:?}");
-    }
+    tag_image(
+        &format!("localhost/nadipam:{tag}"),
+        &format!("localhost/nadipam:{new_tag}"),
+    );
     let creating = Arc::new(AtomicBool::new(true));
     let load = {
         let creating = creating.clone();
@@ -344,19 +350,10 @@ fn helm_install_test_guides_upgrade_under_load_and_uninstall() {
 /// chart's defaults). Then a guide Pod gets its address from it, and the file is deleted again (CRDs re-applied
 /// for the suites that follow).
 fn install_yaml_applies_and_serves(tag: &str) {
-    let state = &common::cluster_info().state;
-    for node in ["node-1", "node-2"] {
-        let sock = state.join(format!("nodes/{node}/containerd/containerd.sock"));
-        let out = Command::new("ctr")
-            .arg("--address")
-            .arg(&sock)
-            .args(["-n", "k8s.io", "images", "tag", "--force"])
-            .arg(format!("localhost/nadipam:{tag}"))
-            .arg("docker.io/library/nadipam:0.1.0")
-            .output()
-            .unwrap_or_else(|e| panic!("ctr: {e}"));
-        assert!(out.status.success(), "ctr images tag on {node}: {out:?}");
-    }
+    tag_image(
+        &format!("localhost/nadipam:{tag}"),
+        "docker.io/library/nadipam:0.1.0",
+    );
     let file = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/install.yaml");
     let t = Instant::now();
     kubectl(&["apply", "--server-side", "-f", file]).unwrap_or_else(|e| panic!("{e}"));
