@@ -204,6 +204,10 @@ node_install_nadipam() { # I
 
 # RBAC for the node-side clients: Multus (as the node) and nadipam's node agent token (get pods only, as the chart).
 nodes_rbac() {
+  # Multus runs on the nodes, so its NetworkAttachmentDefinition CRD is installed, as a Multus install does.
+  kc apply -f "$E2E/manifests/nad-crd.yaml" >/dev/null || abort_up "applying the NAD CRD failed"
+  kc wait --for condition=established --timeout=30s crd/network-attachment-definitions.k8s.cni.cncf.io >/dev/null ||
+    abort_up "the NAD CRD did not become established"
   kc apply -f - >/dev/null <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
