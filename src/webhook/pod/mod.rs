@@ -263,6 +263,10 @@ fn hand_over(
     let Some(own) = pod.metadata.annotations.as_ref() else {
         return Ok(());
     };
+    // A Pod carrying a token carries nadipam's results, read back as requests: every address then looks
+    // fixed. Its elements already hold what the first call wrote, so only the MAC (the same one) is written
+    // again; adding `ips` now would change the Pod on every reinvocation.
+    let first_call = !own.contains_key(keys::RESERVATION);
     for (key, default) in [(keys::NETWORKS, false), (keys::DEFAULT_NETWORK, true)] {
         let Some(value) = own.get(key) else {
             continue;
@@ -276,7 +280,9 @@ fn hand_over(
                 interface: p.interface.clone(),
                 mac: r.mac,
                 ips: match p.choice {
-                    plan::Choice::Fixed(_) => with_prefixes(&r.ip, &p.subnet.spec.cidr_block),
+                    plan::Choice::Fixed(_) if first_call => {
+                        with_prefixes(&r.ip, &p.subnet.spec.cidr_block)
+                    }
                     _ => Vec::new(),
                 },
             })
