@@ -47,10 +47,12 @@ fn install(args: &[&str]) -> (String, Duration) {
         .unwrap_or_else(|e| panic!("{script}: {e}"));
     assert!(
         out.status.success(),
-        "e2e/cluster install {args:?} failed ({}):\n{}\n--- server logs\n{}",
+        "e2e/cluster install {args:?} failed ({}):\n{}\n--- server logs\n{}\n--- objects\n{}\n--- webhooks\n{:?}",
         out.status,
         String::from_utf8_lossy(&out.stderr),
-        server_logs()
+        server_logs(),
+        kubectl(&["get", "all,events", "-n", NAMESPACE, "-o", "wide"]).unwrap_or_else(|e| e),
+        webhook_configurations()
     );
     (
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -124,8 +126,13 @@ fn load_pod(i: u32) -> String {
 fn helm_install_test_guides_upgrade_under_load_and_uninstall() {
     cluster_with_nodes(2);
     let _ = SERVER_LOG.set(server_logs);
-    // A release left by an interrupted run.
+    // A release left by an interrupted run, and webhook configurations left by servers of earlier test
+    // binaries that were killed (theirs point at processes that are gone, and would refuse every Pod create).
     let _ = helm(&["uninstall", RELEASE, "-n", NAMESPACE, "--wait"]);
+    for leftover in webhook_configurations() {
+        eprintln!("deleting {leftover}, left by an earlier suite");
+        let _ = kubectl(&["delete", &leftover, "--ignore-not-found"]);
+    }
 
     // Install: helm --wait returns once the server replicas are ready and the node agents run.
     let (tag, took) = install(&[]);
