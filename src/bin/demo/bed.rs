@@ -293,11 +293,14 @@ pub(crate) async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(),
     for kind in ["deployment/static-workload", "deployment/test-app"] {
         bed.kubectl_out(&["-n", "default", "delete", kind, "--ignore-not-found"])?;
     }
-    bed.kubectl_out(&[
-        "-n",
-        "default",
-        "delete",
-        "pod",
+    // `kubectl -n default delete pod <args> --ignore-not-found`
+    let delete_pods = |args: &[&str]| -> Result<String, Error> {
+        let mut all = vec!["-n", "default", "delete", "pod"];
+        all.extend_from_slice(args);
+        all.push("--ignore-not-found");
+        bed.kubectl_out(&all)
+    };
+    delete_pods(&[
         "samplepod",
         "static-ip",
         "static-ip-2",
@@ -305,29 +308,11 @@ pub(crate) async fn clean_previous_run(bed: &Bed, client: &Client) -> Result<(),
         "samplepod-macvlan",
         "samplepod-ls",
         "custom-routes-attach",
-        "--ignore-not-found",
         "--wait=false",
     ])?;
     // A Pod whose sandbox never came up (the Kube-OVN-typed attachment) cannot be torn down by its node.
-    bed.kubectl_out(&[
-        "-n",
-        "default",
-        "delete",
-        "pod",
-        "custom-routes-attach",
-        "--ignore-not-found",
-        "--grace-period=0",
-        "--force",
-    ])?;
-    bed.kubectl_out(&[
-        "-n",
-        "default",
-        "delete",
-        "pod",
-        "-l",
-        "app in (static-workload,test-app)",
-        "--ignore-not-found",
-    ])?;
+    delete_pods(&["custom-routes-attach", "--grace-period=0", "--force"])?;
+    delete_pods(&["-l", "app in (static-workload,test-app)"])?;
     wait_until(
         "the earlier run's leases to be released",
         Duration::from_secs(60),
