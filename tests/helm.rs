@@ -285,20 +285,34 @@ fn helm_install_test_guides_upgrade_under_load_and_uninstall() {
         failed.join("\n"),
         server_logs()
     );
-    let images = kubectl(&[
-        "get",
-        "pods",
-        "-n",
-        NAMESPACE,
-        "-l",
-        "app.kubernetes.io/component=server",
-        "-o",
-        "jsonpath={.items[*].spec.containers[0].image}",
-    ])
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        images.split_whitespace().all(|i| i.ends_with(&new_tag)),
-        "the servers run the new tag: {images}"
+    // `--wait` returns once the new replicas are ready; the old ones are still in their preStop delay
+    // (server.shutdownDelaySeconds) and leave within their grace period.
+    let since = Instant::now();
+    wait_until(
+        "only servers of the new tag",
+        Duration::from_secs(60),
+        || {
+            let images = kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                NAMESPACE,
+                "-l",
+                "app.kubernetes.io/component=server",
+                "-o",
+                "jsonpath={.items[*].spec.containers[0].image}",
+            ])?;
+            if images.split_whitespace().all(|i| i.ends_with(&new_tag)) {
+                Ok(())
+            } else {
+                Err(format!("server images: {images}"))
+            }
+        },
+        server_logs,
+    );
+    eprintln!(
+        "old servers gone {:?} after the upgrade returned",
+        since.elapsed()
     );
     // Every load Pod holds exactly one lease, and no address is held twice.
     let json = kubectl(&["get", "ipleases", "-o", "json"]).unwrap_or_else(|e| panic!("{e}"));
