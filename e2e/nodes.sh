@@ -143,7 +143,7 @@ node_cni_config() { # I
   bin="$d/cni/bin"
   mkdir -p "$net/multus.d/primary" "$bin" "$d/logs"
   local p
-  for p in multus bridge host-local macvlan static loopback ovs; do ln -sf "$BIN_DIR/$p" "$bin/$p"; done
+  for p in multus bridge host-local macvlan static loopback ovs whereabouts; do ln -sf "$BIN_DIR/$p" "$bin/$p"; done
   # Multus reads Pods and NADs and writes the network-status annotation with the node's identity (RBAC:
   # ClusterRole nadipam-e2e-multus, bound to the group system:nodes).
   cp "$d/kubelet.kubeconfig" "$net/multus.d/multus.kubeconfig"
@@ -202,12 +202,80 @@ node_install_nadipam() { # I
     die "nadipam-node-agent --once failed on node-$1 (log: $LOGS/node-$1-agent.log)"
 }
 
+# Whereabouts as its DaemonSet installs it (doc/crds/daemonset-install.yaml of v0.9.4): the plugin in the bin dir,
+# its flat file and a kubeconfig from the `whereabouts` ServiceAccount's token in /etc/cni/net.d/whereabouts.d/.
+# The benchmark's node phase compares it with nadipam and host-local on the same nodes.
+node_install_whereabouts() { # I
+  local d w
+  d="$(node_dir "$1")"
+  w="$d/cni/net.d/whereabouts.d"
+  mkdir -p "$w"
+  kc create token whereabouts -n kube-system --duration 24h >"$w/token.tmp" ||
+    die "kubectl create token whereabouts failed"
+  cp "$PKI/ca.crt" "$w/ca.crt"
+  cat >"$w/whereabouts.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster: {server: "https://127.0.0.1:$APISERVER_PORT", certificate-authority: /etc/cni/net.d/whereabouts.d/ca.crt}
+users:
+- name: whereabouts
+  user: {token: "$(cat "$w/token.tmp")"}
+contexts:
+- name: whereabouts
+  context: {cluster: local, user: whereabouts, namespace: kube-system}
+current-context: whereabouts
+EOF
+  rm -f "$w/token.tmp"
+  cat >"$w/whereabouts.conf" <<EOF
+{"datastore": "kubernetes", "kubernetes": {"kubeconfig": "/etc/cni/net.d/whereabouts.d/whereabouts.kubeconfig"}, "log_level": "error", "log_file": "$d/logs/whereabouts.log"}
+EOF
+}
+
 # RBAC for the node-side clients: Multus (as the node) and nadipam's node agent token (get pods only, as the chart).
 nodes_rbac() {
   # Multus runs on the nodes, so its NetworkAttachmentDefinition CRD is installed, as a Multus install does.
   kc apply -f "$E2E/manifests/nad-crd.yaml" >/dev/null || abort_up "applying the NAD CRD failed"
   kc wait --for condition=established --timeout=30s crd/network-attachment-definitions.k8s.cni.cncf.io >/dev/null ||
     abort_up "the NAD CRD did not become established"
+  # Whereabouts' CRDs and the RBAC of its DaemonSet install (v0.9.4), for node_install_whereabouts.
+  kc apply --server-side --force-conflicts -f "$BIN_DIR/whereabouts-crds" >/dev/null ||
+    abort_up "applying Whereabouts' CRDs failed"
+  kc apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: whereabouts, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: nadipam-e2e-whereabouts
+rules:
+- apiGroups: [whereabouts.cni.cncf.io]
+  resources: [ippools, overlappingrangeipreservations, nodeslicepools]
+  verbs: [get, list, watch, create, update, patch, delete]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: ["*"]
+- apiGroups: [""]
+  resources: [pods, nodes]
+  verbs: [get, list, watch]
+- apiGroups: [k8s.cni.cncf.io]
+  resources: [network-attachment-definitions]
+  verbs: [get, list, watch]
+- apiGroups: ["", events.k8s.io]
+  resources: [events]
+  verbs: [create, patch, update, get]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: nadipam-e2e-whereabouts
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: nadipam-e2e-whereabouts}
+subjects:
+- {kind: ServiceAccount, name: whereabouts, namespace: kube-system}
+EOF
   kc apply -f - >/dev/null <<EOF
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -377,6 +445,7 @@ node_up() { # I
   node_pki "$i"
   node_cni_config "$i"
   node_install_nadipam "$i"
+  node_install_whereabouts "$i"
   node_containerd_config "$i"
   local ports
   mapfile -t ports < <(free_ports 2)

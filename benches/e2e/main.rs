@@ -13,9 +13,11 @@ mod burst;
 mod cni;
 mod cpu;
 mod env;
+mod nodes;
 mod profile;
 mod promtext;
 mod report;
+mod scale;
 mod steady;
 
 use std::path::PathBuf;
@@ -58,6 +60,34 @@ pub struct Opts {
     /// Unix time the whole run started (set by e2e/bench), to tell this run's criterion results from old ones.
     #[arg(long)]
     pub since: Option<u64>,
+    /// Scale phase: the Subnet's prefix length (10.200.0.0/PREFIX; 16 holds 65 534 addresses).
+    #[arg(long, default_value_t = 16)]
+    pub scale_prefix: u8,
+    /// Scale phase: lease counts to measure at before the full Subnet (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [0, 10_000])]
+    pub scale_levels: Vec<usize>,
+    /// Scale phase: Pods created at each step, at --scale-rate per second (at the last step, the last picks).
+    #[arg(long, default_value_t = 1000)]
+    pub scale_pods: usize,
+    /// Scale phase: Pod creates per second.
+    #[arg(long, default_value_t = 100)]
+    pub scale_rate: u32,
+    /// Which phases: `all`; `nodes` (the node phase only, on `e2e/cluster up --nodes 2`; its results go to
+    /// --nodes-json); `control-plane` (every other phase; the node phase's results are read from --nodes-json).
+    #[arg(long, value_enum, default_value_t = Phase::All)]
+    pub phase: Phase,
+    /// Where the node phase's results are written (`--phase nodes`) or read from (`--phase control-plane`).
+    #[arg(long)]
+    pub nodes_json: Option<PathBuf>,
+    /// Node phase: Deployments (half per node).
+    #[arg(long, default_value_t = 10)]
+    pub node_deployments: usize,
+    /// Node phase: replicas per Deployment.
+    #[arg(long, default_value_t = 10)]
+    pub node_replicas: usize,
+    /// Node phase: rounds (each runs host-local, Whereabouts and nadipam once).
+    #[arg(long, default_value_t = 3)]
+    pub node_rounds: usize,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -76,6 +106,15 @@ impl Opts {
             out: Some(repo().join("target/bench-short")),
             criterion: None,
             since: None,
+            scale_prefix: 22,
+            scale_levels: vec![0],
+            scale_pods: 200,
+            scale_rate: 100,
+            phase: Phase::All,
+            nodes_json: None,
+            node_deployments: 2,
+            node_replicas: 3,
+            node_rounds: 1,
             bench: false,
         }
     }
@@ -87,6 +126,15 @@ impl Opts {
     pub fn cni_timeout(&self) -> Duration {
         Duration::from_secs(self.cni_timeout)
     }
+}
+
+/// The node phase needs the nodes and the others a control plane without them (burst Pods would otherwise be
+/// scheduled and started): `e2e/bench` runs the two in separate processes with the cluster replaced between.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    All,
+    Nodes,
+    ControlPlane,
 }
 
 pub fn repo() -> PathBuf {
@@ -104,6 +152,18 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    if opts.phase == Phase::Nodes {
+        let result = runtime.block_on(node_phase(&opts));
+        let path = opts
+            .nodes_json
+            .clone()
+            .unwrap_or_else(|| repo().join("target/bench-nodes.json"));
+        let json = serde_json::to_string_pretty(&result)
+            .unwrap_or_else(|e| panic!("node results as JSON: {e}"));
+        std::fs::write(&path, json).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        eprintln!("bench: wrote {}", path.display());
+        return;
+    }
     let results = runtime.block_on(run(&opts));
     let out = opts.out.clone().unwrap_or_else(|| repo().join("docs"));
     report::write(&out, &opts, &results);
@@ -120,8 +180,23 @@ pub const BEFORE: [(&[&str], &str); 2] = [
     (&["--bind-rate", "0"], "with --bind-rate 0"),
 ];
 
+async fn node_phase(opts: &Opts) -> nodes::NodeResult {
+    nodes::run(opts.node_deployments, opts.node_replicas, opts.node_rounds).await
+}
+
 /// Every phase in order; each returns what it measured, and panics when a correctness check fails.
 async fn run(opts: &Opts) -> report::Results {
+    // First, while the cluster may still have to be brought up with nodes: the node phase.
+    let nodes = match opts.phase {
+        Phase::All => Some(node_phase(opts).await),
+        _ => opts.nodes_json.as_ref().map(|p| {
+            let text = std::fs::read_to_string(p).unwrap_or_else(|e| {
+                panic!("reading the node phase's results {}: {e}", p.display())
+            });
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("the node phase's results {}: {e}", p.display()))
+        }),
+    };
     let bed = env::Bed::start().await;
     let machine = env::machine(&bed).await;
     eprintln!("bench: {}", machine.summary());
@@ -155,6 +230,14 @@ async fn run(opts: &Opts) -> report::Results {
     let cni = cni::run(&bed, &server, opts).await;
     let core = report::core_numbers(opts);
     server.stop();
+    let scale = scale::run(
+        &bed,
+        opts.scale_prefix,
+        &opts.scale_levels,
+        opts.scale_rate,
+        opts.scale_pods,
+    )
+    .await;
     let machine_after = env::load_average();
     report::Results {
         machine,
@@ -164,5 +247,7 @@ async fn run(opts: &Opts) -> report::Results {
         steady,
         cni,
         core,
+        nodes,
+        scale,
     }
 }

@@ -11,6 +11,7 @@ use crate::Opts;
 use crate::burst::{self, BurstResult, Stack};
 use crate::cni::CniResult;
 use crate::env::Machine;
+use crate::nodes::{Ipam, NodeResult};
 use crate::steady::SteadyResult;
 
 #[derive(Serialize, Debug)]
@@ -24,6 +25,10 @@ pub struct Results {
     pub steady: Vec<SteadyResult>,
     pub cni: CniResult,
     pub core: Vec<CoreNumber>,
+    /// The node phase (real kubelets), when it ran.
+    pub nodes: Option<crate::nodes::NodeResult>,
+    /// How the cost grows with the leases a Subnet holds.
+    pub scale: crate::scale::ScaleResult,
 }
 
 /// One criterion benchmark of the allocation core: 1000 random picks.
@@ -372,6 +377,29 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             );
         }
     }
+    if let Some(nr) = &r.nodes
+        && let Some(ratio) = nr.vs_host_local(Ipam::Nadipam)
+    {
+        row(
+            format!(
+                "{} Pods to Running on {} real nodes ({} × {}): nadipam time / host-local time (median of {})",
+                nr.deployments * nr.replicas,
+                nr.nodes,
+                nr.deployments,
+                nr.replicas,
+                nr.rounds
+            ),
+            "≤ 1.10×",
+            format!(
+                "{ratio:.2}× ({:.2} s vs {:.2} s)",
+                nr.side(Ipam::Nadipam)
+                    .map_or(f64::NAN, |s| s.running_median_s),
+                nr.side(Ipam::HostLocal)
+                    .map_or(f64::NAN, |s| s.running_median_s)
+            ),
+            ratio <= 1.10,
+        );
+    }
     let c = &r.cni;
     row(
         format!(
@@ -426,6 +454,42 @@ fn markdown(opts: &Opts, r: &Results) -> String {
             p50 <= 5.0,
         );
     }
+    let sc = &r.scale;
+    if let (Some(first), Some(full)) = (sc.points.first(), sc.points.last()) {
+        let at = format!(
+            "at {} leases (the {} filled)",
+            full.leases + full.pods,
+            sc.cidr
+        );
+        row(
+            format!("nadipam-server RSS {at}"),
+            "≤ 150 MiB",
+            format!("{:.1} MiB", full.rss_after_mib),
+            full.rss_after_mib <= 150.0,
+        );
+        row(
+            format!(
+                "nadipam-server start-up until ready, with {} leases",
+                full.leases
+            ),
+            "≤ 10 s",
+            format!("{:.2} s", full.startup_s),
+            full.startup_s <= 10.0,
+        );
+        let ratio = full.admission.p99_ms / first.admission.p99_ms;
+        row(
+            format!(
+                "admission p99 at {} Pods/s, the Subnet's last {} picks / with {} leases",
+                full.rate, full.pods, first.leases
+            ),
+            "≤ 1.2×",
+            format!(
+                "{ratio:.2}× ({:.2} ms vs {:.2} ms)",
+                full.admission.p99_ms, first.admission.p99_ms
+            ),
+            ratio <= 1.2,
+        );
+    }
     let _ = writeln!(
         w,
         "| addresses handed out twice (every phase) | 0 | 0 (checked: {} addresses in bursts, {} at a steady rate, {} + {} by CNI ADDs) | yes |\n",
@@ -474,6 +538,9 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         opts.steady_seconds
     );
 
+    if let Some(nr) = &r.nodes {
+        node_phase(w, nr, m.cpus);
+    }
     let _ = writeln!(w, "## 1. Burst: Deployments to annotated Pods\n");
     let _ = writeln!(
         w,
@@ -742,14 +809,121 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         }
         let _ = writeln!(w);
     }
+    scale_section(w, &r.scale);
     let _ = writeln!(
         w,
         "## How to rerun\n\n`e2e/bench` builds everything it needs (the control plane from Go modules, cached in \
          `~/.cache/nadipam`; nadipam in release mode; matplotlib for the chart in a cached virtualenv), runs \
-         `cargo bench --bench alloc`, then `cargo bench --bench e2e` (`benches/e2e/`), and draws the chart \
-         with `e2e/bench-chart`. Options (`e2e/bench --help`): `--n`, `--cni-n`, `--concurrency`, `--rate` (comma-separated), \
-         `--sequential-adds`, `--steady-seconds`, `--cni-timeout`. `cargo test --all-targets` runs the same phases at N = 100 into \
-         `target/bench-short/`, checking correctness, not speed."
+         `cargo bench --bench alloc`, then `cargo bench --bench e2e -- --phase nodes` on `e2e/cluster up --nodes 2` \
+         and `cargo bench --bench e2e -- --phase control-plane` on a control plane without nodes (`benches/e2e/`), and \
+         draws the chart with `e2e/bench-chart`. Options (`e2e/bench --help`): `--n`, `--cni-n`, `--concurrency`, \
+         `--rate` (comma-separated), `--sequential-adds`, `--steady-seconds`, `--cni-timeout`, `--node-deployments`, \
+         `--node-replicas`, `--node-rounds`, `--scale-prefix`, `--scale-levels`, `--scale-pods`, `--scale-rate`. \
+         `cargo test --all-targets` runs every phase in a short form (N = 100; 2 × 3 Pods on the nodes, one round; a \
+         /22 filled) into `target/bench-short/`, checking correctness, not speed."
     );
     s
+}
+
+/// The node phase: Pods to Running on real kubelets, host-local against Whereabouts against nadipam.
+fn node_phase(w: &mut String, nr: &NodeResult, cpus: usize) {
+    let _ = writeln!(w, "## Real nodes: Deployments to Running Pods\n");
+    let _ = writeln!(
+        w,
+        "The measure users and peers publish, on the test bed's {} real nodes (kubelet, containerd, Multus; \
+         `e2e/cluster up --nodes {}`, on the same {} cores as the control plane): {} Deployments × {} replicas, \
+         half of them per node, each Pod with one macvlan network on the underlay `ul0`. From the first create until \
+         every Pod is Running and Multus reports its `net1` address; one Pod per Deployment is checked from inside \
+         (`ip addr show net1`). Release: delete every Deployment; until every Pod is gone and every address free \
+         (host-local's files, Whereabouts' pool allocations, nadipam's IPLeases). The same network three ways, {} \
+         rounds interleaved: **host-local** (node-local, no cluster coordination: the floor; one NAD and range per \
+         node, each Deployment on its node's), **Whereabouts** (its plugin as Multus' delegate IPAM, allocating in \
+         the CNI ADD) and **nadipam** (allocated at admission, the server's defaults; its webhook is registered \
+         only for its own rounds). Every address is checked for duplicates: none in any run.\n",
+        nr.nodes, nr.nodes, cpus, nr.deployments, nr.replicas, nr.rounds
+    );
+    let _ = writeln!(
+        w,
+        "| IPAM | to all Running, median (s) | min – max (s) | vs host-local | release, median (s) | min – max (s) | addresses per run |\n|---|---|---|---|---|---|---|"
+    );
+    for side in &nr.sides {
+        let vs = nr
+            .vs_host_local(side.ipam)
+            .map_or("—".to_owned(), |v| format!("{v:.2}×"));
+        let _ = writeln!(
+            w,
+            "| {} | {:.2} | {:.2} – {:.2} | {vs} | {:.2} | {:.2} – {:.2} | {} |",
+            side.ipam.label(),
+            side.running_median_s,
+            side.running_min_s,
+            side.running_max_s,
+            side.release_median_s,
+            side.release_min_s,
+            side.release_max_s,
+            side.runs.first().map_or(0, |r| r.addresses)
+        );
+    }
+    if let (Some(wa), Some(np)) = (nr.side(Ipam::Whereabouts), nr.side(Ipam::Nadipam)) {
+        let _ = writeln!(
+            w,
+            "\nWhereabouts' time to all Running / nadipam's: {:.2}× (release {:.2}×).\n",
+            wa.running_median_s / np.running_median_s,
+            wa.release_median_s / np.release_median_s
+        );
+    }
+    let _ = writeln!(
+        w,
+        "Every run, in order:\n\n| round | IPAM | to all Running (s) | release (s) |\n|---|---|---|---|"
+    );
+    for round in 0..nr.rounds {
+        for side in &nr.sides {
+            for run in side.runs.iter().filter(|r| r.round == round) {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {:.2} | {:.2} |",
+                    round + 1,
+                    side.ipam.label(),
+                    run.running_s,
+                    run.release_s
+                );
+            }
+        }
+    }
+    let _ = writeln!(w);
+}
+
+/// How the cost grows with the leases a Subnet holds.
+pub fn scale_section(w: &mut String, sc: &crate::scale::ScaleResult) {
+    let _ = writeln!(w, "## How the cost grows with the leases a Subnet holds\n");
+    let _ = writeln!(
+        w,
+        "One Subnet, {} ({} addresses), filled step by step with IPLeases (created directly, standing in for Pods; \
+         the server keeps them: `--reclaim-after 86400`). At each step a fresh nadipam-server is started and timed \
+         until `/readyz` answers (caches listed, webhook registered); then Pods are created at a steady rate, taking \
+         the next addresses (at the last step, the Subnet's last ones). RSS from /proc, admission from the \
+         webhook's histogram. One more Pod after the last address is refused: \"{}\"\n",
+        sc.cidr, sc.capacity, sc.full_refusal
+    );
+    let _ = writeln!(
+        w,
+        "| leases at start | fill (s) | start-up until ready (s) | RSS ready (MiB) | RSS after the Pods (MiB) | Pods at | admission p50 (ms) | admission p99 (ms) | client p50 (ms) | client p99 (ms) |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for p in &sc.points {
+        let _ = writeln!(
+            w,
+            "| {} | {:.1} | {:.2} | {:.1} | {:.1} | {} × {}/s | {:.2} | {:.2} | {:.2} | {:.2} |",
+            p.leases,
+            p.fill_s,
+            p.startup_s,
+            p.rss_ready_mib,
+            p.rss_after_mib,
+            p.pods,
+            p.rate,
+            p.admission.p50_ms,
+            p.admission.p99_ms,
+            p.client_p50_ms,
+            p.client_p99_ms
+        );
+    }
+    let _ = writeln!(w);
 }

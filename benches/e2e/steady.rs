@@ -73,42 +73,10 @@ pub async fn run(
     let api_before = bed.apiserver_metrics().await;
     let web_before = admission_buckets(server);
     let cpu_before = cpu::snapshot();
-    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let prof_seconds = opts.steady_seconds.saturating_sub(2);
     let prof = (profile && prof_seconds >= 2)
         .then(|| profile::start(bed, Duration::from_secs(1), prof_seconds));
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..total {
-        ticker.tick().await;
-        let (pods, mut pod, key) = (pods.clone(), template.clone(), key.clone());
-        pod.metadata.name = Some(format!("p-{i}"));
-        tasks.spawn(async move {
-            let t = Instant::now();
-            let created = pods.create(&PostParams::default(), &pod).await;
-            let took = t.elapsed();
-            let ip = created
-                .unwrap_or_else(|e| panic!("creating Pod p-{i}: {e}"))
-                .metadata
-                .annotations
-                .and_then(|a| a.get(&key).cloned())
-                .unwrap_or_else(|| panic!("Pod p-{i} came back without {key}"));
-            (took, ip)
-        });
-    }
-    let issued = start.elapsed();
-    let mut latencies = Vec::with_capacity(total);
-    let mut ips = HashSet::new();
-    while let Some(r) = tasks.join_next().await {
-        let (took, ip) = r.unwrap_or_else(|e| panic!("create task: {e}"));
-        latencies.push(took.as_secs_f64() * 1000.0);
-        assert!(
-            ips.insert(ip.clone()),
-            "steady: address {ip} handed out twice"
-        );
-    }
+    let (issued, latencies, _) = create_at_rate(&pods, &template, &key, rate, total, "p").await;
     let cpu_s = cpu::delta(&cpu_before, &cpu::snapshot());
     let api_after = bed.apiserver_metrics().await;
     let during = promtext::bucket_delta(&web_before, &admission_buckets(server));
@@ -123,7 +91,6 @@ pub async fn run(
         }),
         None => None,
     };
-    latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| percentile(&latencies, q).unwrap_or(f64::NAN);
     let result = SteadyResult {
         target_rate: rate,
@@ -141,4 +108,54 @@ pub async fn run(
     eprintln!("bench:   {result:?}");
     burst::cleanup(bed, &ns, &subnet).await;
     result
+}
+
+/// Creates `total` Pods from `template` (named `<prefix>-<i>`) open loop, one every 1/`rate` s whether or not
+/// earlier ones have returned. Returns how long issuing took, each create's round trip in ms (sorted) and the
+/// addresses (the `key` annotation) the Pods came back with; panics on a failed create, a Pod without its address
+/// or an address handed out twice.
+pub async fn create_at_rate(
+    pods: &Api<Pod>,
+    template: &Pod,
+    key: &str,
+    rate: u32,
+    total: usize,
+    prefix: &str,
+) -> (Duration, Vec<f64>, HashSet<String>) {
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        ticker.tick().await;
+        let (pods, mut pod, key) = (pods.clone(), template.clone(), key.to_owned());
+        let name = format!("{prefix}-{i}");
+        pod.metadata.name = Some(name.clone());
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let created = pods.create(&PostParams::default(), &pod).await;
+            let took = t.elapsed();
+            let ip = created
+                .unwrap_or_else(|e| panic!("creating Pod {name}: {e}"))
+                .metadata
+                .annotations
+                .and_then(|a| a.get(&key).cloned())
+                .unwrap_or_else(|| panic!("Pod {name} came back without {key}"));
+            (took, ip)
+        });
+    }
+    let issued = start.elapsed();
+    let mut latencies = Vec::with_capacity(total);
+    let mut ips = HashSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let (took, ip) = r.unwrap_or_else(|e| panic!("create task: {e}"));
+        latencies.push(took.as_secs_f64() * 1000.0);
+        assert!(
+            ips.insert(ip.clone()),
+            "steady: address {ip} handed out twice"
+        );
+    }
+    latencies.sort_by(f64::total_cmp);
+    (issued, latencies, ips)
 }
