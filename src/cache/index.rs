@@ -17,7 +17,9 @@ use crate::api::{IPLease, Subnet};
 
 /// One subnet's allocation state.
 pub struct SubnetView {
-    /// The Subnet's resourceVersion this view was built from; a changed Subnet rebuilds the view.
+    /// The Subnet (UID and generation) this view was built from: a changed spec, or a Subnet deleted and
+    /// created again, rebuilds the view. Not the resourceVersion: every status write would change it, and a
+    /// rebuild reads every lease of the Subnet (65 534 for a full /16).
     version: String,
     pub alloc: Allocator,
     pub macs: MacSet,
@@ -88,7 +90,11 @@ impl Index {
         f: impl FnOnce(&mut SubnetView) -> R,
     ) -> Result<R, LayoutError> {
         let name = subnet.name_any();
-        let version = subnet.resource_version().unwrap_or_default();
+        let version = format!(
+            "{}/{}",
+            subnet.uid().unwrap_or_default(),
+            subnet.metadata.generation.unwrap_or_default()
+        );
         let mut inner = self.lock();
         let view = match inner.subnets.entry(name) {
             Entry::Occupied(o) if o.get().version == version => o.into_mut(),

@@ -68,7 +68,8 @@ impl Cache {
             subnet_w,
             (synced.clone(), cache.pending.clone()),
             move |ev| {
-                if let Event::Apply(s) | Event::Delete(s) | Event::InitApply(s) = ev {
+                // A changed spec is caught by the view's version; a deleted Subnet's view goes now.
+                if let Event::Delete(s) = ev {
                     c.index.forget_subnet(&kube::ResourceExt::name_any(s));
                 }
             },
@@ -165,7 +166,10 @@ fn spawn_reflector<K, F>(
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     F: Fn(&Event<K>) + Send + 'static,
 {
-    let stream = watcher(api).reflect(writer);
+    // managedFields are never read here, and on a lease they take more memory than the rest of it.
+    let stream = watcher(api)
+        .modify(|o| o.meta_mut().managed_fields = None)
+        .reflect(writer);
     let kind = K::kind(&Default::default()).into_owned();
     tokio::spawn(drive(stream, kind, (synced, pending), hook));
 }
