@@ -92,7 +92,7 @@ impl Ctl {
         Observed {
             pod: pod.map(|p| PodFacts::of(&p)),
             set,
-            pod_deleted: self.pod_index.was_deleted(&spec.token, now),
+            pod_deleted: self.pod_index.deleted_pod(&spec.token, now),
             age: age(lease, Timestamp::now()),
         }
     }
