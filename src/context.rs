@@ -21,10 +21,13 @@ pub struct Settings {
     pub reclaim_after: Duration,
     /// Subnet usage (percent) above which an allocation carries an admission warning.
     pub warn_usage_percent: u8,
-    /// Publish an `Allocated` Event on every Pod whose lease is bound. Off by default: it is one more
-    /// apiserver write per Pod (about as costly as the Pod create itself), and the Pod's annotations and its
-    /// IPLease already say what was allocated.
+    /// Publish an `Allocated` Event on every Pod whose lease is bound (which turns binding on). Off by default:
+    /// it is one more apiserver write per Pod (about as costly as the Pod create itself), and the Pod's
+    /// annotations and its IPLease already say what was allocated.
     pub allocation_events: bool,
+    /// Bind each lease to the Pod carrying its token (podName, podUid, phase Bound). Off by default: the token
+    /// already proves the holder, and a bind is one more apiserver write per lease.
+    pub bind_leases: bool,
     /// Binds per second (0: no limit). Binding records a holder the Pod's token already proves, so it is
     /// paced to leave the apiserver to Pod creates during bursts (`controller/pace.rs`).
     pub bind_rate: u32,
@@ -41,9 +44,18 @@ impl Default for Settings {
             reclaim_after: Duration::from_secs(70),
             warn_usage_percent: 90,
             allocation_events: false,
+            bind_leases: false,
             bind_rate: 20,
             default_network: None,
         }
+    }
+}
+
+impl Settings {
+    /// Whether the controller binds leases: asked for, or needed for the `Allocated` Event, which is published
+    /// with the bind (so once per lease, across restarts).
+    pub fn binds(&self) -> bool {
+        self.bind_leases || self.allocation_events
     }
 }
 

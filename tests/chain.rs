@@ -208,18 +208,23 @@ async fn a_webhook_after_nadipam_changing_every_pod_gets_the_same_allocation_bac
     );
     let ips = &pooled[&net.key("ip_address")];
     assert!(ips.starts_with("10.60.0.20"), "pooled {ips}");
-    // Exactly one lease per address: four Pods, two families each, all bound to their Pod.
-    let leases = wait_for("every lease bound", Duration::from_secs(30), || {
-        let net = &net;
-        async move {
-            let leases = net.leases().await;
-            if leases.iter().all(|l| l.spec.pod_uid.is_some()) && leases.len() >= 8 {
-                Ok(leases)
-            } else {
-                Err(format!("{leases:?}"))
+    // Exactly one lease per address: four Pods, two families each, all held by their Pod (its token, its name;
+    // the server binds no lease, so no UID).
+    let leases = wait_for(
+        "every lease of the four Pods",
+        Duration::from_secs(30),
+        || {
+            let net = &net;
+            async move {
+                let leases = net.leases().await;
+                if leases.len() >= 8 {
+                    Ok(leases)
+                } else {
+                    Err(format!("{leases:?}"))
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     assert_one_lease_each(&leases, 8);
     for pod in ["random", "fixed", "mac", "pooled"] {
@@ -232,7 +237,14 @@ async fn a_webhook_after_nadipam_changing_every_pod_gets_the_same_allocation_bac
         );
         let mine: Vec<&IPLease> = leases.iter().filter(|l| &l.spec.token == token).collect();
         assert_eq!(mine.len(), 2, "{pod}: {leases:?}");
-        assert!(mine.iter().all(|l| l.spec.pod_uid == got.uid()), "{pod}");
+        assert!(
+            mine.iter().all(|l| l.spec.pod_name.as_deref() == Some(pod)
+                && l.spec
+                    .pod_uid
+                    .as_ref()
+                    .is_none_or(|u| Some(u) == got.uid().as_ref())),
+            "{pod}: {mine:?}"
+        );
     }
     for l in leases
         .iter()

@@ -748,7 +748,7 @@ fn print_figures(title: &str, f: &Figures) {
     );
     eprintln!(
         "[chaos]   leases without a live owner: {} (of {} leases; {} kept for StatefulSet ordinals, {} reservations \
-         inside the reclaim window, {} not yet bound)",
+         inside the reclaim window, {} held by their Pod's token, unbound)",
         f.leaked, f.leases, f.kept_for_sets, f.pending, f.unbound
     );
     eprintln!(
@@ -889,7 +889,8 @@ async fn settle(w: &World) -> Settled {
         || async {
             let snap = snapshot(w).await.map_err(|e| e.to_string())?;
             let f = audit(&snap, &w.provider, RECLAIM_AFTER);
-            let ok = f.clean() && f.pending == 0 && f.unbound == 0;
+            // Unbound leases of live Pods are fine: the server binds none by default (the token holds them).
+            let ok = f.clean() && f.pending == 0;
             *last.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
             if ok { Ok(()) } else { Err(format!("{f:?}")) }
         },

@@ -396,6 +396,15 @@ fn allocation_events_are_off_unless_the_chart_value_turns_them_on() {
 }
 
 #[test]
+fn leases_are_bound_only_when_the_chart_value_asks() {
+    cluster_info();
+    let default = server_args(&[]);
+    assert!(!default.contains("--bind-leases"), "{default}");
+    let on = server_args(&["server.bindLeases=true"]);
+    assert!(on.contains("\"--bind-leases\""), "{on}");
+}
+
+#[test]
 fn bind_rate_comes_from_the_chart_value() {
     cluster_info();
     let default = server_args(&[]);

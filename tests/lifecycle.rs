@@ -32,10 +32,9 @@ use nadipam::api::{IPLease, IPPool, LeasePhase, OwnerKind, Subnet};
 use serde_json::json;
 use tokio::sync::RwLock;
 
-/// Flags of every server this binary starts: `Allocated` Events (tested below), the Lease in `default`
-/// (which exists), a short reclaim window, and a short leader Lease so a SIGKILLed leader is replaced quickly.
+/// Flags of every server this binary starts: the default lifecycle (no binds), the Lease in `default` (which
+/// exists), a short reclaim window, and a short leader Lease so a SIGKILLed leader is replaced quickly.
 const FLAGS: &[&str] = &[
-    "--allocation-events",
     "--namespace",
     "default",
     "--reclaim-after",
@@ -201,15 +200,15 @@ impl Net {
         a
     }
 
-    /// Waits until the Subnet's leases are exactly one per Pod matching `selector`, each Bound to its Pod's
-    /// name and UID and carrying the address written on the Pod. Returns Pod name → address.
-    async fn all_bound(&self, selector: &str, count: usize) -> BTreeMap<String, String> {
+    /// Waits until the Subnet's leases are exactly one per Pod matching `selector`, each held by its Pod
+    /// (see [`check_held`]) and carrying the address written on the Pod. Returns Pod name → address.
+    async fn all_held(&self, selector: &str, count: usize) -> BTreeMap<String, String> {
         wait(
-            &format!("{count} Pods ({selector}) each with one Bound lease"),
+            &format!("{count} Pods ({selector}) each holding one lease"),
             || async {
                 let pods = self.pods_labelled(selector).await?;
                 let leases = self.leases().await?;
-                check_bound(&pods, &leases, &self.ip_key(), count)
+                check_held(&pods, &leases, &self.ip_key(), count)
             },
         )
         .await
@@ -272,7 +271,22 @@ fn token(pod: &Pod) -> Option<&str> {
         .map(String::as_str)
 }
 
-fn check_bound(
+/// Whether `lease` is held by `pod`, which carries its token: as the webhook wrote it (Reserved, the Pod's
+/// name when it had one at admission, no UID: the server binds no lease by default), or Bound to the Pod's
+/// name and UID.
+fn held_by(l: &IPLease, pod: &Pod) -> bool {
+    let name = pod.name_any();
+    match l.spec.phase {
+        LeasePhase::Reserved => {
+            l.spec.pod_uid.is_none() && l.spec.pod_name.as_ref().is_none_or(|n| *n == name)
+        }
+        LeasePhase::Bound => {
+            l.spec.pod_uid == pod.uid() && l.spec.pod_name.as_deref() == Some(name.as_str())
+        }
+    }
+}
+
+fn check_held(
     pods: &[Pod],
     leases: &[IPLease],
     ip_key: &str,
@@ -295,10 +309,7 @@ fn check_bound(
         let [l] = mine.as_slice() else {
             return Err(format!("pod {name} has {} leases", mine.len()));
         };
-        if l.spec.phase != LeasePhase::Bound
-            || l.spec.pod_uid != p.uid()
-            || l.spec.pod_name.as_deref() != Some(name.as_str())
-        {
+        if !held_by(l, p) {
             return Err(format!(
                 "lease {} of pod {name} ({:?}) is {:?} for {:?}/{:?}",
                 l.name_any(),
@@ -406,7 +417,7 @@ fn stats(mut v: Vec<Duration>) -> String {
 }
 
 #[tokio::test]
-async fn deployment_leases_bind_and_follow_scale_and_delete() {
+async fn deployment_leases_are_held_by_their_token_and_follow_scale_and_delete() {
     let _gate = GATE.read().await;
     ensure_server();
     let net = setup("lc-deploy", "10.61.0.0/24").await;
@@ -416,9 +427,9 @@ async fn deployment_leases_bind_and_follow_scale_and_delete() {
         .await
         .expect("create deployment");
     let started = Instant::now();
-    let ips = net.all_bound("app=web", 20).await;
+    let ips = net.all_held("app=web", 20).await;
     eprintln!(
-        "[measure] 20 Pods created and bound in {:?}",
+        "[measure] 20 Pods created, each holding its lease, in {:?}",
         started.elapsed()
     );
     assert_eq!(
@@ -457,27 +468,21 @@ async fn deployment_leases_bind_and_follow_scale_and_delete() {
         net.subnet
     );
 
-    // An Allocated Event on a Pod, naming address, network and Subnet.
-    let (pod, ip) = ips.iter().next().expect("a pod");
-    let note = format!(
-        "Allocated {ip} ({}/macvlan) from subnet {}",
-        net.ns, net.subnet
-    );
-    wait(&format!("Event Allocated on pod {pod}"), || async {
-        let found = events(&net.client, &net.ns, pod, "Allocated").await;
-        if found
+    // Nothing is written after admission: no bind, no Allocated Event (both only with --bind-leases /
+    // --allocation-events; unit tests cover their text and patch).
+    let leases = net.leases().await.expect("leases");
+    assert!(
+        leases
             .iter()
-            .any(|e| e.note.as_deref() == Some(note.as_str()))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "{:?}",
-                found.iter().map(|e| &e.note).collect::<Vec<_>>()
-            ))
-        }
-    })
-    .await;
+            .all(|l| l.spec.phase == LeasePhase::Reserved && l.spec.pod_uid.is_none()),
+        "a lease was bound: {leases:?}"
+    );
+    let (pod, _) = ips.iter().next().expect("a pod");
+    assert_eq!(
+        events(&net.client, &net.ns, pod, "Allocated").await.len(),
+        0,
+        "an Allocated Event without --allocation-events"
+    );
 
     // Pod delete → lease gone: the address can be handed out again.
     let mut latencies = Vec::new();
@@ -518,10 +523,10 @@ async fn deployment_leases_bind_and_follow_scale_and_delete() {
         "[measure] pod delete → lease gone (address reusable): {}",
         stats(latencies)
     );
-    net.all_bound("app=web", 20).await;
+    net.all_held("app=web", 20).await;
 
     scale(&deployments, "web", 5).await;
-    net.all_bound("app=web", 5).await;
+    net.all_held("app=web", 5).await;
 
     deployments
         .delete("web", &DeleteParams::background())
@@ -576,7 +581,7 @@ async fn statefulset_keeps_ordinal_addresses_until_scaled_down_or_deleted() {
     sets.create(&PostParams::default(), &set)
         .await
         .expect("create statefulset");
-    let ips = net.all_bound("app=web", 3).await;
+    let ips = net.all_held("app=web", 3).await;
     let want = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
         pairs
             .iter()
@@ -613,7 +618,7 @@ async fn statefulset_keeps_ordinal_addresses_until_scaled_down_or_deleted() {
         .expect("delete web-1");
     let started = Instant::now();
     wait(
-        "web-1 re-created and its lease bound to the new Pod",
+        "web-1 re-created and its lease handed to the new Pod",
         || async {
             let pod = net
                 .pods()
@@ -631,7 +636,7 @@ async fn statefulset_keeps_ordinal_addresses_until_scaled_down_or_deleted() {
             if l.uid() != lease1.uid() {
                 return Err("the lease was deleted and re-created".into());
             }
-            if l.spec.pod_uid == pod.uid() && l.spec.phase == LeasePhase::Bound {
+            if token(&pod) == Some(l.spec.token.as_str()) && held_by(&l, &pod) {
                 Ok(())
             } else {
                 Err(format!("{:?} for {:?}", l.spec.phase, l.spec.pod_uid))
@@ -644,13 +649,13 @@ async fn statefulset_keeps_ordinal_addresses_until_scaled_down_or_deleted() {
         started.elapsed()
     );
     assert_eq!(
-        net.all_bound("app=web", 3).await,
+        net.all_held("app=web", 3).await,
         ips,
         "same addresses after re-creation"
     );
 
     scale(&sets, "web", 1).await;
-    let left = net.all_bound("app=web", 1).await;
+    let left = net.all_held("app=web", 1).await;
     assert_eq!(left, want(&[("web-0", "10.62.0.10")]));
 
     sets.delete("web", &DeleteParams::background())
@@ -685,7 +690,7 @@ async fn a_second_create_of_a_live_statefulset_pod_leaves_its_address_alone() {
         .create(&PostParams::default(), &set)
         .await
         .expect("create statefulset");
-    let before = net.all_bound("app=db", 1).await;
+    let before = net.all_held("app=db", 1).await;
     assert_eq!(before.get("db-0").map(String::as_str), Some("10.66.0.10"));
 
     // The create a StatefulSet controller sends for db-0 when its cache has not seen db-0 yet: admission runs
@@ -712,7 +717,7 @@ async fn a_second_create_of_a_live_statefulset_pod_leaves_its_address_alone() {
         "{err}"
     );
     // db-0 keeps its lease, bound and under its own token.
-    assert_eq!(net.all_bound("app=db", 1).await, before);
+    assert_eq!(net.all_held("app=db", 1).await, before);
 
     sets.delete("db", &DeleteParams::background())
         .await
@@ -778,7 +783,7 @@ async fn completed_job_pods_release_their_addresses_while_they_still_exist() {
     jobs.create(&PostParams::default(), &job)
         .await
         .expect("create job");
-    let ips = net.all_bound("app=batch", 2).await;
+    let ips = net.all_held("app=batch", 2).await;
     assert!(
         ips.values().all(|ip| ip.starts_with("10.63.0.10")),
         "addresses outside the pool: {ips:?}"
@@ -978,7 +983,7 @@ async fn rejected_pods_leases_are_reclaimed_and_dry_runs_leave_none() {
                 if e.type_.as_deref() == Some("Warning")
                     && e.note.as_deref().is_some_and(|n| {
                         n.contains(&format!("for a pod in namespace {}", net.ns))
-                            && n.contains("that never appeared")
+                            && n.contains("and no pod carries it")
                     }) =>
             {
                 Ok(())
@@ -1041,7 +1046,7 @@ async fn controller_killed_mid_scale_converges_without_leaks_or_duplicates() {
         )
         .await
         .expect("create deployment");
-    net.all_bound("app=web", 10).await;
+    net.all_held("app=web", 10).await;
 
     // A second replica: from now on it serves the webhook (starting it replaces the registrations), while the
     // first one still leads. Scale down and SIGKILL the leader at once: the Pods go while no controller
@@ -1063,7 +1068,7 @@ async fn controller_killed_mid_scale_converges_without_leaks_or_duplicates() {
         }
     })
     .await;
-    net.all_bound("app=web", 3).await;
+    net.all_held("app=web", 3).await;
     eprintln!(
         "[measure] leader SIGKILLed: the standby took over and released the 7 leases {:?} after the kill \
          (leader Lease 5s)",
@@ -1103,13 +1108,13 @@ async fn controller_killed_mid_scale_converges_without_leaks_or_duplicates() {
     net.webhook_answers().await;
     denier.set_closed(false);
     let ips = eventually(
-        "12 Pods with exactly one Bound lease each, nothing leaked",
+        "12 Pods holding exactly one lease each, nothing leaked",
         Duration::from_secs(90),
         Duration::from_millis(250),
         || async {
             let pods = net.pods_labelled("app=web").await?;
             let leases = net.leases().await?;
-            check_bound(&pods, &leases, &net.ip_key(), 12)
+            check_held(&pods, &leases, &net.ip_key(), 12)
         },
     )
     .await;
@@ -1127,7 +1132,7 @@ async fn controller_killed_mid_scale_converges_without_leaks_or_duplicates() {
     let pods = net.pods_labelled("app=web").await.expect("pods");
     let leases = net.leases().await.expect("leases");
     assert_eq!(
-        check_bound(&pods, &leases, &net.ip_key(), 12),
+        check_held(&pods, &leases, &net.ip_key(), 12),
         Ok(ips),
         "state changed after settling"
     );
@@ -1135,6 +1140,91 @@ async fn controller_killed_mid_scale_converges_without_leaks_or_duplicates() {
         .delete("web", &DeleteParams::background())
         .await
         .expect("delete deployment");
+    net.teardown().await;
+}
+
+/// The leases of live Pods as they are now: name → resourceVersion.
+async fn versions(net: &Net) -> BTreeMap<String, String> {
+    net.leases()
+        .await
+        .expect("leases")
+        .iter()
+        .map(|l| (l.name_any(), l.resource_version().unwrap_or_default()))
+        .collect()
+}
+
+/// Without binds the token alone holds a lease: it is never written after admission, survives its reclaim
+/// window and a controller restart (which forgets every deletion it saw), and is released when its Pod goes,
+/// whether the controller saw the delete or the Pod went while none ran.
+#[tokio::test]
+async fn token_held_leases_survive_restarts_and_go_with_their_pods() {
+    let _gate = GATE.write().await;
+    ensure_server();
+    let net = setup("lc-token", "10.67.0.0/24").await;
+    for name in ["named", "gen-*"] {
+        net.pods()
+            .create(
+                &PostParams::default(),
+                &pod(&net, name, &[("app", "tok")], &[]),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
+    }
+    net.all_held("app=tok", 2).await;
+    let held = versions(&net).await;
+    let generated = net
+        .pods_labelled("app=tok")
+        .await
+        .expect("pods")
+        .into_iter()
+        .map(|p| p.name_any())
+        .find(|n| n != "named")
+        .expect("the generateName Pod");
+
+    // Past the reclaim window, then across a restart: untouched.
+    tokio::time::sleep(RECLAIM_AFTER + Duration::from_secs(2)).await;
+    kill_server();
+    replace_server(start(FLAGS));
+    net.webhook_answers().await;
+    tokio::time::sleep(RECLAIM_AFTER + Duration::from_secs(3)).await;
+    assert_eq!(
+        versions(&net).await,
+        held,
+        "a lease held by its Pod's token was written or deleted\n{}",
+        server_log()
+    );
+
+    // Deleted while the controller runs: its lease goes at once, found by the token the Pod carried.
+    net.pods()
+        .delete(&generated, &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete the generateName Pod");
+    wait("the generateName Pod's lease to be released", || async {
+        match net.leases().await?.len() {
+            1 => Ok(()),
+            n => Err(format!("{n} leases")),
+        }
+    })
+    .await;
+
+    // Deleted while no controller runs: the next one finds no Pod carrying the token and frees the address.
+    kill_server();
+    net.pods()
+        .delete("named", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete the named Pod");
+    replace_server(start(FLAGS));
+    net.webhook_answers().await;
+    wait(
+        "the named Pod's lease to be freed after the restart",
+        || async {
+            match net.leases().await?.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} leases")),
+            }
+        },
+    )
+    .await;
     net.teardown().await;
 }
 
@@ -1190,17 +1280,30 @@ async fn leads(client: &Client, who: &str) -> Duration {
     t0.elapsed()
 }
 
-/// A Pod gets its address and its lease is bound: a controller runs. `pods` counts the Pods this test
-/// made so far, this one included (each holds one lease of the Subnet).
-async fn binds(net: &Net, name: &str, pods: usize) {
+/// A Pod gets its address, and its lease is released once it is deleted: a controller runs.
+async fn controller_runs(net: &Net, name: &str) {
     net.pods()
         .create(
             &PostParams::default(),
-            &pod(net, name, &[("app", "binds")], &[]),
+            &pod(net, name, &[("app", "runs")], &[]),
         )
         .await
         .unwrap_or_else(|e| panic!("creating pod {name}: {e}"));
-    net.all_bound("app=binds", pods).await;
+    net.all_held("app=runs", 1).await;
+    net.pods()
+        .delete(name, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap_or_else(|e| panic!("deleting pod {name}: {e}"));
+    wait(
+        &format!("the lease of pod {name} to be released"),
+        || async {
+            match net.leases().await?.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} leases")),
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -1218,7 +1321,7 @@ async fn a_deleted_leader_lease_is_created_again_by_the_leader_or_by_a_standby()
     eprintln!(
         "[measure] leader Lease deleted under the leader: held again after {took:?} (leader Lease 5s)"
     );
-    binds(&net, "after-delete", 1).await;
+    controller_runs(&net, "after-delete").await;
 
     // Deleted while only a standby runs (the leader SIGKILLed): the standby finds no Lease when the dead
     // leader's term would have ended, and must create it and lead.
@@ -1233,7 +1336,7 @@ async fn a_deleted_leader_lease_is_created_again_by_the_leader_or_by_a_standby()
         "[measure] leader SIGKILLed and its Lease deleted: the standby holds it after {took:?}"
     );
     drop(dead);
-    binds(&net, "after-kill", 2).await;
+    controller_runs(&net, "after-kill").await;
 
     net.teardown().await;
 }

@@ -1,7 +1,8 @@
 //! Burst: N Pods created by Deployments (N/10 × 10, or 1 × N), timed from the first Deployment create until
 //! every Pod exists and, with nadipam, carries its addresses. The same burst without any webhook is the
-//! baseline. With nadipam, the time until every lease is also Bound (binds are paced, `--bind-rate`) and the
-//! CPU until then are recorded too. Then every Deployment is deleted and the time until every lease is gone is
+//! baseline. With nadipam, the time until every lease is settled (a server that binds, `--bind-leases`: until
+//! every lease is Bound, binds being paced at `--bind-rate`; otherwise when the last Pod appeared) and the CPU
+//! until then are recorded too. Then every Deployment is deleted and the time until every lease is gone is
 //! the release time.
 
 use std::collections::{BTreeMap, HashSet};
@@ -124,10 +125,10 @@ pub struct BurstResult {
     pub admission: Option<Latency>,
     /// CPU seconds per component from the first create until the last Pod was seen.
     pub cpu_s: BTreeMap<String, f64>,
-    /// nadipam: from the first create until every lease was Bound.
+    /// nadipam: from the first create until every lease was settled (Bound, for a server that binds).
     pub bound_s: Option<f64>,
-    /// nadipam: CPU seconds per component from the first create until every lease was Bound (the whole work
-    /// of the burst, paced binds included).
+    /// nadipam: CPU seconds per component from the first create until every lease was settled (the whole work
+    /// of the burst, paced binds included), net of the idle control plane's.
     pub cpu_bound_s: Option<BTreeMap<String, f64>>,
 }
 
@@ -142,14 +143,22 @@ pub fn ipam_label(nadipam: bool, variant: Option<&str>) -> String {
 
 static RUN: AtomicUsize = AtomicUsize::new(0);
 
-/// One burst in a fresh namespace with its own NetworkAttachmentDefinition and Subnet.
-pub async fn run(
-    bed: &Bed,
-    shape: &Shape,
-    server: Option<&Server>,
-    variant: Option<&str>,
-) -> BurstResult {
-    let nadipam = server.is_some();
+/// The nadipam server a burst runs against.
+#[derive(Clone, Copy)]
+pub struct Nadipam<'a> {
+    pub server: &'a Server,
+    /// Its configuration, when not the default (the report's label).
+    pub variant: Option<&'a str>,
+    /// It binds leases (`--bind-leases`): the burst is settled once every lease is Bound.
+    pub binds: bool,
+}
+
+/// One burst in a fresh namespace with its own NetworkAttachmentDefinition and Subnet; `with` None: no
+/// webhook (the baseline).
+pub async fn run(bed: &Bed, shape: &Shape, with: Option<Nadipam<'_>>) -> BurstResult {
+    let nadipam = with.is_some();
+    let server = with.map(|w| w.server);
+    let variant = with.and_then(|w| w.variant);
     let k = RUN.fetch_add(1, Ordering::SeqCst);
     let n = shape.pods();
     let ns = format!("bench-burst-{k}-{}", std::process::id());
@@ -242,9 +251,9 @@ pub async fn run(
             .unwrap_or_else(|e| panic!("listing leases: {e}"));
         assert_eq!(count, n * families, "{ns}: leases of Subnet {subnet}");
     }
-    let (bound_s, cpu_bound_s) = match server {
-        Some(server) => {
-            all_bound(server, &leases, &subnet, n * families).await;
+    let (bound_s, cpu_bound_s) = match with {
+        Some(with) if with.binds => {
+            all_bound(with.server, &leases, &subnet, n * families).await;
             let elapsed = start.elapsed();
             let cpu = cpu::net_of_idle(
                 cpu::delta(&cpu_before, &cpu::snapshot()),
@@ -253,6 +262,11 @@ pub async fn run(
             );
             (Some(elapsed.as_secs_f64()), Some(cpu))
         }
+        // Without binds every lease is settled once its Pod is stored: the burst itself.
+        Some(_) => (
+            Some(wall.as_secs_f64()),
+            Some(cpu::net_of_idle(cpu_s.clone(), &bed.idle_cpu, wall)),
+        ),
         None => (None, None),
     };
 
@@ -321,7 +335,7 @@ pub async fn run(
         cpu_bound_s,
     };
     eprintln!(
-        "bench:   {n} Pods in {:.2} s ({:.0}/s), every lease Bound after {:?} s, released in {:.2} s; apiserver {:?}; webhook {:?}",
+        "bench:   {n} Pods in {:.2} s ({:.0}/s), every lease settled after {:?} s, released in {:.2} s; apiserver {:?}; webhook {:?}",
         result.wall_s,
         result.pods_per_s,
         result.bound_s,

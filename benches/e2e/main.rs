@@ -171,17 +171,29 @@ fn main() {
 }
 
 /// The before/after variants: the server's flags and the label they carry in the report, oldest first. The
-/// first full run's default published an `Allocated` Event per Pod and bound every lease at once.
-pub const BEFORE: [(&[&str], &str); 2] = [
+/// first full run's default published an `Allocated` Event per Pod and bound every lease at once; the next
+/// one's bound every lease, paced (`--bind-rate`, default 20 per second); today's binds none.
+pub const BEFORE: [(&[&str], &str); 3] = [
     (
         &["--allocation-events", "--bind-rate", "0"],
         "with --allocation-events --bind-rate 0",
     ),
-    (&["--bind-rate", "0"], "with --bind-rate 0"),
+    (
+        &["--bind-leases", "--bind-rate", "0"],
+        "with --bind-leases --bind-rate 0",
+    ),
+    (&["--bind-leases"], "with --bind-leases"),
 ];
 
 async fn node_phase(opts: &Opts) -> nodes::NodeResult {
     nodes::run(opts.node_deployments, opts.node_replicas, opts.node_rounds).await
+}
+
+/// Whether a server started with `flags` binds leases (so a burst waits for the binds before it is released).
+pub fn binds(flags: &[&str]) -> bool {
+    flags
+        .iter()
+        .any(|f| *f == "--bind-leases" || *f == "--allocation-events")
 }
 
 /// Every phase in order; each returns what it measured, and panics when a correctness check fails.
@@ -211,17 +223,27 @@ async fn run(opts: &Opts) -> report::Results {
     // Baselines first, with no nadipam server (and so no webhook) registered at all.
     bed.assert_no_pod_webhooks().await;
     for shape in &shapes[..2] {
-        bursts.push(burst::run(&bed, shape, None, None).await);
+        bursts.push(burst::run(&bed, shape, None).await);
     }
     // Before/after: the first shape once more with each earlier default (see BEFORE).
     for (flags, label) in BEFORE {
         let before = bed.start_server(flags);
-        bursts.push(burst::run(&bed, &shapes[0], Some(&before), Some(label)).await);
+        let with = burst::Nadipam {
+            server: &before,
+            variant: Some(label),
+            binds: binds(flags),
+        };
+        bursts.push(burst::run(&bed, &shapes[0], Some(with)).await);
         before.stop();
     }
     let server = bed.start_server(&[]);
     for shape in &shapes {
-        bursts.push(burst::run(&bed, shape, Some(&server), None).await);
+        let with = burst::Nadipam {
+            server: &server,
+            variant: None,
+            binds: false,
+        };
+        bursts.push(burst::run(&bed, shape, Some(with)).await);
     }
     let mut steady = Vec::new();
     for (i, &rate) in opts.rate.iter().enumerate() {

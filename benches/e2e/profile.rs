@@ -10,30 +10,58 @@ use serde::Serialize;
 
 use crate::env::Bed;
 
-/// The parts, each a `go tool pprof -focus` regular expression over function names. A sample counts in
-/// every part whose function is on its stack, so "of which" parts are inside the one above them.
-const PARTS: &[(&str, &str)] = &[
+/// The parts, each a chain of `go tool pprof -focus` regular expressions (a sample counts when a function on
+/// its stack matches each of them). A sample counts in every part it matches, so "of which" parts are inside
+/// the one above them.
+const PARTS: &[(&str, &[&str])] = &[
     (
         "Pod create requests (whole request, webhook call included)",
-        r"^k8s\.io/apiserver/pkg/endpoints/handlers\.CreateResource\.",
+        &[r"^k8s\.io/apiserver/pkg/endpoints/handlers\.CreateResource\."],
     ),
     (
         "of which calling mutating webhooks (AdmissionReview encode, matchConditions, response, patch)",
-        r"mutating\.\(\*mutatingDispatcher\)\.Dispatch",
+        &[r"mutating\.\(\*mutatingDispatcher\)\.Dispatch"],
+    ),
+    (
+        "of which matchConditions (CEL)",
+        &[r"matchconditions\.\(\*matcher\)\.Match"],
+    ),
+    (
+        "of which building and encoding the AdmissionReview",
+        &[
+            r"mutatingDispatcher\)\.callAttrMutatingHook",
+            r"request\.CreateAdmissionObjects|request\.CreateV1AdmissionReview|rest\.\(\*Request\)\.Body",
+        ],
+    ),
+    (
+        "of which the HTTPS round trip to the webhook (TLS, HTTP/2, waiting excluded)",
+        &[
+            r"mutatingDispatcher\)\.callAttrMutatingHook",
+            r"rest\.\(\*Request\)\.Do$|rest\.\(\*Request\)\.request",
+        ],
+    ),
+    (
+        "of which decoding the response and applying its patch",
+        &[
+            r"mutatingDispatcher\)\.callAttrMutatingHook",
+            r"rest\.Result\.Into|json-patch|jsonpatch",
+        ],
     ),
     (
         "IPLease creates (the reservation)",
-        r"crdHandler\)\.serveResource\.CreateResource\.",
+        &[r"crdHandler\)\.serveResource\.CreateResource\."],
     ),
     (
-        "PATCH requests (here: the controller binding each lease)",
-        r"handlers\.\(\*patcher\)\.patchResource",
+        "PATCH requests (the controller binding leases, with --bind-leases)",
+        &[r"handlers\.\(\*patcher\)\.patchResource"],
     ),
     (
         "watches (etcd watch decoding, the watch cache, events to the controllers' caches)",
-        r"etcd3\.\(\*watchChan\)|cacher\.\(\*Cacher\)|handlers\.\(\*WatchServer\)|crdHandler\)\.serveResource\.ListResource",
+        &[
+            r"etcd3\.\(\*watchChan\)|cacher\.\(\*Cacher\)|handlers\.\(\*WatchServer\)|crdHandler\)\.serveResource\.ListResource",
+        ],
     ),
-    ("Go garbage collector", r"^runtime\.gcBgMarkWorker$"),
+    ("Go garbage collector", &[r"^runtime\.gcBgMarkWorker$"]),
 ];
 
 #[derive(Clone, Debug, Serialize)]
@@ -103,9 +131,9 @@ pub fn summarize(bin_dir: &Path, file: &Path, seconds: Duration, pods: f64) -> O
     let (_, total) = focused_cpu_s(bin_dir, file, None)?;
     let parts = PARTS
         .iter()
-        .map(|(what, re)| Part {
+        .map(|(what, chain)| Part {
             what: (*what).to_owned(),
-            cpu_s: focused_cpu_s(bin_dir, file, Some(re)).map_or(0.0, |(s, _)| s),
+            cpu_s: chained_cpu_s(bin_dir, file, chain).unwrap_or(0.0),
         })
         .collect();
     Some(Profile {
@@ -114,6 +142,40 @@ pub fn summarize(bin_dir: &Path, file: &Path, seconds: Duration, pods: f64) -> O
         total_cpu_s: total,
         parts,
     })
+}
+
+/// CPU seconds of the samples whose stack matches every regular expression of `chain`: each but the last
+/// narrows the profile into a temporary file (`-proto`), the last is counted.
+fn chained_cpu_s(bin_dir: &Path, file: &Path, chain: &[&str]) -> Option<f64> {
+    let (last, narrowing) = chain.split_last()?;
+    let mut current = file.to_path_buf();
+    let mut temps = Vec::new();
+    for (i, re) in narrowing.iter().enumerate() {
+        let out = file.with_extension(format!("focus{i}.pb.gz"));
+        let status = Command::new("go")
+            .args([
+                "tool",
+                "pprof",
+                "-proto",
+                &format!("-focus={re}"),
+                "-output",
+            ])
+            .arg(&out)
+            .arg(bin_dir.join("kube-apiserver"))
+            .arg(&current)
+            .output()
+            .ok()?;
+        if !status.status.success() {
+            return None;
+        }
+        temps.push(out.clone());
+        current = out;
+    }
+    let seconds = focused_cpu_s(bin_dir, &current, Some(last)).map(|(s, _)| s);
+    for t in temps {
+        let _ = std::fs::remove_file(t);
+    }
+    seconds
 }
 
 /// (CPU seconds of the samples with a function matching `focus` on their stack, CPU seconds of all samples),

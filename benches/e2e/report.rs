@@ -19,7 +19,7 @@ pub struct Results {
     pub machine: Machine,
     pub load_after: [f64; 3],
     /// CPU seconds per second each component used idle before the first phase (subtracted from the
-    /// "until all Bound" totals).
+    /// "until settled" totals).
     pub idle_cpu: std::collections::BTreeMap<String, f64>,
     pub bursts: Vec<BurstResult>,
     pub steady: Vec<SteadyResult>,
@@ -221,8 +221,8 @@ fn apiserver_profile(w: &mut String, r: &Results) {
     let _ = writeln!(
         w,
         "Every component shares the machine's {} cores, so each of these parts slows the Pod creates as much as \
-         it costs. The IPLease create ({:.0} %) is the reservation itself and stays. The bind PATCH ({:.0} % here, \
-         at most `--bind-rate` per second) used to be one per lease as fast as Pods came; it is paced now (see \
+         it costs. The IPLease create ({:.0} %) is the reservation itself and stays. PATCH requests ({:.0} % \
+         here): nadipam sends none by default; it used to bind every lease, one PATCH each (`--bind-leases`, see \
          the before and after below).\n",
         r.machine.cpus,
         share("IPLease creates"),
@@ -253,6 +253,10 @@ fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
         .iter()
         .map(|(_, b)| *b)
         .find(|b| b.variant.as_deref() == Some(crate::BEFORE[1].1));
+    let paced = rows
+        .iter()
+        .map(|(_, b)| *b)
+        .find(|b| b.variant.as_deref() == Some(crate::BEFORE[2].1));
     let base = baseline_of(r, after).map_or(f64::NAN, |x| x.wall_s);
     let per_pod = |cpu: &std::collections::BTreeMap<String, f64>, c: Option<&str>, pods: usize| {
         let s: f64 = match c {
@@ -281,16 +285,16 @@ fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
         "The first full run of this benchmark found the bursts CPU-bound: every component shares {} cores, and \
          each write the apiserver serves costs about as much as the Pod create. Besides its IPLease create, \
          nadipam bound every lease at once (a PATCH per lease) and published an `Allocated` Event per Pod. The \
-         Event is now opt-in (`--allocation-events`), and binds are paced (`--bind-rate`, default 20 per \
-         second): a lease is held by the Pod carrying its token from admission on, so its bind can wait until \
-         the burst is over. The same {} burst, in this run, with each server configuration (writes and the \
-         first CPU columns during the burst; the last column until every lease was Bound, net of the idle \
-         control plane's own CPU):\n",
+         Event became opt-in (`--allocation-events`), then binds were paced (`--bind-rate`, 20 per second), and \
+         now no lease is bound unless asked (`--bind-leases`): a lease is held by the Pod carrying its token \
+         from admission on, and that token is what every lifecycle rule reads. The same {} burst, in this run, \
+         with each server configuration (writes and the first CPU columns during the burst; the last column \
+         until every lease was settled, net of the idle control plane's own CPU):\n",
         r.machine.cpus, after.shape
     );
     let _ = writeln!(
         w,
-        "| server | time (s) | vs no webhook | all Bound (s) | writes per Pod | kube-apiserver CPU (ms/Pod) | etcd CPU (ms/Pod) | nadipam-server CPU (ms/Pod) | all CPU until all Bound (ms/Pod) |\n|---|---|---|---|---|---|---|---|---|"
+        "| server | time (s) | vs no webhook | settled (s) | writes per Pod | kube-apiserver CPU (ms/Pod) | etcd CPU (ms/Pod) | nadipam-server CPU (ms/Pod) | all CPU until settled (ms/Pod) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for (label, b) in rows {
         let _ = writeln!(
@@ -311,29 +315,30 @@ fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
     }
     let _ = writeln!(w);
     let total = |b: &BurstResult| b.cpu_bound_s.as_ref().map(|c| per_pod(c, None, b.pods));
-    if let Some((before, now)) = unpaced.and_then(total).zip(total(after)) {
+    let apiserver = |b: &BurstResult| per_pod(&b.cpu_s, Some("kube-apiserver"), b.pods);
+    if let (Some(paced), Some(unpaced)) = (paced, unpaced) {
         let _ = writeln!(
             w,
-            "Pacing is a trade. The Pods got their addresses {:.0} % sooner, and the apiserver spent {:.2} instead \
-             of {:.2} ms of CPU per Pod during the burst. In total, until every lease was Bound, the machine spent \
-             {now:.2} ms per Pod, against {before:.2} with `--bind-rate 0`: {}. `--bind-rate 0` (chart value \
-             `server.bindRate: 0`) binds at once for clusters that would rather spend less in total than finish \
-             bursts sooner.\n",
-            100.0 * (1.0 - after.wall_s / unpaced.map_or(after.wall_s, |b| b.wall_s)),
-            per_pod(&after.cpu_s, Some("kube-apiserver"), after.pods),
-            unpaced.map_or(f64::NAN, |b| per_pod(
-                &b.cpu_s,
-                Some("kube-apiserver"),
-                b.pods
-            )),
-            if now > before {
-                "in this run a bind sent on its own after the burst cost more CPU than one sent among the burst's \
-                 requests, and that CPU is spent while the cluster has little else to do"
-            } else {
-                "the binds cost no more after the burst than inside it"
-            }
+            "Without binds the Pods got their addresses in {:.2} s, against {:.2} s with paced binds and {:.2} s \
+             binding at once; the apiserver spent {:.2} ms of CPU per Pod during the burst, against {:.2} and \
+             {:.2}. Until every lease was settled the machine spent {} ms per Pod in all, against {} (paced) and \
+             {} (at once). `--bind-leases` (chart value `server.bindLeases`) writes each Pod's name and UID on \
+             its leases for clusters that want them there.\n",
+            after.wall_s,
+            paced.wall_s,
+            unpaced.wall_s,
+            apiserver(after),
+            apiserver(paced),
+            apiserver(unpaced),
+            fmt_opt(total(after)),
+            fmt_opt(total(paced)),
+            fmt_opt(total(unpaced)),
         );
     }
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or("—".to_owned(), |v| format!("{v:.2}"))
 }
 
 fn met(ok: bool) -> &'static str {
@@ -547,13 +552,14 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         "From the first Deployment create until every Pod exists (no webhook) or exists with its addresses \
          (nadipam), seen by a watch. Release: delete every Deployment; until every Pod (no webhook) or every \
          IPLease (nadipam) is gone, so each address is free to be handed out again; it starts once every lease \
-         is Bound (binds are paced at `--bind-rate`, see [lifecycle](lifecycle.md#paced-binding); the column \
-         \"all Bound\" is from the first create). The last three columns are the apiserver's own metrics over \
-         the burst, per request.\n"
+         is settled: at once by default (nadipam binds no lease, see [lifecycle](lifecycle.md#binding-is-optional)), \
+         once every lease is Bound with `--bind-leases` (binds paced at `--bind-rate`; the column \"settled\" is \
+         from the first create). The last three columns are the apiserver's own metrics over the burst, per \
+         request.\n"
     );
     let _ = writeln!(
         w,
-        "| shape | IPAM | Pods | time (s) | Pods/s | vs no webhook | all Bound (s) | release (s) | Pod create at apiserver (ms) | in mutating webhook (ms) | etcd Pod create (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| shape | IPAM | Pods | time (s) | Pods/s | vs no webhook | settled (s) | release (s) | Pod create at apiserver (ms) | in mutating webhook (ms) | etcd Pod create (ms) |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for b in &r.bursts {
         let ratio = baseline_of(r, b)
@@ -582,14 +588,14 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         w,
         "CPU time (user + system, from /proc) each component used during the burst, divided by the Pods created: \
          with every component on the same {} cores, this is what bounds the rate. The last column is the total \
-         until every lease was Bound: the burst's whole cost, paced binds included, net of what the idle control \
-         plane uses over that time (measured before the first phase).\n",
+         until every lease was settled (Bound, with `--bind-leases`): the burst's whole cost, paced binds \
+         included, net of what the idle control plane uses over that time (measured before the first phase).\n",
         m.cpus
     );
     let components = COMPONENTS;
     let _ = writeln!(
         w,
-        "| shape | IPAM | {} | total (ms/Pod) | total until all Bound (ms/Pod) |\n|---|---|{}---|---|",
+        "| shape | IPAM | {} | total (ms/Pod) | total until settled (ms/Pod) |\n|---|---|{}---|---|",
         components.join(" | "),
         "---|".repeat(components.len())
     );

@@ -25,7 +25,8 @@ pub const LABEL_MAC: &str = "nadipam.io/mac";
 /// Where a lease stands in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum LeasePhase {
-    // Reserved: written at admission, before the Pod has a UID. Bound: tied to the Pod's UID and owned by it.
+    // Reserved: written at admission; held by the Pod carrying its token. Bound: the holder's name and UID
+    // recorded on it (only with --bind-leases).
     Reserved,
     Bound,
 }
@@ -57,6 +58,7 @@ pub enum OwnerKind {
     printcolumn(name = "POD", type_ = "string", json_path = ".spec.podName"),
     printcolumn(name = "PROVIDER", type_ = "string", json_path = ".spec.provider"),
     printcolumn(name = "PHASE", type_ = "string", json_path = ".spec.phase"),
+    printcolumn(name = "TOKEN", type_ = "string", json_path = ".spec.token", priority = 1),
     printcolumn(name = "SUBNET", type_ = "string", json_path = ".spec.subnet", priority = 1),
     printcolumn(name = "POOL", type_ = "string", json_path = ".spec.pool", priority = 1),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -94,8 +96,9 @@ pub struct IPLeaseSpec {
     #[schemars(length(min = 1, max = 63))]
     pub pod_namespace: String,
 
-    /// Name of the Pod holding the address. Empty while a Pod created with generateName is being admitted (its
-    /// name is not known yet); filled in when the lease is bound.
+    /// Name of the Pod holding the address. Empty for a Pod created with generateName (its name is not known at
+    /// admission) unless the lease is bound: find it by its token, `kubectl get pods -l
+    /// nadipam.io/reservation=<token>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub pod_name: Option<String>,
@@ -105,8 +108,9 @@ pub struct IPLeaseSpec {
     #[schemars(length(max = 64))]
     pub pod_uid: Option<String>,
 
-    /// Reserved: written at admission, before the Pod exists. Bound: tied to the Pod's UID and owned by the Pod
-    /// (or kept for its StatefulSet), so it is released when the owner goes away.
+    /// Reserved: written at admission; held by the Pod carrying its token from then on, and released when that
+    /// Pod goes (or, for a StatefulSet lease, when the StatefulSet no longer wants the ordinal). Bound: the
+    /// same, with the holder's name and UID recorded (only when the server binds leases, --bind-leases).
     pub phase: LeasePhase,
 
     /// Reservation token of the admission that wrote the lease; the Pod carries the same value in its

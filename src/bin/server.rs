@@ -107,12 +107,17 @@ struct Args {
     #[arg(long, env = "NADIPAM_RECLAIM_AFTER", default_value_t = 70)]
     reclaim_after: u64,
     /// Publish an `Allocated` Event on each Pod when its lease is bound (one more apiserver write per Pod;
-    /// `Released` and `Reclaimed` Events are always published).
+    /// turns binding on, as --bind-leases; `Released` and `Reclaimed` Events are always published).
     #[arg(long, env = "NADIPAM_ALLOCATION_EVENTS")]
     allocation_events: bool,
-    /// Lease binds per second (0: no limit). A lease is held from admission on by the Pod carrying its token;
-    /// binding records the Pod's name and UID on it, one apiserver write per lease, so it is paced to leave
-    /// the apiserver to Pod creates during bursts (up to one second's worth goes at once).
+    /// Bind each lease to its Pod: record the Pod's name and UID on it and turn it Bound (one apiserver write
+    /// per lease, paced by --bind-rate). Off, a lease stays as the webhook wrote it (Reserved, with the Pod's
+    /// token), which is what holds it from admission on either way.
+    #[arg(long, env = "NADIPAM_BIND_LEASES")]
+    bind_leases: bool,
+    /// Lease binds per second with --bind-leases (0: no limit). A lease is held from admission on by the Pod
+    /// carrying its token; binding records the Pod's name and UID on it, one apiserver write per lease, so it
+    /// is paced to leave the apiserver to Pod creates during bursts (up to one second's worth goes at once).
     #[arg(long, env = "NADIPAM_BIND_RATE", default_value_t = 20)]
     bind_rate: u32,
     /// The cluster default network, `<namespace>/<nad>` (e.g. kube-system/ovs-conf, Multus' clusterNetwork):
@@ -171,6 +176,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         identity,
         reclaim_after: Duration::from_secs(args.reclaim_after),
         allocation_events: args.allocation_events,
+        bind_leases: args.bind_leases,
         bind_rate: args.bind_rate,
         default_network: args.default_network.clone(),
         ..Settings::default()

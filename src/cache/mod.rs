@@ -3,6 +3,10 @@
 //! Reflectors keep NADs, Subnets, IPPools and IPLeases current; the allocation index turns the leases into
 //! per-subnet free sets. The only write on the admission hot path is the IPLease create, which is what
 //! actually reserves an address: the cache only has to be good enough to guess a free candidate.
+//!
+//! The IPLease watch is the replica's only one: the lease controller, while this replica leads, reads the
+//! same store and follows the same events ([`Cache::lease_events`]) instead of watching IPLeases again (a
+//! second watch costs the apiserver as much as the first).
 
 mod index;
 
@@ -15,6 +19,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 
 pub use index::{Index, SubnetView, layout};
 
@@ -23,12 +28,22 @@ use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet};
 /// Number of watched kinds; the cache is ready when each has listed once.
 const KINDS: usize = 4;
 
+/// Lease events buffered for a follower (the controller) that falls behind; one that falls further behind is
+/// told it lagged and starts over from the store, as after a relist.
+const LEASE_EVENTS: usize = 4096;
+
+/// One event of the IPLease watch, as the store has already applied it.
+pub(crate) type LeaseEvent = Arc<Event<IPLease>>;
+
 pub struct Cache {
     pub nads: Store<NetworkAttachmentDefinition>,
     pub subnets: Store<Subnet>,
     pub pools: Store<IPPool>,
     pub leases: Store<IPLease>,
     pub index: Index,
+    /// The IPLease watch's events, after the store and the index applied them; sent only while someone
+    /// follows them.
+    lease_events: broadcast::Sender<LeaseEvent>,
     synced: Arc<AtomicUsize>,
     /// Per kind not listed yet, why (the last watch error): what `/readyz` and the log tell an operator.
     pending: Pending,
@@ -52,6 +67,7 @@ impl Cache {
             pools,
             leases,
             index: Index::default(),
+            lease_events: broadcast::channel(LEASE_EVENTS).0,
             synced: synced.clone(),
             pending: Pending::default(),
         });
@@ -85,15 +101,18 @@ impl Cache {
             Api::<IPLease>::all(client.clone()),
             lease_w,
             (synced.clone(), cache.pending.clone()),
-            move |ev| match ev {
-                Event::Apply(l) => c.index.lease_applied(l),
-                Event::Delete(l) => c.index.lease_deleted(l),
-                // A relist replaces the store wholesale; rebuild the index from it lazily.
-                Event::InitDone => {
-                    c.index.reset();
-                    c.index.reindex(&c.leases);
+            move |ev| {
+                match ev {
+                    Event::Apply(l) => c.index.lease_applied(l),
+                    Event::Delete(l) => c.index.lease_deleted(l),
+                    // A relist replaces the store wholesale; rebuild the index from it lazily.
+                    Event::InitDone => {
+                        c.index.reset();
+                        c.index.reindex(&c.leases);
+                    }
+                    Event::Init | Event::InitApply(_) => {}
                 }
-                Event::Init | Event::InitApply(_) => {}
+                c.publish_lease_event(ev);
             },
         );
         cache
@@ -125,9 +144,25 @@ impl Cache {
             pools: fill(pools),
             leases: fill(leases),
             index: Index::default(),
+            lease_events: broadcast::channel(LEASE_EVENTS).0,
             synced: Arc::new(AtomicUsize::new(KINDS)),
             pending: Pending::default(),
         }
+    }
+
+    /// Follows the IPLease watch from now on: every event after the store applied it. Subscribe before
+    /// reading [`Cache::leases`], so nothing falls between the snapshot and the first event.
+    pub(crate) fn lease_events(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.lease_events.subscribe()
+    }
+
+    /// Hands `ev` to the followers; the clone is skipped while nobody follows (a replica that does not lead).
+    fn publish_lease_event(&self, ev: &Event<IPLease>) {
+        if self.lease_events.receiver_count() == 0 || matches!(ev, Event::InitApply(_)) {
+            return;
+        }
+        // An error only means the last follower left meanwhile.
+        let _ = self.lease_events.send(Arc::new(ev.clone()));
     }
 
     pub fn is_ready(&self) -> bool {
@@ -249,6 +284,49 @@ mod tests {
         }))
         .unwrap();
         watcher::Error::InitialListFailed(kube::Error::Api(status.into()))
+    }
+
+    fn lease(name: &str) -> IPLease {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "nadipam.io/v1", "kind": "IPLease", "metadata": {"name": name},
+            "spec": {"subnet": "s", "ip": "10.0.0.5", "provider": "n.ns", "podNamespace": "ns",
+                     "phase": "Reserved", "token": "t", "ownerKind": "Pod", "network": "ns/n"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn lease_events_reach_followers_and_cost_nothing_without_them() {
+        let cache = Cache::offline(vec![], vec![], vec![], vec![]);
+        // Nobody follows: nothing is kept.
+        cache.publish_lease_event(&Event::Apply(lease("a")));
+        let mut rx = cache.lease_events();
+        assert!(rx.try_recv().is_err(), "an event from before subscribing");
+        cache.publish_lease_event(&Event::InitApply(lease("b")));
+        cache.publish_lease_event(&Event::Apply(lease("c")));
+        cache.publish_lease_event(&Event::InitDone);
+        let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|ev| match ev.as_ref() {
+                Event::Apply(l) => format!("apply {}", kube::ResourceExt::name_any(l)),
+                Event::InitDone => "init done".to_string(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        // A relist's objects are not sent one by one: its end tells the follower to read the store.
+        assert_eq!(got, ["apply c", "init done"]);
+    }
+
+    #[test]
+    fn a_follower_that_falls_behind_is_told_so() {
+        let cache = Cache::offline(vec![], vec![], vec![], vec![]);
+        let mut rx = cache.lease_events();
+        for i in 0..=LEASE_EVENTS {
+            cache.publish_lease_event(&Event::Apply(lease(&format!("l{i}"))));
+        }
+        assert!(matches!(
+            rx.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(1))
+        ));
     }
 
     #[test]

@@ -16,10 +16,20 @@ pub(crate) struct Observed {
     pub pod: Option<PodFacts>,
     /// For a StatefulSet lease: its StatefulSet, `None` when it does not exist.
     pub set: Option<SetFacts>,
-    /// A Pod carrying the lease's token was deleted recently.
-    pub pod_deleted: bool,
+    /// A Pod carrying the lease's token was deleted recently: its name.
+    pub pod_deleted: Option<String>,
     /// Time since the lease was created.
     pub age: Duration,
+}
+
+/// The settings a decision depends on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules {
+    /// How long a reservation may wait for its Pod.
+    pub reclaim_after: Duration,
+    /// Record the holder on each lease (`--bind-leases`). Off, a lease whose Pod carries its token is left as
+    /// the webhook wrote it: the token already proves the holder, and every rule below reads it.
+    pub bind: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +107,7 @@ impl fmt::Display for Release {
 /// The decision for `lease`. A StatefulSet lease survives its Pod (the re-created Pod of the same name reuses
 /// it) and goes only when its StatefulSet is deleted or scaled below its ordinal; every other lease lives as
 /// long as the Pod carrying its token runs.
-pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) -> Decision {
+pub(crate) fn decide(lease: &IPLease, seen: &Observed, rules: &Rules) -> Decision {
     if lease.metadata.deletion_timestamp.is_some() {
         return Decision::Keep;
     }
@@ -114,7 +124,7 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) 
                     phase: phase.clone(),
                 });
             }
-            return if bound_to {
+            return if bound_to || !rules.bind {
                 Decision::Keep
             } else {
                 Decision::Bind(pod.clone())
@@ -146,14 +156,17 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, reclaim_after: Duration) 
             pod: spec
                 .pod_name
                 .clone()
+                .or_else(|| seen.pod_deleted.clone())
                 .unwrap_or_else(|| format!("<reservation {}>", spec.token)),
         })
     };
     match spec.phase {
         LeasePhase::Bound => gone(),
-        LeasePhase::Reserved if seen.pod_deleted => gone(),
-        LeasePhase::Reserved if seen.age >= reclaim_after => Decision::Reclaim { age: seen.age },
-        LeasePhase::Reserved => Decision::RecheckIn(reclaim_after - seen.age),
+        LeasePhase::Reserved if seen.pod_deleted.is_some() => gone(),
+        LeasePhase::Reserved if seen.age >= rules.reclaim_after => {
+            Decision::Reclaim { age: seen.age }
+        }
+        LeasePhase::Reserved => Decision::RecheckIn(rules.reclaim_after - seen.age),
     }
 }
 
@@ -163,6 +176,16 @@ pub(crate) mod tests {
     use crate::api::{IPLeaseSpec, OwnerKind};
 
     const TTL: Duration = Duration::from_secs(70);
+    /// Binding on (`--bind-leases`), as most cases below were written for.
+    const RULES: Rules = Rules {
+        reclaim_after: TTL,
+        bind: true,
+    };
+    /// The default: no bind.
+    const TOKEN_ONLY: Rules = Rules {
+        reclaim_after: TTL,
+        bind: false,
+    };
 
     /// A lease of subnet `s` at 10.0.0.5, token `t1`; shared with the other controller tests.
     pub(crate) fn lease(
@@ -215,17 +238,58 @@ pub(crate) mod tests {
     fn reserved_lease_binds_to_the_pod_carrying_its_token() {
         let l = lease(PodOwned, Reserved, None, None);
         let p = pod("web-abc", "u1", Some("t1"), None);
-        assert_eq!(decide(&l, &seen(Some(p.clone())), TTL), Decision::Bind(p));
+        assert_eq!(
+            decide(&l, &seen(Some(p.clone())), &RULES),
+            Decision::Bind(p)
+        );
         let bound = lease(PodOwned, Bound, Some("web-abc"), Some("u1"));
         let p = pod("web-abc", "u1", Some("t1"), None);
-        assert_eq!(decide(&bound, &seen(Some(p)), TTL), Decision::Keep);
+        assert_eq!(decide(&bound, &seen(Some(p)), &RULES), Decision::Keep);
+    }
+
+    #[test]
+    fn without_binds_the_token_alone_holds_the_lease() {
+        let l = lease(PodOwned, Reserved, None, None);
+        let p = pod("web-abc", "u1", Some("t1"), None);
+        // Held, however old: never bound, never reclaimed while the Pod carries the token.
+        let held = Observed {
+            pod: Some(p.clone()),
+            age: TTL * 100,
+            ..Observed::default()
+        };
+        assert_eq!(decide(&l, &held, &TOKEN_ONLY), Decision::Keep);
+        // The Pod deleted: released at once, naming the Pod the cache saw.
+        let gone = Observed {
+            pod_deleted: Some("web-abc".into()),
+            ..Observed::default()
+        };
+        assert_eq!(
+            decide(&l, &gone, &TOKEN_ONLY),
+            Decision::Release(Release::PodDeleted {
+                namespace: "ns".into(),
+                pod: "web-abc".into()
+            })
+        );
+        // Finished: released at once.
+        let done = seen(Some(pod("web-abc", "u1", Some("t1"), Some("Succeeded"))));
+        assert!(matches!(
+            decide(&l, &done, &TOKEN_ONLY),
+            Decision::Release(Release::PodFinished { .. })
+        ));
+        // A StatefulSet Pod carrying the token keeps its lease, bound or not.
+        let set = lease(StatefulSet, Reserved, Some("web-0"), None);
+        let member = seen(Some(pod("web-0", "u2", Some("t1"), None)));
+        assert_eq!(decide(&set, &member, &TOKEN_ONLY), Decision::Keep);
+        // A lease bound by an earlier version (or with --bind-leases) still goes with its Pod's UID.
+        let bound = lease(PodOwned, Bound, Some("web-abc"), Some("u1"));
+        assert!(decide(&bound, &seen(None), &TOKEN_ONLY).deletes());
     }
 
     #[test]
     fn finished_pods_release_at_once() {
         let l = lease(PodOwned, Bound, Some("job-x"), Some("u1"));
         let p = pod("job-x", "u1", Some("t1"), Some("Succeeded"));
-        let d = decide(&l, &seen(Some(p)), TTL);
+        let d = decide(&l, &seen(Some(p)), &RULES);
         assert_eq!(
             d,
             Decision::Release(Release::PodFinished {
@@ -239,7 +303,7 @@ pub(crate) mod tests {
         let l = lease(PodOwned, Reserved, None, None);
         let p = pod("job-y", "u2", Some("t1"), Some("Failed"));
         assert!(matches!(
-            decide(&l, &seen(Some(p)), TTL),
+            decide(&l, &seen(Some(p)), &RULES),
             Decision::Release(Release::PodFinished { .. })
         ));
     }
@@ -251,13 +315,13 @@ pub(crate) mod tests {
             namespace: "ns".into(),
             pod: "web-abc".into(),
         });
-        assert_eq!(decide(&l, &seen(None), TTL), gone);
+        assert_eq!(decide(&l, &seen(None), &RULES), gone);
         // A new Pod with the same name is not the holder.
         let other = pod("web-abc", "u2", Some("t2"), None);
-        assert_eq!(decide(&l, &seen(Some(other)), TTL), gone);
+        assert_eq!(decide(&l, &seen(Some(other)), &RULES), gone);
         // The holder whose annotation was edited away still holds the lease.
         let edited = pod("web-abc", "u1", None, None);
-        assert_eq!(decide(&l, &seen(Some(edited)), TTL), Decision::Keep);
+        assert_eq!(decide(&l, &seen(Some(edited)), &RULES), Decision::Keep);
     }
 
     #[test]
@@ -266,19 +330,19 @@ pub(crate) mod tests {
         let mut s = seen(None);
         s.age = Duration::from_secs(10);
         assert_eq!(
-            decide(&l, &s, TTL),
+            decide(&l, &s, &RULES),
             Decision::RecheckIn(Duration::from_secs(60))
         );
         s.age = TTL;
-        assert_eq!(decide(&l, &s, TTL), Decision::Reclaim { age: TTL });
+        assert_eq!(decide(&l, &s, &RULES), Decision::Reclaim { age: TTL });
         // Its Pod came and went before it was bound: no need to wait.
         s.age = Duration::from_secs(1);
-        s.pod_deleted = true;
+        s.pod_deleted = Some("web-abc".into());
         assert_eq!(
-            decide(&l, &s, TTL),
+            decide(&l, &s, &RULES),
             Decision::Release(Release::PodDeleted {
                 namespace: "ns".into(),
-                pod: "<reservation t1>".into()
+                pod: "web-abc".into()
             })
         );
         // Another Pod with the lease's name (a retried bare Pod) does not save it.
@@ -288,7 +352,7 @@ pub(crate) mod tests {
             age: TTL + Duration::from_secs(1),
             ..Observed::default()
         };
-        assert!(matches!(decide(&l, &s, TTL), Decision::Reclaim { .. }));
+        assert!(matches!(decide(&l, &s, &RULES), Decision::Reclaim { .. }));
     }
 
     #[test]
@@ -304,7 +368,7 @@ pub(crate) mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            decide(&l, &s, TTL),
+            decide(&l, &s, &RULES),
             Decision::Keep,
             "pod deleted, set keeps ordinal 1"
         );
@@ -317,7 +381,7 @@ pub(crate) mod tests {
             set: Some(set),
             ..Observed::default()
         };
-        assert_eq!(decide(&moved, &s2, TTL), Decision::Bind(p));
+        assert_eq!(decide(&moved, &s2, &RULES), Decision::Bind(p));
         // A finished StatefulSet Pod keeps its address: the StatefulSet re-creates it.
         let done = pod("web-1", "u1", Some("t1"), Some("Failed"));
         let s3 = Observed {
@@ -325,10 +389,10 @@ pub(crate) mod tests {
             set: Some(set),
             ..Observed::default()
         };
-        assert_eq!(decide(&l, &s3, TTL), Decision::Keep);
+        assert_eq!(decide(&l, &s3, &RULES), Decision::Keep);
         // Reserved and never bound, Pod missing: still kept while the StatefulSet wants the ordinal.
         let r = lease(StatefulSet, Reserved, Some("web-2"), None);
-        assert_eq!(decide(&r, &s, TTL), Decision::Keep);
+        assert_eq!(decide(&r, &s, &RULES), Decision::Keep);
     }
 
     #[test]
@@ -342,7 +406,7 @@ pub(crate) mod tests {
             ..Observed::default()
         };
         assert_eq!(
-            decide(&l, &s, TTL),
+            decide(&l, &s, &RULES),
             Decision::Release(Release::ScaledDown {
                 namespace: "ns".into(),
                 set: "web".into(),
@@ -355,19 +419,19 @@ pub(crate) mod tests {
             pod: Some(pod("web-2", "u1", Some("t1"), None)),
             ..s.clone()
         };
-        assert_eq!(decide(&l, &s2, TTL), Decision::Keep);
+        assert_eq!(decide(&l, &s2, &RULES), Decision::Keep);
         // The same when an admission for a Pod of that name that was never stored took the lease over (its
         // token is on the lease, the live Pod carries the one before): the live Pod still uses the address.
         let mut taken = lease(StatefulSet, Reserved, Some("web-2"), None);
         taken.spec.token = "t2".into();
-        assert_eq!(decide(&taken, &s2, TTL), Decision::Keep);
+        assert_eq!(decide(&taken, &s2, &RULES), Decision::Keep);
         let deleted = Observed {
             set: None,
             ..s2.clone()
         };
-        assert_eq!(decide(&taken, &deleted, TTL), Decision::Keep);
+        assert_eq!(decide(&taken, &deleted, &RULES), Decision::Keep);
         assert_eq!(
-            decide(&l, &seen(None), TTL),
+            decide(&l, &seen(None), &RULES),
             Decision::Release(Release::SetDeleted {
                 namespace: "ns".into(),
                 set: "web".into()
@@ -381,7 +445,7 @@ pub(crate) mod tests {
         l.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
         ));
-        assert_eq!(decide(&l, &seen(None), TTL), Decision::Keep);
+        assert_eq!(decide(&l, &seen(None), &RULES), Decision::Keep);
     }
 
     #[test]

@@ -39,8 +39,9 @@ pub(crate) fn released_note(lease: &IPLease, why: &Release) -> String {
 
 pub(crate) fn reclaimed_note(lease: &IPLease, age: Duration) -> String {
     format!(
-        "Reclaimed {} of subnet {}: reserved {}s ago for a pod in namespace {} (reservation {}) that never \
-         appeared; its creation was probably rejected after nadipam reserved the address",
+        "Reclaimed {} of subnet {}: reserved {}s ago for a pod in namespace {} (reservation {}), and no pod \
+         carries it; its creation was probably rejected after nadipam reserved the address, or the pod was \
+         deleted while no controller was running",
         lease.spec.ip,
         lease.spec.subnet,
         age.as_secs(),
@@ -172,7 +173,8 @@ mod tests {
         assert_eq!(
             reclaimed_note(&l, Duration::from_secs(75)),
             "Reclaimed 172.17.0.11 of subnet macvlan: reserved 75s ago for a pod in namespace default (reservation \
-             0c9a8d74) that never appeared; its creation was probably rejected after nadipam reserved the address"
+             0c9a8d74), and no pod carries it; its creation was probably rejected after nadipam reserved the \
+             address, or the pod was deleted while no controller was running"
         );
     }
 

@@ -1,6 +1,10 @@
-//! The watches that fill the controller's caches and turn every relevant change into lease reconcile
+//! The feeds that fill the controller's caches and turn every relevant change into lease reconcile
 //! requests: a lease changed; a Pod carrying a token appeared, changed or went; a StatefulSet changed or went;
 //! a relist finished; the periodic resync fired.
+//!
+//! Leases come from the webhook cache's IPLease watch (one per replica, see `cache`): the term starts from
+//! its store, as after a relist, and follows its events. Pods and StatefulSets are watched here, only while
+//! this replica leads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,17 +19,20 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use super::facts::{trim_pod, trim_set};
 use super::owners::pod_token;
 use super::state::{Ctl, Writers};
 use crate::api::IPLease;
+use crate::cache::LeaseEvent;
 
 /// Where reconcile requests go.
 pub(crate) type Queue = UnboundedSender<ObjectRef<IPLease>>;
 
-/// Spawns the three watches and the resync ticker into `tasks` (they stop when the set is dropped).
+/// Spawns the lease feed, the two watches and the resync ticker into `tasks` (they stop when the set is
+/// dropped).
 pub(crate) fn spawn(
     ctl: &Arc<Ctl>,
     writers: Writers,
@@ -36,10 +43,9 @@ pub(crate) fn spawn(
     let client = ctl.ctx.client.clone();
     let config = || watcher::Config::default().any_semantic();
 
-    let leases = watcher::watcher(Api::<IPLease>::all(client.clone()), config())
-        .default_backoff()
-        .reflect(writers.leases);
-    tasks.spawn(drive(leases, ctl.clone(), queue.clone(), on_lease));
+    // Subscribed before the store is read (in `follow_leases`), so no event falls in between.
+    let events = ctl.ctx.cache.lease_events();
+    tasks.spawn(follow_leases(events, ctl.clone(), queue.clone()));
 
     let pods = watcher::watcher(Api::<Pod>::all(client.clone()), config())
         .default_backoff()
@@ -105,6 +111,42 @@ async fn drive<K, S>(
     }
 }
 
+/// Follows the shared IPLease watch until the queue closes. The term starts as a relist does (index rebuilt
+/// from the store, every lease reconciled); a follower that fell behind the channel has lost events, and
+/// starts over the same way.
+async fn follow_leases(mut events: broadcast::Receiver<LeaseEvent>, ctl: Arc<Ctl>, queue: Queue) {
+    if !relisted(&ctl, &queue) {
+        return;
+    }
+    loop {
+        let alive = match events.recv().await {
+            Ok(ev) => on_lease(&ctl, &queue, &ev),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "the controller fell behind the lease watch; reconciling every lease"
+                );
+                relisted(&ctl, &queue)
+            }
+            // The cache's watch is gone: the replica is stopping.
+            Err(broadcast::error::RecvError::Closed) => false,
+        };
+        if !alive {
+            return;
+        }
+    }
+}
+
+/// The store now holds exactly the listed leases: rebuild the index, drop bind slots of leases that went, and
+/// look at every lease.
+fn relisted(ctl: &Ctl, queue: &Queue) -> bool {
+    let state = ctl.leases.state();
+    ctl.lease_index.rebuild(state.iter().map(|l| l.as_ref()));
+    ctl.binds
+        .retain(|name| ctl.leases.get(&ObjectRef::new(name)).is_some());
+    all(ctl, queue)
+}
+
 fn on_lease(ctl: &Ctl, queue: &Queue, ev: &Event<IPLease>) -> bool {
     match ev {
         Event::Apply(l) => {
@@ -116,14 +158,8 @@ fn on_lease(ctl: &Ctl, queue: &Queue, ev: &Event<IPLease>) -> bool {
             ctl.binds.forget(&l.name_any());
             true
         }
-        // A (re)list is complete: the store now holds exactly the listed leases; look at every one of them.
-        Event::InitDone => {
-            let state = ctl.leases.state();
-            ctl.lease_index.rebuild(state.iter().map(|l| l.as_ref()));
-            ctl.binds
-                .retain(|name| ctl.leases.get(&ObjectRef::new(name)).is_some());
-            all(ctl, queue)
-        }
+        // A relist of the shared watch is complete.
+        Event::InitDone => relisted(ctl, queue),
         Event::Init | Event::InitApply(_) => true,
     }
 }

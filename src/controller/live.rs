@@ -16,7 +16,7 @@ use crate::api::IPLease;
 const PAGE: u32 = 500;
 
 /// The same observation as the caches give, read live. `pod_deleted` and the age carry over from the cached
-/// observation (they are not the apiserver's to tell).
+/// observation (they are not the apiserver's to tell); a deleted Pod's name tells the read where to look.
 pub(crate) async fn observe(
     client: &Client,
     lease: &IPLease,
@@ -27,9 +27,9 @@ pub(crate) async fn observe(
         None => None,
     };
     Ok(Observed {
-        pod: pod(client, lease).await?,
+        pod: pod(client, lease, cached.pod_deleted.as_deref()).await?,
         set,
-        pod_deleted: cached.pod_deleted,
+        pod_deleted: cached.pod_deleted.clone(),
         age: cached.age,
     })
 }
@@ -43,11 +43,20 @@ fn read_error(lease: &IPLease, object: String) -> impl FnOnce(kube::Error) -> Er
     }
 }
 
-/// The Pod the lease names, or (without a name) the Pod in its namespace that carries its token.
-async fn pod(client: &Client, lease: &IPLease) -> Result<Option<PodFacts>, Error> {
+/// The Pod the lease names; without a name, the Pod of the name that the cache saw carrying the token and
+/// then deleted (`deleted`); without either, the Pod in its namespace that carries its token.
+///
+/// A token is carried by one Pod only (admission refuses a Pod that carries another Pod's token, and the
+/// token cannot be changed afterwards), so once that Pod's name shows no Pod, or one with another token, no
+/// Pod carries the token: one GET instead of listing the namespace.
+async fn pod(
+    client: &Client,
+    lease: &IPLease,
+    deleted: Option<&str>,
+) -> Result<Option<PodFacts>, Error> {
     let ns = &lease.spec.pod_namespace;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    if let Some(name) = &lease.spec.pod_name {
+    if let Some(name) = lease.spec.pod_name.as_deref().or(deleted) {
         let found = api
             .get_opt(name)
             .await

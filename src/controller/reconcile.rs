@@ -8,7 +8,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use super::bind::bind;
-use super::decide::{Decision, decide};
+use super::decide::{Decision, Rules, decide};
 use super::error::Error;
 use super::live;
 use super::reclaim::reclaim;
@@ -24,13 +24,16 @@ const RETRY: Duration = Duration::from_millis(300);
 const ERROR_RETRY: Duration = Duration::from_secs(5);
 
 pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Action, Error> {
-    let reclaim_after = ctl.ctx.settings.reclaim_after;
+    let rules = Rules {
+        reclaim_after: ctl.ctx.settings.reclaim_after,
+        bind: ctl.ctx.settings.binds(),
+    };
     let mut seen = ctl.observe(&lease, Instant::now());
-    let mut decision = decide(&lease, &seen, reclaim_after);
+    let mut decision = decide(&lease, &seen, &rules);
     if decision.deletes() {
         // The caches may lag (a Pod created a moment ago); delete only on what the apiserver says now.
         seen = live::observe(&ctl.ctx.client, &lease, &seen).await?;
-        decision = decide(&lease, &seen, reclaim_after);
+        decision = decide(&lease, &seen, &rules);
     }
     let name = lease.name_any();
     if !matches!(decision, Decision::Bind(_)) {

@@ -1,5 +1,5 @@
-//! What the reconciler reads: the controller's own caches (leases, trimmed Pods, trimmed StatefulSets), their
-//! indices, and the shared context.
+//! What the reconciler reads: the leases (the webhook cache's store: one IPLease watch per replica), the
+//! controller's own caches of trimmed Pods and trimmed StatefulSets, their indices, and the shared context.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,16 +30,15 @@ pub(crate) struct Ctl {
     pub binds: Pacer,
 }
 
-/// The write halves of the caches, handed to the watch feeds.
+/// The write halves of the controller's own caches, handed to the watch feeds.
 pub(crate) struct Writers {
-    pub leases: Writer<IPLease>,
     pub pods: Writer<Pod>,
     pub sets: Writer<StatefulSet>,
 }
 
 impl Ctl {
     pub(crate) fn new(ctx: Arc<Context>) -> (Arc<Ctl>, Writers) {
-        let (leases, lease_w) = reflector::store();
+        let leases = ctx.cache.leases.clone();
         let (pods, pod_w) = reflector::store();
         let (sets, set_w) = reflector::store();
         let events = Events::new(
@@ -59,7 +58,6 @@ impl Ctl {
             binds,
         };
         let writers = Writers {
-            leases: lease_w,
             pods: pod_w,
             sets: set_w,
         };
@@ -68,7 +66,8 @@ impl Ctl {
 
     /// Waits until every cache has listed once.
     pub(crate) async fn wait_ready(&self) {
-        // An error means the writer is gone, i.e. the controller is stopping; nothing to wait for then.
+        // An error means the writer is gone, i.e. the controller is stopping; nothing to wait for then. The
+        // lease store is the webhook cache's, listed before the controller starts; waiting costs nothing.
         let _ = self.leases.wait_until_ready().await;
         let _ = self.pods.wait_until_ready().await;
         let _ = self.sets.wait_until_ready().await;
@@ -93,7 +92,7 @@ impl Ctl {
         Observed {
             pod: pod.map(|p| PodFacts::of(&p)),
             set,
-            pod_deleted: self.pod_index.was_deleted(&spec.token, now),
+            pod_deleted: self.pod_index.deleted_pod(&spec.token, now),
             age: age(lease, Timestamp::now()),
         }
     }

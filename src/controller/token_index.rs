@@ -133,8 +133,9 @@ struct PodMaps {
     by_token: HashMap<String, ObjectRef<Pod>>,
     /// `namespace/name` → token, to drop the old token when a Pod's annotation changes.
     tokens: HashMap<String, String>,
-    /// Tokens of Pods deleted recently, with when the deletion was seen.
-    gone: HashMap<String, Instant>,
+    /// Tokens of Pods deleted recently: when the deletion was seen, and the Pod's name (what a live read
+    /// looks for, for a lease that never learnt it).
+    gone: HashMap<String, (Instant, String)>,
     pruned: Option<Instant>,
 }
 
@@ -171,14 +172,14 @@ impl PodIndex {
             m.by_token.remove(&old);
         }
         if let Some(token) = pod_token(pod) {
-            m.gone.insert(token.to_string(), now);
+            m.gone.insert(token.to_string(), (now, pod.name_any()));
         }
         if m.gone.len() > TOMBSTONE_PRUNE_AT
             && m.pruned
                 .is_none_or(|p| now.saturating_duration_since(p) > Duration::from_secs(60))
         {
             m.gone
-                .retain(|_, at| now.saturating_duration_since(*at) < TOMBSTONE_TTL);
+                .retain(|_, (at, _)| now.saturating_duration_since(*at) < TOMBSTONE_TTL);
             m.pruned = Some(now);
         }
     }
@@ -199,12 +200,13 @@ impl PodIndex {
         lock(&self.maps).by_token.get(token).cloned()
     }
 
-    /// Whether a Pod carrying `token` was deleted within the last [`TOMBSTONE_TTL`].
-    pub(crate) fn was_deleted(&self, token: &str, now: Instant) -> bool {
+    /// The name of the Pod carrying `token` that was deleted within the last [`TOMBSTONE_TTL`], if one was.
+    pub(crate) fn deleted_pod(&self, token: &str, now: Instant) -> Option<String> {
         lock(&self.maps)
             .gone
             .get(token)
-            .is_some_and(|at| now.saturating_duration_since(*at) < TOMBSTONE_TTL)
+            .filter(|(at, _)| now.saturating_duration_since(*at) < TOMBSTONE_TTL)
+            .map(|(_, name)| name.clone())
     }
 }
 
@@ -306,15 +308,18 @@ mod tests {
         assert!(idx.by_token("t1").is_none());
         idx.deleted(&pod("a", Some("t2")), now);
         assert!(idx.by_token("t2").is_none());
-        assert!(idx.was_deleted("t2", now));
-        assert!(!idx.was_deleted("t2", now + TOMBSTONE_TTL));
-        assert!(!idx.was_deleted("t1", now));
+        assert_eq!(idx.deleted_pod("t2", now).as_deref(), Some("a"));
+        assert_eq!(idx.deleted_pod("t2", now + TOMBSTONE_TTL), None);
+        assert_eq!(idx.deleted_pod("t1", now), None);
 
         idx.apply(&pod("c", Some("t3")));
         idx.rebuild([&pod("d", Some("t4"))]);
         assert!(idx.by_token("t3").is_none());
         assert!(idx.by_token("t4").is_some());
-        assert!(idx.was_deleted("t2", now), "tombstones survive a relist");
+        assert!(
+            idx.deleted_pod("t2", now).is_some(),
+            "tombstones survive a relist"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct Figures {
     pub pending: usize,
     /// StatefulSet leases kept for an ordinal whose Pod is being (re)created.
     pub kept_for_sets: usize,
-    /// Leases whose Pod lives but which the controller has not bound (yet).
+    /// Leases whose Pod lives and holds them by its token, not bound (the default: nadipam binds none).
     pub unbound: usize,
     /// Sum of |status − truth| over the Subnet's and IPPool's counts.
     pub status_diff: u64,
