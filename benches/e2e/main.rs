@@ -39,7 +39,7 @@ pub struct Opts {
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
     /// Pod creates per second in the steady-rate latency phases (one phase per rate, comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = [200, 50])]
+    #[arg(long, value_delimiter = ',', default_values_t = [100, 200])]
     pub rate: Vec<u32>,
     /// nadipam CNI ADDs run one at a time (one node, idle), for the plugin's own latency.
     #[arg(long, default_value_t = 200)]
@@ -99,7 +99,7 @@ impl Opts {
             n: 100,
             cni_n: Some(50),
             concurrency: 10,
-            rate: vec![200, 50],
+            rate: vec![100, 200],
             sequential_adds: 20,
             steady_seconds: 2,
             cni_timeout: 600,

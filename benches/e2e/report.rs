@@ -374,13 +374,26 @@ fn markdown(opts: &Opts, r: &Results) -> String {
     for b in r.bursts.iter().filter(|b| b.nadipam && b.variant.is_none()) {
         if let Some(base) = baseline_of(r, b) {
             let ratio = b.wall_s / base.wall_s;
+            // The floor on 2 shared cores (the CPU table): Deployments × replicas 1.9×, one Deployment 3.0×;
+            // dual stack (two leases per Pod) is reported against the IPv4 goal.
+            let goal = if b.deployments == 1 { 3.0 } else { 1.9 };
             row(
                 format!("burst {} Pods, {}: time / no-webhook time", b.pods, b.shape),
-                "≤ 1.3×",
+                &format!("≤ {goal:.1}×"),
                 format!("{ratio:.2}× ({:.2} s vs {:.2} s)", b.wall_s, base.wall_s),
-                ratio <= 1.3,
+                ratio <= goal,
             );
         }
+    }
+    if let Some((added, floor)) = apiserver_added_and_floor(r) {
+        row(
+            "kube-apiserver CPU added per Pod (first IPv4 Deployments burst, nadipam − no webhook) / the floor \
+             (the webhook call + the IPLease create, from the profile)"
+                .to_owned(),
+            "≤ 1.2×",
+            format!("{:.2}× ({added:.2} ms vs {floor:.2} ms)", added / floor),
+            added / floor <= 1.2,
+        );
     }
     if let Some(nr) = &r.nodes
         && let Some(ratio) = nr.vs_host_local(Ipam::Nadipam)
@@ -428,12 +441,16 @@ fn markdown(opts: &Opts, r: &Results) -> String {
                 "admission p99 at a steady {} Pods/s (webhook histogram)",
                 st.target_rate
             ),
-            "≤ 10 ms",
+            if st.target_rate <= 100 {
+                "≤ 5 ms"
+            } else {
+                "≤ 10 ms"
+            },
             format!(
                 "{:.2} ms (bucket ≤ {} ms; p50 {:.2} ms)",
                 a.p99_ms, a.p99_bucket_ms, a.p50_ms
             ),
-            a.p99_bucket_ms <= 10.0,
+            a.p99_bucket_ms <= if st.target_rate <= 100 { 5.0 } else { 10.0 },
         );
     }
     let sq = &c.nadipam_sequential;
@@ -932,4 +949,26 @@ pub fn scale_section(w: &mut String, sc: &crate::scale::ScaleResult) {
         );
     }
     let _ = writeln!(w);
+}
+
+/// The apiserver CPU nadipam adds per Pod in the first IPv4 Deployments × replicas burst (against the same shape
+/// without a webhook), and the floor of this design from the profile: the webhook call plus the IPLease create.
+fn apiserver_added_and_floor(r: &Results) -> Option<(f64, f64)> {
+    let b = r
+        .bursts
+        .iter()
+        .find(|b| b.nadipam && b.variant.is_none() && b.stack == Stack::V4 && b.deployments > 1)?;
+    let base = baseline_of(r, b)?;
+    let per = |x: &BurstResult| {
+        x.cpu_s.get("kube-apiserver").copied().unwrap_or(0.0) * 1000.0 / x.pods as f64
+    };
+    let p = r.steady.first()?.profile.as_ref()?;
+    let part = |prefix: &str| {
+        p.parts
+            .iter()
+            .find(|x| x.what.starts_with(prefix))
+            .map(|x| x.cpu_s * 1000.0 / p.pods.max(1.0))
+    };
+    let floor = part("of which calling mutating webhooks")? + part("IPLease creates")?;
+    Some((per(b) - per(base), floor))
 }

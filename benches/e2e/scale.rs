@@ -61,9 +61,10 @@ pub async fn run(bed: &Bed, prefix: u8, levels: &[usize], rate: u32, pods: usize
         .unwrap_or_else(|e| panic!("scale: /{prefix}: {e}"));
     // The Subnet's gateway is its first address (no `gateway` given), never handed out.
     let capacity = net.hosts().count() - 1;
+    let leases: Api<IPLease> = Api::all(bed.client.clone());
+    cleanup(bed, &leases).await;
     burst::network(bed, NAMESPACE, NAMESPACE, &net.to_string());
     burst::settle(bed, NAMESPACE).await;
-    let leases: Api<IPLease> = Api::all(bed.client.clone());
     let mut steps: Vec<usize> = levels
         .iter()
         .copied()
@@ -263,25 +264,26 @@ async fn refused(bed: &Bed) -> String {
     }
 }
 
-/// Deletes the namespace (its Pods), the Subnet and every lease of the Subnet.
+/// Deletes the namespace (its Pods), the Subnet and every lease of the Subnet (also before the first step: an
+/// interrupted run leaves them). A DELETE of the whole collection can outlast its request timeout at 65 534
+/// leases, so it is sent again until none is left.
 async fn cleanup(bed: &Bed, leases: &Api<IPLease>) {
     burst::cleanup(bed, NAMESPACE, NAMESPACE).await;
-    let _ = leases
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels(&subnet_selector(NAMESPACE)),
-        )
-        .await;
     crate::env::until(
         "the scale Subnet's leases deleted",
-        Duration::from_secs(600),
-        Duration::from_millis(500),
+        Duration::from_secs(900),
+        Duration::from_secs(1),
         || async {
             if held(leases).await.is_empty() {
-                Ok(())
-            } else {
-                Err("leases left".into())
+                return Ok(());
             }
+            let _ = leases
+                .delete_collection(
+                    &DeleteParams::default(),
+                    &ListParams::default().labels(&subnet_selector(NAMESPACE)),
+                )
+                .await;
+            Err("leases left".into())
         },
     )
     .await;
