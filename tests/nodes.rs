@@ -240,6 +240,12 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
             nodes.contains("node-1") && nodes.contains("node-2"),
             "{name}'s replicas on both nodes: {nodes}"
         );
+        let tokens = tokens_of(&format!("app={name}"));
+        assert_eq!(
+            tokens.len(),
+            if nad == "macvlan" { 20 } else { 0 },
+            "{name}: Pods carrying a nadipam reservation"
+        );
         let t = Instant::now();
         kubectl(&["delete", "deployment", name, "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
         wait_until(
@@ -256,7 +262,7 @@ fn node_suite_kube_ovn_guide_on_two_nodes() {
         );
         let gone = t.elapsed();
         // Every address nadipam leased to the replicas is released.
-        wait_leases_released(name);
+        wait_leases_released(name, &tokens);
         eprintln!(
             "{name}: 20 replicas create -> all Running {running:?}; delete -> all gone {gone:?}"
         );
@@ -451,6 +457,8 @@ fn node_suite_kube_ovn_guide_workloads_routes_default_network_and_ovn_attachment
         "--force",
     ])
     .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = tokens_of("app=static-workload");
+    assert_eq!(tokens.len(), 2, "static-workload's replicas' reservations");
     delete_pods(&pods);
     kubectl(&["delete", "deployment", "static-workload", "--wait=true"])
         .unwrap_or_else(|e| panic!("{e}"));
@@ -465,7 +473,7 @@ fn node_suite_kube_ovn_guide_workloads_routes_default_network_and_ovn_attachment
             || nadipam().log_tail(),
         );
     }
-    wait_leases_released("static-workload");
+    wait_leases_released("static-workload", &tokens);
     let _ = c;
 }
 
@@ -690,7 +698,9 @@ fn node_suite_spiderpool_ovs_guide_on_two_nodes() {
     );
     assert!(reply.contains("hello-over-ovs"));
 
+    let tokens = tokens_of("app=test-app");
+    assert_eq!(tokens.len(), 2, "test-app's replicas' reservations");
     kubectl(&["delete", "deployment", "test-app", "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
-    wait_leases_released("test-app-");
+    wait_leases_released("test-app", &tokens);
     let _ = common::kubectl(&["delete", "--ignore-not-found", "-f", "-"], &guide);
 }

@@ -229,28 +229,45 @@ pub fn leases_of(name: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// Waits until no IPLease names a Pod whose name starts with `prefix`.
-pub fn wait_leases_released(prefix: &str) {
+/// The reservation tokens (`nadipam.io/reservation`) of the Pods in `default` matching the label `selector`: how
+/// their leases are found, named or not (the controller records no Pod name on a lease by default, and a
+/// Deployment's Pod has none at admission).
+pub fn tokens_of(selector: &str) -> Vec<String> {
+    let json =
+        kubectl(&["get", "pods", "-l", selector, "-o", "json"]).unwrap_or_else(|e| panic!("{e}"));
+    let v: Value = serde_json::from_str(&json).expect("pod list JSON");
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["metadata"]["annotations"]["nadipam.io/reservation"].as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits until no IPLease carries one of `tokens` (see [`tokens_of`]).
+pub fn wait_leases_released(what: &str, tokens: &[String]) {
     wait_until(
-        &format!("the leases of Pods {prefix}* released"),
+        &format!("the leases of {what} released"),
         Duration::from_secs(90),
         || {
             let json = kubectl(&["get", "ipleases", "-o", "json"])?;
             let v: Value = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-            let held = v["items"]
+            let held: Vec<&str> = v["items"]
                 .as_array()
                 .into_iter()
                 .flatten()
                 .filter(|l| {
-                    l["spec"]["podName"]
+                    l["spec"]["token"]
                         .as_str()
-                        .is_some_and(|p| p.starts_with(prefix))
+                        .is_some_and(|t| tokens.iter().any(|x| x == t))
                 })
-                .count();
-            if held == 0 {
+                .filter_map(|l| l["spec"]["ip"].as_str())
+                .collect();
+            if held.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{held} leases held"))
+                Err(format!("still held: {held:?}"))
             }
         },
         server_log,
