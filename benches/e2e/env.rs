@@ -115,6 +115,8 @@ pub struct Machine {
     pub etcd: String,
     pub whereabouts: String,
     pub nadipam: String,
+    /// The commit measured (`git describe --always --dirty`): every figure comes from this code.
+    pub commit: String,
     pub rustc: String,
     pub profile: String,
 }
@@ -122,7 +124,7 @@ pub struct Machine {
 impl Machine {
     pub fn summary(&self) -> String {
         format!(
-            "{} × {}, {:.0} GiB, Linux {}, load {:.2}; kube-apiserver {}, etcd {}, whereabouts {}, nadipam {} ({})",
+            "{} × {}, {:.0} GiB, Linux {}, load {:.2}; kube-apiserver {}, etcd {}, whereabouts {}, nadipam {} at {} ({})",
             self.cpus,
             self.cpu,
             self.memory_gib,
@@ -132,6 +134,7 @@ impl Machine {
             self.etcd,
             self.whereabouts,
             self.nadipam,
+            self.commit,
             self.profile
         )
     }
@@ -171,6 +174,15 @@ pub async fn machine(bed: &Bed) -> Machine {
         etcd: etcd_version(&bed.bin("etcd")),
         whereabouts: component_version(&bed.bin("whereabouts"), "whereabouts"),
         nadipam: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: command_line(&[
+            "git",
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "describe",
+            "--always",
+            "--dirty",
+            "--abbrev=12",
+        ]),
         rustc: command_line(&["rustc", "--version"]),
         profile: if cfg!(debug_assertions) {
             "debug build".into()

@@ -356,7 +356,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
          ([benchmarks.json](benchmarks.json) holds them all). Rerun: `e2e/bench` (about {} minutes; \
          `e2e/bench --n 200` for a shorter one).\n",
         jiff::Timestamp::now().strftime("%Y-%m-%d"),
-        if opts.n >= 1000 { 10 } else { 3 }
+        if opts.n >= 1000 { 45 } else { 25 }
     );
     let _ = writeln!(
         w,
@@ -531,7 +531,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         "- {} CPUs ({}), {:.0} GiB, Linux {}; load average {:.2} / {:.2} / {:.2} before, {:.2} / {:.2} / {:.2} after\n\
          - kube-apiserver {}, etcd {} (`--unsafe-no-fsync`), kube-controller-manager with `--kube-api-qps 1000`; no kubelet or \
          scheduler: Pods are created, admitted and stored, never run ([e2e/README.md](../e2e/README.md))\n\
-         - nadipam {} ({}, {}), one replica; Whereabouts {} built from its Go module\n\
+         - nadipam {} at commit `{}` ({}, {}), one replica; Whereabouts {} built from its Go module\n\
          - N = {} Pods per burst, {} CNI ADDs at concurrency {}, steady rates {} Pods/s for {} s each\n",
         m.cpus,
         m.cpu,
@@ -546,6 +546,7 @@ fn markdown(opts: &Opts, r: &Results) -> String {
         m.kubernetes,
         m.etcd,
         m.nadipam,
+        m.commit,
         m.profile,
         m.rustc,
         m.whereabouts,
