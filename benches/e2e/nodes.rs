@@ -12,7 +12,8 @@
 //! is Running and Multus reports its `net1` address (the `network-status` annotation); one Pod per Deployment is
 //! then checked from inside (`ip addr show net1`). Then every Deployment is deleted, timed until every Pod is gone
 //! and every address is free again (host-local's files, Whereabouts' pool allocations, nadipam's IPLeases). Rounds
-//! interleave the three, so drift of the machine's load hits each alike. Every address is checked for duplicates.
+//! interleave the three, each round starting with the next, 15 s apart, so drift of the machine's load and what
+//! one run leaves the nodes to tear down hit each alike. Every address is checked for duplicates.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ const NAMESPACE: &str = "bench-nodes";
 const NODES: u32 = 2;
 /// How long one run may take to reach all Running, or to release, before the phase fails.
 const LIMIT: Duration = Duration::from_secs(600);
+/// The pause before each run (see [`run`]).
+const SETTLE: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -114,11 +117,16 @@ pub async fn run(deployments: usize, replicas: usize, rounds: usize) -> NodeResu
     let order = [Ipam::HostLocal, Ipam::Whereabouts, Ipam::Nadipam];
     let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
     for round in 0..rounds {
-        for ipam in order {
+        // Each round starts with the next IPAM, so what a run leaves behind falls on each IPAM alike.
+        for k in 0..order.len() {
+            let ipam = order[(round + k) % order.len()];
             // nadipam's webhook is registered only for its own runs: the others' Pods are not slowed by a
             // webhook call they do not need.
             let server = (ipam == Ipam::Nadipam)
                 .then(|| common::server::start(&["--namespace", "nadipam-system"]));
+            // The kubelets and containerds finish tearing down the last run's sandboxes (after its Pods are
+            // gone from the API) and a new server settles before the clock starts.
+            tokio::time::sleep(SETTLE).await;
             let r = one(&client, ipam, deployments, replicas, round).await;
             if let Some(s) = server {
                 s.stop();

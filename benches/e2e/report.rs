@@ -860,7 +860,8 @@ fn node_phase(w: &mut String, nr: &NodeResult, cpus: usize) {
          every Pod is Running and Multus reports its `net1` address; one Pod per Deployment is checked from inside \
          (`ip addr show net1`). Release: delete every Deployment; until every Pod is gone and every address free \
          (host-local's files, Whereabouts' pool allocations, nadipam's IPLeases). The same network three ways, {} \
-         rounds interleaved: **host-local** (node-local, no cluster coordination: the floor; one NAD and range per \
+         rounds interleaved (each starting with the next IPAM; 15 s of rest before each run, for the nodes to tear \
+         down the last one's sandboxes): **host-local** (node-local, no cluster coordination: the floor; one NAD and range per \
          node, each Deployment on its node's), **Whereabouts** (its plugin as Multus' delegate IPAM, allocating in \
          the CNI ADD) and **nadipam** (allocated at admission, the server's defaults; its webhook is registered \
          only for its own rounds). Every address is checked for duplicates: none in any run.\n",
@@ -897,7 +898,7 @@ fn node_phase(w: &mut String, nr: &NodeResult, cpus: usize) {
     }
     let _ = writeln!(
         w,
-        "Every run, in order:\n\n| round | IPAM | to all Running (s) | release (s) |\n|---|---|---|---|"
+        "Every run, by round:\n\n| round | IPAM | to all Running (s) | release (s) |\n|---|---|---|---|"
     );
     for round in 0..nr.rounds {
         for side in &nr.sides {
