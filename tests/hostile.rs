@@ -951,6 +951,20 @@ async fn hostile_pod_annotations_are_refused_and_reserve_nothing() {
             ],
         ),
         case(
+            "UPDATE: reservation label removed",
+            Op::PatchPod {
+                namespace: ns.to_string(),
+                name: "holder".into(),
+                patch: json!({"metadata": {"labels": {"nadipam.io/reservation": null}}}),
+            },
+            &[
+                &pod_of("holder"),
+                "label nadipam.io/reservation was written by nadipam",
+                "cannot be changed or removed",
+                "→ (absent)",
+            ],
+        ),
+        case(
             "UPDATE: a per-interface address added",
             Op::PatchPod {
                 namespace: ns.to_string(),

@@ -70,8 +70,8 @@ pub const NAD_MATCH: &str = "!has(object.spec) || !has(object.spec.config) || \
     object.spec.config.contains('nadipam') || object.spec.config.contains('kube-ovn')";
 
 /// Pod UPDATEs reach the guard only when a reservation token is added, or the Pod was admitted by nadipam and
-/// one of its `*.kubernetes.io/` annotations or its reservation token changes, so label, ownerReference,
-/// status and Multus `network-status` updates never depend on nadipam being up.
+/// one of its `*.kubernetes.io/` annotations, its reservation token or its reservation label changes, so other
+/// label, ownerReference, status and Multus `network-status` updates never depend on nadipam being up.
 pub const POD_UPDATE_MATCH: &str = "(has(object.metadata.annotations) && \
     'nadipam.io/reservation' in object.metadata.annotations && \
     (!has(oldObject.metadata.annotations) || !('nadipam.io/reservation' in oldObject.metadata.annotations))) || \
@@ -80,7 +80,10 @@ pub const POD_UPDATE_MATCH: &str = "(has(object.metadata.annotations) && \
     (!has(object.metadata.annotations) || \
      oldObject.metadata.annotations.exists(k, (k == 'nadipam.io/reservation' || k.contains('.kubernetes.io/')) && \
        (!(k in object.metadata.annotations) || object.metadata.annotations[k] != oldObject.metadata.annotations[k])) || \
-     object.metadata.annotations.exists(k, k.contains('.kubernetes.io/') && !(k in oldObject.metadata.annotations)))";
+     object.metadata.annotations.exists(k, k.contains('.kubernetes.io/') && !(k in oldObject.metadata.annotations))) || \
+    has(oldObject.metadata.labels) && 'nadipam.io/reservation' in oldObject.metadata.labels && \
+    (!has(object.metadata.labels) || !('nadipam.io/reservation' in object.metadata.labels) || \
+     object.metadata.labels['nadipam.io/reservation'] != oldObject.metadata.labels['nadipam.io/reservation'])";
 
 /// Workloads are validated only when their Pod template asks for a Multus network.
 const TEMPLATE_MATCH: &str = "has(object.spec.template) && has(object.spec.template.metadata) && \

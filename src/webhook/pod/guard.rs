@@ -22,7 +22,13 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> Admissio
     let empty = BTreeMap::new();
     let before = old.metadata.annotations.as_ref().unwrap_or(&empty);
     let after = new.metadata.annotations.as_ref().unwrap_or(&empty);
-    match tampered(before, after) {
+    let label = || {
+        label_tampered(
+            old.metadata.labels.as_ref().unwrap_or(&empty),
+            new.metadata.labels.as_ref().unwrap_or(&empty),
+        )
+    };
+    match tampered(before, after).or_else(label) {
         None => resp,
         Some(change) => {
             let pod = format!(
@@ -42,12 +48,14 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> Admissio
     }
 }
 
-/// One changed annotation nadipam owns.
+/// One changed annotation (or the reservation label) nadipam owns.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Change {
     pub key: String,
     pub before: Option<String>,
     pub after: Option<String>,
+    /// The Pod label, not the annotation of that name.
+    pub label: bool,
 }
 
 impl std::fmt::Display for Change {
@@ -56,6 +64,16 @@ impl std::fmt::Display for Change {
             v.as_deref()
                 .map_or("(absent)".to_string(), |v| Shown::new(v).to_string())
         };
+        if self.label {
+            return write!(
+                f,
+                "label {} was written by nadipam when the Pod was created and is how admission tells a copied \
+                 manifest from a retry; it cannot be changed or removed ({} → {})",
+                self.key,
+                shown(&self.before),
+                shown(&self.after)
+            );
+        }
         if self.before.is_none() && self.key == keys::RESERVATION {
             return write!(
                 f,
@@ -92,6 +110,7 @@ pub(crate) fn tampered(
             key: keys::RESERVATION.to_string(),
             before: None,
             after: Some(t.clone()),
+            label: false,
         });
     }
     let allocated = format!(".kubernetes.io/{}", keys::ALLOCATED);
@@ -113,7 +132,24 @@ pub(crate) fn tampered(
             key: k.clone(),
             before: before.get(k).cloned(),
             after: after.get(k).cloned(),
+            label: false,
         })
+}
+
+/// The reservation label of an admitted Pod changed or removed. Admission finds the Pods carrying a token by
+/// this label: without it, a copy of the Pod's manifest (same token, same namespace) would pass as a retried
+/// admission and be handed the same addresses.
+pub(crate) fn label_tampered(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Option<Change> {
+    let was = before.get(keys::RESERVATION)?;
+    (after.get(keys::RESERVATION) != Some(was)).then(|| Change {
+        key: keys::RESERVATION.to_string(),
+        before: Some(was.clone()),
+        after: after.get(keys::RESERVATION).cloned(),
+        label: true,
+    })
 }
 
 #[cfg(test)]
@@ -142,6 +178,32 @@ mod tests {
             ("ovn.kubernetes.io/allocated", "true"),
             ("ovn.kubernetes.io/ip_address", "10.16.0.5"),
         ])
+    }
+
+    #[test]
+    fn the_reservation_label_stays_as_admission_wrote_it() {
+        let before = ann(&[(keys::RESERVATION, "0c9a8d74"), ("app", "web")]);
+        let mut after = before.clone();
+        after.insert("app".into(), "api".into());
+        assert_eq!(
+            label_tampered(&before, &after),
+            None,
+            "other labels are free"
+        );
+        assert_eq!(
+            label_tampered(&ann(&[]), &before),
+            None,
+            "a Pod nadipam did not label"
+        );
+        after.remove(keys::RESERVATION);
+        let change = label_tampered(&before, &after).expect("refused");
+        assert_eq!(
+            change.to_string(),
+            "label nadipam.io/reservation was written by nadipam when the Pod was created and is how admission \
+             tells a copied manifest from a retry; it cannot be changed or removed (\"0c9a8d74\" → (absent))"
+        );
+        after.insert(keys::RESERVATION.into(), "other".into());
+        assert!(label_tampered(&before, &after).is_some(), "changed");
     }
 
     #[test]
