@@ -16,6 +16,8 @@ pub mod api;
 pub mod cache;
 /// The webhook's serving certificate when nadipam issues, rotates and publishes it itself.
 pub mod certs;
+/// The server's API client: kube's middleware over a connection that negotiates HTTP/2.
+pub mod client;
 /// The node-side CNI IPAM plugin: reports the webhook's allocation from the Pod's annotations.
 pub mod cni;
 /// The state shared by every handler and reconciler.

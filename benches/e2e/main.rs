@@ -73,7 +73,8 @@ pub struct Opts {
     #[arg(long, default_value_t = 100)]
     pub scale_rate: u32,
     /// Which phases: `all`; `nodes` (the node phase only, on `e2e/cluster up --nodes 2`; its results go to
-    /// --nodes-json); `control-plane` (every other phase; the node phase's results are read from --nodes-json).
+    /// --nodes-json); `control-plane` (every other phase; the node phase's results are read from --nodes-json);
+    /// `scale` (the scale phase alone, its results printed, no report written).
     #[arg(long, value_enum, default_value_t = Phase::All)]
     pub phase: Phase,
     /// Where the node phase's results are written (`--phase nodes`) or read from (`--phase control-plane`).
@@ -135,6 +136,9 @@ pub enum Phase {
     All,
     Nodes,
     ControlPlane,
+    /// The scale phase alone, printed and not reported (for trying a change to the server's memory or its
+    /// admission at scale without the whole run).
+    Scale,
 }
 
 pub fn repo() -> PathBuf {
@@ -164,6 +168,23 @@ fn main() {
         eprintln!("bench: wrote {}", path.display());
         return;
     }
+    if opts.phase == Phase::Scale {
+        let scale = runtime.block_on(async {
+            let bed = env::Bed::start().await;
+            scale::run(
+                &bed,
+                opts.scale_prefix,
+                &opts.scale_levels,
+                opts.scale_rate,
+                opts.scale_pods,
+            )
+            .await
+        });
+        let json = serde_json::to_string_pretty(&scale)
+            .unwrap_or_else(|e| panic!("scale results as JSON: {e}"));
+        println!("{json}");
+        return;
+    }
     let results = runtime.block_on(run(&opts));
     let out = opts.out.clone().unwrap_or_else(|| repo().join("docs"));
     report::write(&out, &opts, &results);
@@ -172,8 +193,9 @@ fn main() {
 
 /// The before/after variants: the server's flags and the label they carry in the report, oldest first. The
 /// first full run's default published an `Allocated` Event per Pod and bound every lease at once; the next
-/// one's bound every lease, paced (`--bind-rate`, default 20 per second); today's binds none.
-pub const BEFORE: [(&[&str], &str); 3] = [
+/// one's bound every lease, paced (`--bind-rate`, default 20 per second); the next bound none but spoke HTTP/1.1
+/// to the apiserver, a connection per request in flight (`--api-http1`); today's offers HTTP/2.
+pub const BEFORE: [(&[&str], &str); 4] = [
     (
         &["--allocation-events", "--bind-rate", "0"],
         "with --allocation-events --bind-rate 0",
@@ -183,6 +205,7 @@ pub const BEFORE: [(&[&str], &str); 3] = [
         "with --bind-leases --bind-rate 0",
     ),
     (&["--bind-leases"], "with --bind-leases"),
+    (&["--api-http1"], "with --api-http1"),
 ];
 
 async fn node_phase(opts: &Opts) -> nodes::NodeResult {

@@ -21,6 +21,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
+pub(crate) use index::Names;
 pub use index::{Index, SubnetView, layout};
 
 use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet};
@@ -76,6 +77,7 @@ impl Cache {
             Api::<NetworkAttachmentDefinition>::all(client.clone()),
             nad_w,
             (synced.clone(), cache.pending.clone()),
+            trim_meta,
             |_| {},
         );
         let c = cache.clone();
@@ -83,6 +85,7 @@ impl Cache {
             Api::<Subnet>::all(client.clone()),
             subnet_w,
             (synced.clone(), cache.pending.clone()),
+            trim_meta,
             move |ev| {
                 // A changed spec is caught by the view's version; a deleted Subnet's view goes now.
                 if let Event::Delete(s) = ev {
@@ -94,6 +97,7 @@ impl Cache {
             Api::<IPPool>::all(client.clone()),
             pool_w,
             (synced.clone(), cache.pending.clone()),
+            trim_meta,
             |_| {},
         );
         let c = cache.clone();
@@ -101,6 +105,7 @@ impl Cache {
             Api::<IPLease>::all(client.clone()),
             lease_w,
             (synced.clone(), cache.pending.clone()),
+            trim_lease,
             move |ev| {
                 match ev {
                     Event::Apply(l) => c.index.lease_applied(l),
@@ -195,18 +200,29 @@ fn spawn_reflector<K, F>(
     api: Api<K>,
     writer: reflector::store::Writer<K>,
     (synced, pending): (Arc<AtomicUsize>, Pending),
+    trim: fn(&mut K),
     hook: F,
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     F: Fn(&Event<K>) + Send + 'static,
 {
-    // managedFields are never read here, and on a lease they take more memory than the rest of it.
-    let stream = watcher(api)
-        .modify(|o| o.meta_mut().managed_fields = None)
-        .reflect(writer);
+    let stream = watcher(api).modify(trim).reflect(writer);
     let kind = K::kind(&Default::default()).into_owned();
     tokio::spawn(drive(stream, kind, (synced, pending), hook));
+}
+
+/// managedFields are never read here, and on a lease they take more memory than the rest of it.
+fn trim_meta<K: Resource>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+}
+
+/// A lease's labels repeat its spec for the apiserver's label selectors (which nadipam queries live), and it
+/// carries no annotation nadipam reads: neither is kept, since a full /16 holds 65 534 leases.
+fn trim_lease(l: &mut IPLease) {
+    trim_meta(l);
+    l.metadata.labels = None;
+    l.metadata.annotations = None;
 }
 
 fn lock(p: &Pending) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {

@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use super::facts::{trim_pod, trim_set};
 use super::owners::pod_token;
+use super::reconcile::wants_reconcile;
 use super::state::{Ctl, Writers};
 use crate::api::IPLease;
 use crate::cache::LeaseEvent;
@@ -59,26 +60,54 @@ pub(crate) fn spawn(
         .reflect(writers.sets);
     tasks.spawn(drive(sets, ctl.clone(), queue.clone(), on_set));
 
-    let ctl = ctl.clone();
-    tasks.spawn(async move {
-        let mut tick = tokio::time::interval(resync);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        tick.tick().await;
-        loop {
+    tasks.spawn(resync_spread(ctl.clone(), queue, resync));
+}
+
+/// How often the resync hands the queue its next share of the leases.
+const RESYNC_STEP: Duration = Duration::from_secs(1);
+
+/// The resync, spread over its period: every lease is looked at once per `period`, a share each second, and
+/// queued only when it has something to do. Queued all at once, a full /16 (65 534 leases) kept a core busy
+/// for seconds every period, and admissions served meanwhile waited for it.
+async fn resync_spread(ctl: Arc<Ctl>, queue: Queue, period: Duration) {
+    let steps = (period.as_secs_f64() / RESYNC_STEP.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
+    let mut tick = tokio::time::interval(RESYNC_STEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The term started with every lease queued (`relisted`): the first round starts one period later.
+    tokio::time::sleep(period).await;
+    loop {
+        // Names only: the queue's requests are matched by name, and a round's list lives for a whole period.
+        let round: Vec<String> = ctl.leases.state().iter().map(|l| l.name_any()).collect();
+        let mut shares = round.chunks(round.len().div_ceil(steps).max(1));
+        for _ in 0..steps {
             tick.tick().await;
-            if !all(&ctl, &queue) {
+            let now = Instant::now();
+            let wanted = shares
+                .next()
+                .unwrap_or_default()
+                .iter()
+                .map(|n| ObjectRef::new(n))
+                .filter(|r| {
+                    ctl.leases
+                        .get(r)
+                        .is_some_and(|l| wants_reconcile(&ctl, &l, now))
+                })
+                .collect();
+            if !send(&queue, wanted) {
                 return;
             }
         }
-    });
+    }
 }
 
-/// Requests a reconcile of every cached lease; false once the queue is closed.
+/// Requests a reconcile of every cached lease that has something to do ([`wants_reconcile`]); false once the
+/// queue is closed.
 fn all(ctl: &Ctl, queue: &Queue) -> bool {
+    let now = Instant::now();
     ctl.leases.state().iter().all(|l| {
-        queue
-            .unbounded_send(ObjectRef::from_obj(l.as_ref()))
-            .is_ok()
+        !wants_reconcile(ctl, l, now) || queue.unbounded_send(ObjectRef::new(&l.name_any())).is_ok()
     })
 }
 
@@ -184,9 +213,18 @@ fn on_pod(ctl: &Ctl, queue: &Queue, ev: &Event<Pod>) -> bool {
     }
 }
 
+/// The leases reserved under `pod`'s token, by the webhook cache's index (see `token_index`).
 fn leases_of(ctl: &Ctl, pod: &Pod) -> Vec<ObjectRef<IPLease>> {
     pod_token(pod)
-        .map(|t| ctl.lease_index.by_token(t))
+        .map(|t| {
+            ctl.ctx
+                .cache
+                .index
+                .by_token(t)
+                .iter()
+                .map(|n| ObjectRef::new(n))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -13,7 +13,7 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::state::Ctl;
-use super::status::{pool_counts, pool_status_among, subnet_status};
+use super::status::{pool_status_among, status_from, subnet_status};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 
 /// How often the writer looks for work.
@@ -75,41 +75,77 @@ where
         .fold(0u64, u64::wrapping_add)
 }
 
-async fn write_all(ctl: &Ctl, written: &mut Written) {
-    let leases = ctl.leases.state();
-    let mut by_subnet: HashMap<&str, Vec<&IPLease>> = HashMap::new();
-    for l in &leases {
-        by_subnet.entry(l.spec.subnet.as_str()).or_default().push(l);
-    }
-    let now = Timestamp::now();
-    let subnets: Api<Subnet> = Api::all(ctl.ctx.client.clone());
-    for s in ctl.ctx.cache.subnets.state() {
-        let name = s.name_any();
-        let mine = by_subnet
-            .get(name.as_str())
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let status = subnet_status(&s, mine, now);
-        if s.status.as_ref() == Some(&status) || written.subnets.get(&name) == Some(&status) {
+async fn write_all(ctl: &Arc<Ctl>, written: &mut Written) {
+    // Reads every Subnet's and pool's counts and, for a Subnet whose allocation view is missing, builds it from
+    // every lease of the Subnet (65 534 in a full /16): not on the async workers, where admissions would wait.
+    let c = ctl.clone();
+    let Ok(Statuses { subnets, pools }) =
+        tokio::task::spawn_blocking(move || compute(&c, Timestamp::now())).await
+    else {
+        return;
+    };
+    let api: Api<Subnet> = Api::all(ctl.ctx.client.clone());
+    for (name, status) in subnets {
+        if written.subnets.get(&name) == Some(&status) {
             continue;
         }
-        if patch_status(&subnets, &name, &status).await {
+        if patch_status(&api, &name, &status).await {
             written.subnets.insert(name, status);
         }
     }
-    let counts = pool_counts(leases.iter().map(|l| l.as_ref()));
-    let pools: Api<IPPool> = Api::all(ctl.ctx.client.clone());
-    let all_subnets = ctl.ctx.cache.subnets.state();
-    for p in ctl.ctx.cache.pools.state() {
-        let name = p.name_any();
-        let status = pool_status_among(&p, &all_subnets, &counts);
-        if p.status.as_ref() == Some(&status) || written.pools.get(&name) == Some(&status) {
+    let api: Api<IPPool> = Api::all(ctl.ctx.client.clone());
+    for (name, status) in pools {
+        if written.pools.get(&name) == Some(&status) {
             continue;
         }
-        if patch_status(&pools, &name, &status).await {
+        if patch_status(&api, &name, &status).await {
             written.pools.insert(name, status);
         }
     }
+}
+
+/// The statuses that differ from what the cached objects carry.
+struct Statuses {
+    subnets: Vec<(String, SubnetStatus)>,
+    pools: Vec<(String, IPPoolStatus)>,
+}
+
+/// Each Subnet's addresses in use come from the allocation index the webhook keeps current (kept per lease
+/// event, so a write costs the same for a full /16 as for a /28); each pool's count from the controller's own.
+fn compute(ctl: &Ctl, now: Timestamp) -> Statuses {
+    let cache = &ctl.ctx.cache;
+    let all_subnets = cache.subnets.state();
+    let subnets = all_subnets
+        .iter()
+        .filter_map(|s| {
+            let counted = cache.index.with_subnet(s, &ctl.leases, |v| {
+                let c = v.alloc.counts();
+                (c.v4_using, c.v6_using)
+            });
+            let status = match counted {
+                Ok(using) => status_from(s, using, now),
+                // A spec that cannot be used has no allocation view: count its leases.
+                Err(_) => {
+                    let name = s.name_any();
+                    let leases = ctl.leases.state_filter(|l| l.spec.subnet == name);
+                    let mine: Vec<&IPLease> = leases.iter().map(AsRef::as_ref).collect();
+                    subnet_status(s, &mine, now)
+                }
+            };
+            (s.status.as_ref() != Some(&status)).then(|| (s.name_any(), status))
+        })
+        .collect();
+    let counts = ctl.lease_index.pool_counts();
+    let pools = cache
+        .pools
+        .state()
+        .iter()
+        .filter_map(|p| {
+            let status = pool_status_among(p, &all_subnets, &counts);
+            (p.status.as_ref() != Some(&status)).then(|| (p.name_any(), status))
+        })
+        .collect();
+    Statuses { subnets, pools }
 }
 
 async fn patch_status<K, S>(api: &Api<K>, name: &str, status: &S) -> bool

@@ -23,11 +23,33 @@ const RETRY: Duration = Duration::from_millis(300);
 /// After an API error.
 const ERROR_RETRY: Duration = Duration::from_secs(5);
 
-pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Action, Error> {
-    let rules = Rules {
+fn rules(ctl: &Ctl) -> Rules {
+    Rules {
         reclaim_after: ctl.ctx.settings.reclaim_after,
         bind: ctl.ctx.settings.binds(),
-    };
+    }
+}
+
+/// A wait longer than the resync's round trip is left to the resync, which looks at the lease again before the
+/// wait is over; each requeue is held per lease by the queue's timer, and a Subnet full of waiting leases held
+/// 65 534 of them.
+fn left_to_resync(ctl: &Ctl, wait: Duration) -> bool {
+    wait + SLACK > 2 * ctl.resync
+}
+
+/// Whether `lease` needs a reconcile: what a relist and the resync ask of every lease before queuing it (the
+/// same decision from the same caches a reconcile would start from). A lease with nothing to do, or only a long
+/// wait ahead, is not queued: a full /16 of them would otherwise go through the queue every 30 s.
+pub(crate) fn wants_reconcile(ctl: &Ctl, lease: &IPLease, now: Instant) -> bool {
+    match decide(lease, &ctl.observe(lease, now), &rules(ctl)) {
+        Decision::Keep => false,
+        Decision::RecheckIn(wait) => !left_to_resync(ctl, wait),
+        _ => true,
+    }
+}
+
+pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Action, Error> {
+    let rules = rules(&ctl);
     let mut seen = ctl.observe(&lease, Instant::now());
     let mut decision = decide(&lease, &seen, &rules);
     if decision.deletes() {
@@ -49,6 +71,7 @@ pub(crate) async fn reconcile(lease: Arc<IPLease>, ctl: Arc<Ctl>) -> Result<Acti
     };
     match decision {
         Decision::Keep => Ok(Action::await_change()),
+        Decision::RecheckIn(d) if left_to_resync(&ctl, d) => Ok(Action::await_change()),
         Decision::RecheckIn(d) => Ok(Action::requeue(d + SLACK)),
         Decision::Bind(pod) => {
             // The Pod carrying the token holds the lease already; the bind only records it, so it waits for

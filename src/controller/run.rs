@@ -19,7 +19,7 @@ use crate::context::Context;
 const CONCURRENCY: u16 = 16;
 
 pub(crate) async fn run(ctx: Arc<Context>, resync: Duration) {
-    let (ctl, writers) = Ctl::new(ctx);
+    let (ctl, writers) = Ctl::new(ctx, resync);
     let (queue, requests) = futures::channel::mpsc::unbounded();
     let mut tasks = JoinSet::new();
     feeds::spawn(&ctl, writers, queue, resync, &mut tasks);

@@ -28,6 +28,8 @@ pub(crate) struct Ctl {
     pub pod_index: PodIndex,
     pub events: Events,
     pub binds: Pacer,
+    /// The resync period: every lease is looked at again within two of them (feeds.rs).
+    pub resync: Duration,
 }
 
 /// The write halves of the controller's own caches, handed to the watch feeds.
@@ -37,7 +39,7 @@ pub(crate) struct Writers {
 }
 
 impl Ctl {
-    pub(crate) fn new(ctx: Arc<Context>) -> (Arc<Ctl>, Writers) {
+    pub(crate) fn new(ctx: Arc<Context>, resync: Duration) -> (Arc<Ctl>, Writers) {
         let leases = ctx.cache.leases.clone();
         let (pods, pod_w) = reflector::store();
         let (sets, set_w) = reflector::store();
@@ -56,6 +58,7 @@ impl Ctl {
             pod_index: PodIndex::default(),
             events,
             binds,
+            resync,
         };
         let writers = Writers {
             pods: pod_w,

@@ -101,7 +101,6 @@ const READY: &str = "Ready";
 /// spec cannot be used. `leases` are the Subnet's leases. A lease on an address the Subnet no longer hands out
 /// (since excluded) is not counted as using an assignable address.
 pub(crate) fn subnet_status(subnet: &Subnet, leases: &[&IPLease], now: Timestamp) -> SubnetStatus {
-    let previous = subnet.status.as_ref();
     let ips: Vec<IpAddr> = leases
         .iter()
         .filter_map(|l| l.spec.ip.parse().ok())
@@ -111,9 +110,24 @@ pub(crate) fn subnet_status(subnet: &Subnet, leases: &[&IPLease], now: Timestamp
         let v6 = ips.iter().filter(|ip| ip.is_ipv6() && keep(**ip)).count() as u128;
         (v4, v6)
     };
+    let using = match layout(subnet) {
+        Ok(layout) => using(&|ip| layout.contains(ip) && !layout.is_reserved(ip)),
+        Err(_) => using(&|_| true),
+    };
+    status_from(subnet, using, now)
+}
+
+/// The status for `using` addresses in use per family (IPv4, IPv6): those the Subnet hands out, or, when its
+/// spec cannot be used (it hands nothing out), every lease's. Counted by [`subnet_status`] from the leases, or
+/// taken from the allocation index.
+pub(crate) fn status_from(
+    subnet: &Subnet,
+    (using4, using6): (u128, u128),
+    now: Timestamp,
+) -> SubnetStatus {
+    let previous = subnet.status.as_ref();
     let (mut status, problem) = match layout(subnet) {
         Ok(layout) => {
-            let (using4, using6) = using(&|ip| layout.contains(ip) && !layout.is_reserved(ip));
             let free = |f, n: u128| count(total(&assignable(&layout, f)).saturating_sub(n));
             let status = SubnetStatus {
                 protocol: Some(api_protocol(layout.protocol())),
@@ -127,7 +141,6 @@ pub(crate) fn subnet_status(subnet: &Subnet, leases: &[&IPLease], now: Timestamp
         }
         // Nothing can be allocated until the spec is fixed; the leases still hold their addresses.
         Err(e) => {
-            let (using4, using6) = using(&|_| true);
             let status = SubnetStatus {
                 v4_using_ips: count(using4),
                 v6_using_ips: count(using6),
@@ -217,7 +230,8 @@ pub(crate) fn pool_status_among(
     )
 }
 
-/// Leases per `(subnet, pool)`, for every pool's allocated count in one pass over the leases.
+/// Leases per `(subnet, pool)`, in one pass over the leases: what the controller's index keeps current.
+#[cfg(test)]
 pub(crate) fn pool_counts<'a>(
     leases: impl IntoIterator<Item = &'a IPLease>,
 ) -> HashMap<(String, String), i64> {

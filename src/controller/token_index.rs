@@ -1,10 +1,9 @@
-//! Lookups the reconciler needs and the reflector stores do not offer: leases by reservation token and by
-//! StatefulSet, Pods by reservation token, and recently deleted Pods' tokens.
-//!
-//! Kept next to the controller's own stores and updated from the same watch events, so a Pod event mapped
-//! through these indices always sees every lease the reconciler has already seen (no gap between two caches).
+//! Lookups the reconciler and the status writer need and the reflector stores do not offer: leases by
+//! StatefulSet, leases per IPPool, Pods by reservation token, and recently deleted Pods' tokens. Leases by token are the webhook cache's
+//! ([`crate::cache::Index::by_token`]): it is updated from the same watch before the controller hears of an
+//! event, so a Pod event mapped through it sees every lease the reconciler has seen.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::owners::{pod_token, set_member};
 use crate::api::IPLease;
+use crate::cache::Names;
 
 /// How long a deleted Pod's token is remembered: long enough for its leases' reconciles to run, short enough
 /// to stay small under churn.
@@ -36,15 +36,21 @@ pub(crate) fn set_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
+/// `(subnet, pool)` of a lease taken from an IPPool.
+pub(crate) type PoolKey = (String, String);
+
 #[derive(Default)]
 struct LeaseMaps {
-    by_token: HashMap<String, BTreeSet<String>>,
-    by_set: HashMap<String, BTreeSet<String>>,
-    /// lease name → (token, set key): what to remove when the lease changes or goes.
-    keys: HashMap<String, (String, Option<String>)>,
+    by_set: HashMap<String, Names>,
+    /// StatefulSet lease name → its set key: what to remove when the lease changes or goes.
+    set_of: HashMap<String, String>,
+    /// Leases per pool, kept as leases come and go so the status writer need not count every lease.
+    per_pool: HashMap<PoolKey, i64>,
+    /// Pool lease name → its pool: what to uncount when the lease changes or goes.
+    pool_of: HashMap<String, PoolKey>,
 }
 
-/// Leases by token and by StatefulSet. Also raises a flag on every change, which the status writer polls.
+/// Leases by StatefulSet and per pool. Also raises a flag on every lease change, which the status writer polls.
 #[derive(Default)]
 pub(crate) struct LeaseIndex {
     maps: Mutex<LeaseMaps>,
@@ -54,21 +60,21 @@ pub(crate) struct LeaseIndex {
 impl LeaseIndex {
     pub(crate) fn apply(&self, lease: &IPLease) {
         let name = lease.name_any();
-        let token = lease.spec.token.clone();
         let set = set_key_of_lease(lease);
         let mut m = lock(&self.maps);
         m.forget(&name);
-        m.by_token
-            .entry(token.clone())
-            .or_default()
-            .insert(name.clone());
-        if let Some(set) = &set {
+        if let Some(set) = set {
             m.by_set
                 .entry(set.clone())
                 .or_default()
                 .insert(name.clone());
+            m.set_of.insert(name.clone(), set);
         }
-        m.keys.insert(name, (token, set));
+        if let Some(pool) = &lease.spec.pool {
+            let key = (lease.spec.subnet.clone(), pool.clone());
+            *m.per_pool.entry(key.clone()).or_default() += 1;
+            m.pool_of.insert(name, key);
+        }
         self.changed.store(true, Ordering::Release);
     }
 
@@ -86,12 +92,17 @@ impl LeaseIndex {
         self.changed.store(true, Ordering::Release);
     }
 
-    pub(crate) fn by_token(&self, token: &str) -> Vec<ObjectRef<IPLease>> {
-        refs(lock(&self.maps).by_token.get(token))
+    pub(crate) fn by_set(&self, namespace: &str, name: &str) -> Vec<ObjectRef<IPLease>> {
+        lock(&self.maps)
+            .by_set
+            .get(&set_key(namespace, name))
+            .map(|s| s.iter().map(|n| ObjectRef::new(n)).collect())
+            .unwrap_or_default()
     }
 
-    pub(crate) fn by_set(&self, namespace: &str, name: &str) -> Vec<ObjectRef<IPLease>> {
-        refs(lock(&self.maps).by_set.get(&set_key(namespace, name)))
+    /// Leases per `(subnet, pool)`.
+    pub(crate) fn pool_counts(&self) -> HashMap<PoolKey, i64> {
+        lock(&self.maps).per_pool.clone()
     }
 
     /// True once after any lease changed since the last call.
@@ -100,29 +111,23 @@ impl LeaseIndex {
     }
 }
 
-fn refs(names: Option<&BTreeSet<String>>) -> Vec<ObjectRef<IPLease>> {
-    names
-        .map(|s| s.iter().map(|n| ObjectRef::new(n)).collect())
-        .unwrap_or_default()
-}
-
 impl LeaseMaps {
     fn forget(&mut self, name: &str) {
-        let Some((token, set)) = self.keys.remove(name) else {
-            return;
-        };
-        remove_from(&mut self.by_token, &token, name);
-        if let Some(set) = set {
-            remove_from(&mut self.by_set, &set, name);
+        if let Some(set) = self.set_of.remove(name)
+            && let Some(names) = self.by_set.get_mut(&set)
+        {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_set.remove(&set);
+            }
         }
-    }
-}
-
-fn remove_from(map: &mut HashMap<String, BTreeSet<String>>, key: &str, name: &str) {
-    if let Some(set) = map.get_mut(key) {
-        set.remove(name);
-        if set.is_empty() {
-            map.remove(key);
+        if let Some(pool) = self.pool_of.remove(name)
+            && let Some(n) = self.per_pool.get_mut(&pool)
+        {
+            *n -= 1;
+            if *n <= 0 {
+                self.per_pool.remove(&pool);
+            }
         }
     }
 }
@@ -256,32 +261,66 @@ mod tests {
     }
 
     #[test]
-    fn leases_follow_token_changes_and_deletes() {
+    fn statefulset_leases_follow_changes_and_deletes() {
         let idx = LeaseIndex::default();
         let a = lease("s.10.0.0.2", "t1", OwnerKind::StatefulSet, Some("web-1"));
         idx.apply(&a);
         idx.apply(&lease("s.10.0.0.3", "t1", OwnerKind::Pod, None));
         assert!(idx.take_changed());
         assert!(!idx.take_changed());
-        assert_eq!(names(idx.by_token("t1")), ["s.10.0.0.2", "s.10.0.0.3"]);
         assert_eq!(names(idx.by_set("ns", "web")), ["s.10.0.0.2"]);
 
-        // A re-created StatefulSet Pod takes the lease over with a new token.
+        // A re-created StatefulSet Pod takes the lease over with a new token: still the set's.
         let mut moved = a.clone();
         moved.spec.token = "t2".into();
         idx.apply(&moved);
-        assert_eq!(names(idx.by_token("t1")), ["s.10.0.0.3"]);
-        assert_eq!(names(idx.by_token("t2")), ["s.10.0.0.2"]);
         assert_eq!(names(idx.by_set("ns", "web")), ["s.10.0.0.2"]);
+        // Another set's Pod name moves it.
+        moved.spec.pod_name = Some("db-0".into());
+        idx.apply(&moved);
+        assert!(idx.by_set("ns", "web").is_empty());
+        assert_eq!(names(idx.by_set("ns", "db")), ["s.10.0.0.2"]);
 
         idx.remove(&moved);
-        assert!(idx.by_token("t2").is_empty());
-        assert!(idx.by_set("ns", "web").is_empty());
+        assert!(idx.by_set("ns", "db").is_empty());
         assert!(idx.take_changed());
 
-        idx.rebuild([&lease("s.10.0.0.9", "t9", OwnerKind::Pod, None)]);
-        assert!(idx.by_token("t1").is_empty());
-        assert_eq!(names(idx.by_token("t9")), ["s.10.0.0.9"]);
+        idx.rebuild([&lease(
+            "s.10.0.0.9",
+            "t9",
+            OwnerKind::StatefulSet,
+            Some("web-0"),
+        )]);
+        assert_eq!(names(idx.by_set("ns", "web")), ["s.10.0.0.9"]);
+        assert!(
+            lock(&idx.maps).set_of.len() == 1,
+            "only set leases are remembered"
+        );
+    }
+
+    #[test]
+    fn pool_counts_follow_leases() {
+        let idx = LeaseIndex::default();
+        let pooled = |name: &str, pool: &str| {
+            let mut l = lease(name, "t", OwnerKind::Pod, None);
+            l.spec.pool = Some(pool.into());
+            l
+        };
+        let key = |p: &str| ("s".to_string(), p.to_string());
+        idx.apply(&pooled("s.10.0.0.2", "a"));
+        idx.apply(&pooled("s.10.0.0.2", "a")); // seen again: counted once
+        idx.apply(&pooled("s.10.0.0.3", "a"));
+        idx.apply(&pooled("s.10.0.0.4", "b"));
+        idx.apply(&lease("s.10.0.0.5", "t", OwnerKind::Pod, None));
+        assert_eq!(
+            idx.pool_counts(),
+            HashMap::from([(key("a"), 2), (key("b"), 1)])
+        );
+        idx.remove(&pooled("s.10.0.0.4", "b"));
+        idx.remove(&pooled("s.10.0.0.3", "a"));
+        assert_eq!(idx.pool_counts(), HashMap::from([(key("a"), 1)]));
+        idx.rebuild([&pooled("s.10.0.0.9", "b")]);
+        assert_eq!(idx.pool_counts(), HashMap::from([(key("b"), 1)]));
     }
 
     #[test]
