@@ -1029,7 +1029,8 @@ fn why_not_met(w: &mut String, r: &Results) {
              webhook call and the IPLease create, the profile puts {:.2} ms per Pod in watches (every Pod and lease \
              event encoded for each watcher: nadipam's controller watches Pods, its cache IPLeases) and {:.2} ms \
              in Go's garbage collector, which grows with everything the apiserver allocates for the extra \
-             requests; neither is a request nadipam could leave out without losing release on Pod delete.",
+             requests. Neither watch can go: the Pod watch is how the controller learns a Pod went (and its \
+             address is free), the IPLease watch is the cache every admission picks from.",
             part("watches"),
             part("Go garbage collector")
         ));
@@ -1087,15 +1088,26 @@ fn why_not_met(w: &mut String, r: &Results) {
         }
         let ratio = full.admission.p99_ms / first.admission.p99_ms;
         if ratio > 1.2 {
+            let cpu = |p: &crate::scale::Point, c: &str| p.cpu_s.get(c).copied().unwrap_or(0.0);
             reasons.push(format!(
-                "**Admission p99 at the last picks**: {:.2} ms against {:.2} ms empty (p50 {:.2} vs {:.2} ms): \
-                 the median barely moves, so a pick itself costs no more in a full Subnet; the tail is the \
-                 server's own O(leases) work (the status writer's pass over every lease each second it sees a \
-                 change, the resync's share) competing for the same 2 cores.",
+                "**Admission p99 at the last picks**: {:.2} ms against {:.2} ms empty (p50 {:.2} vs {:.2} ms; \
+                 the client's p99 {:.2} vs {:.2} ms). Over the {} Pods nadipam-server used {:.2} CPU-seconds \
+                 against {:.2} empty, kube-apiserver {:.2} against {:.2} and etcd {:.2} against {:.2}: the \
+                 webhook's tail includes its IPLease create, answered by an apiserver and etcd that now hold \
+                 every lease of the /16.",
                 full.admission.p99_ms,
                 first.admission.p99_ms,
                 full.admission.p50_ms,
-                first.admission.p50_ms
+                first.admission.p50_ms,
+                full.client_p99_ms,
+                first.client_p99_ms,
+                full.pods,
+                cpu(full, "nadipam-server"),
+                cpu(first, "nadipam-server"),
+                cpu(full, "kube-apiserver"),
+                cpu(first, "kube-apiserver"),
+                cpu(full, "etcd"),
+                cpu(first, "etcd")
             ));
         }
     }

@@ -43,6 +43,8 @@ pub struct Point {
     pub admission: Latency,
     pub client_p50_ms: f64,
     pub client_p99_ms: f64,
+    /// CPU seconds per component over the steady phase.
+    pub cpu_s: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -83,10 +85,12 @@ pub async fn run(bed: &Bed, prefix: u8, levels: &[usize], rate: u32, pods: usize
         eprintln!(
             "bench: scale {level} leases: filled in {fill_s:.1} s; server ready in {startup_s:.2} s, {rss_ready_mib:.1} MiB"
         );
+        let cpu_before = crate::cpu::snapshot();
         let (admission, client) = steady_phase(&server, rate, pods, k).await;
+        let cpu_s = crate::cpu::delta(&cpu_before, &crate::cpu::snapshot());
         let rss_after_mib = rss_mib(&server);
         eprintln!(
-            "bench:   admission p50 {:.2} ms p99 {:.2} ms at {rate}/s; {rss_after_mib:.1} MiB after",
+            "bench:   admission p50 {:.2} ms p99 {:.2} ms at {rate}/s; {rss_after_mib:.1} MiB after; CPU {cpu_s:?}",
             admission.p50_ms, admission.p99_ms
         );
         points.push(Point {
@@ -100,6 +104,7 @@ pub async fn run(bed: &Bed, prefix: u8, levels: &[usize], rate: u32, pods: usize
             admission,
             client_p50_ms: client.0,
             client_p99_ms: client.1,
+            cpu_s,
         });
         if k + 1 < steps.len() {
             server.stop();
