@@ -16,7 +16,7 @@ pub mod api;
 pub mod cache;
 /// The webhook's serving certificate when nadipam issues, rotates and publishes it itself.
 pub mod certs;
-/// The server's API client: kube's middleware over a connection that negotiates HTTP/2.
+/// The server's API client over HTTP/2 (`--api-http2`): kube's middleware, one shared connection.
 pub mod client;
 /// The node-side CNI IPAM plugin: reports the webhook's allocation from the Pod's annotations.
 pub mod cni;

@@ -193,8 +193,8 @@ fn main() {
 
 /// The before/after variants: the server's flags and the label they carry in the report, oldest first. The
 /// first full run's default published an `Allocated` Event per Pod and bound every lease at once; the next
-/// one's bound every lease, paced (`--bind-rate`, default 20 per second); the next bound none but spoke HTTP/1.1
-/// to the apiserver, a connection per request in flight (`--api-http1`); today's offers HTTP/2.
+/// one's bound every lease, paced (`--bind-rate`, default 20 per second); today's binds none. Last, a lever tried
+/// and left opt-in: HTTP/2 to the apiserver (`--api-http2`).
 pub const BEFORE: [(&[&str], &str); 4] = [
     (
         &["--allocation-events", "--bind-rate", "0"],
@@ -205,7 +205,7 @@ pub const BEFORE: [(&[&str], &str); 4] = [
         "with --bind-leases --bind-rate 0",
     ),
     (&["--bind-leases"], "with --bind-leases"),
-    (&["--api-http1"], "with --api-http1"),
+    (&["--api-http2"], "with --api-http2"),
 ];
 
 async fn node_phase(opts: &Opts) -> nodes::NodeResult {

@@ -288,9 +288,9 @@ fn before_after(w: &mut String, r: &Results, after: &BurstResult) {
          nadipam bound every lease at once (a PATCH per lease) and published an `Allocated` Event per Pod. The \
          Event became opt-in (`--allocation-events`), then binds were paced (`--bind-rate`, 20 per second), and \
          now no lease is bound unless asked (`--bind-leases`): a lease is held by the Pod carrying its token \
-         from admission on, and that token is what every lifecycle rule reads. The server also used to speak \
-         HTTP/1.1 to the apiserver, one connection per request in flight (`--api-http1`); it now offers HTTP/2, \
-         so its requests and watches share one connection. The same {} burst, in this run, \
+         from admission on, and that token is what every lifecycle rule reads. Last, a lever tried and left \
+         opt-in: HTTP/2 to the apiserver (`--api-http2`), so the server's requests and watches share one \
+         connection instead of one per request in flight (kube's default client speaks HTTP/1.1). The same {} burst, in this run, \
          with each server configuration (writes and the first CPU columns during the burst; the last column \
          until every lease was settled, net of the idle control plane's own CPU):\n",
         r.machine.cpus, after.shape
