@@ -126,9 +126,9 @@ struct Args {
     #[arg(long, env = "NADIPAM_DEFAULT_NETWORK")]
     default_network: Option<NetworkRef>,
     /// Offer HTTP/2 to the apiserver, so every request and watch shares one connection instead of one per
-    /// request in flight (kube's default client, HTTP/1.1): fewer connections and handshakes. On the benchmark
-    /// machine a burst's admissions took a fifth to a quarter longer at the median with it (docs/benchmarks.md,
-    /// "Before and after"): one connection task frames them all.
+    /// request in flight (kube's default client, HTTP/1.1): fewer connections and handshakes, but one
+    /// connection task frames every admission's request, and on the benchmark machine a burst's admissions were
+    /// slower with it (docs/benchmarks.md, "Before and after").
     #[arg(long, env = "NADIPAM_API_HTTP2")]
     api_http2: bool,
     /// Seconds the controller's leader Lease lasts (how long a crashed leader keeps other replicas waiting).
