@@ -159,6 +159,7 @@ async fn fill(leases: &Api<IPLease>, net: &Ipv4Net, taken: &mut HashSet<Ipv4Addr
                 phase: LeasePhase::Reserved,
                 token: format!("scale-{}", u32::from(ip)),
                 owner_kind: OwnerKind::Pod,
+                claim: None,
                 pool: None,
                 network: format!("{NAMESPACE}/net"),
             })

@@ -9,12 +9,15 @@ use super::address::{family, parse_maybe_prefixed, unusable};
 use super::error::{AnnotationError, Shown, clip};
 use super::keys::{DEFAULT_NETWORK, NETWORKS};
 use super::lookup::{MAX_ATTACHMENTS, value};
-use super::names::{LABEL_RULE, is_dns1123_label, is_ifname};
+use super::names::{LABEL_RULE, is_dns1123_label, is_dns1123_subdomain, is_ifname};
 use super::network::{NetworkRef, default_namespace, parse_text_ref};
 use crate::alloc::{IpPair, Mac};
 
 /// The interface the default network always gets.
 pub const PRIMARY_IFNAME: &str = "eth0";
+
+/// Longest IPAMClaim name nadipam serves: the name is the name part of a Pod label.
+pub const MAX_CLAIM_NAME: usize = 63;
 
 const JSON_EXPECTED: &str = "a JSON list of network selection elements (e.g. [{\"name\": \"macvlan\", \"namespace\": \"default\"}])";
 
@@ -34,6 +37,9 @@ pub struct AttachmentRequest {
     pub mac: Option<Mac>,
     /// Gateways from the JSON form's `default-route`, at most one per family.
     pub default_route: Vec<IpAddr>,
+    /// The JSON form's `ipam-claim-reference`: the IPAMClaim (in the Pod's namespace) that holds this
+    /// attachment's addresses beyond the Pod's life.
+    pub claim: Option<String>,
 }
 
 impl AttachmentRequest {
@@ -65,6 +71,8 @@ struct Element {
     mac: Option<String>,
     #[serde(rename = "default-route")]
     default_route: Option<Vec<String>>,
+    #[serde(rename = "ipam-claim-reference")]
+    ipam_claim_reference: Option<String>,
 }
 
 /// An entry before its position is known.
@@ -74,6 +82,7 @@ pub(super) struct Parsed {
     ips: Vec<IpAddr>,
     mac: Option<Mac>,
     default_route: Vec<IpAddr>,
+    claim: Option<String>,
 }
 
 /// Every attachment the Pod asks for: the default network first (if any), then the networks in order.
@@ -103,6 +112,7 @@ pub fn attachments(
                 ips: p.ips,
                 mac: p.mac,
                 default_route: p.default_route,
+                claim: p.claim,
             });
         }
     }
@@ -115,6 +125,7 @@ pub fn attachments(
     }
     check_duplicates(&out)?;
     check_interfaces(&out)?;
+    check_claims(&out)?;
     check_default_routes(&out)?;
     Ok(out)
 }
@@ -152,6 +163,7 @@ fn default_attachment(v: &str, pod_namespace: &str) -> Result<AttachmentRequest,
         ips: p.ips,
         mac: p.mac,
         default_route: p.default_route,
+        claim: p.claim,
     })
 }
 
@@ -197,6 +209,7 @@ pub(super) fn parse_list(
                 ips: Vec::new(),
                 mac: None,
                 default_route: Vec::new(),
+                claim: None,
             })
         })
         .collect()
@@ -311,12 +324,26 @@ fn element(
             "at most one IPv4 and one IPv6 gateway",
         )
     })?;
+    let claim = match non_empty(el.ipam_claim_reference) {
+        Some(c) if !is_dns1123_subdomain(&c) || c.len() > MAX_CLAIM_NAME => {
+            return Err(field(
+                "ipam-claim-reference",
+                &c,
+                &format!(
+                    "the name of an IPAMClaim in the Pod's namespace: lower-case letters, digits, '-' and '.', \
+                     at most {MAX_CLAIM_NAME} characters (nadipam labels the Pod with it)"
+                ),
+            ));
+        }
+        other => other,
+    };
     Ok(Parsed {
         network: NetworkRef { namespace, name },
         interface,
         ips,
         mac,
         default_route,
+        claim,
     })
 }
 
@@ -342,6 +369,29 @@ fn check_duplicates(list: &[AttachmentRequest]) -> Result<(), AnnotationError> {
                 key: NETWORKS.into(),
                 network: b.network.to_string().into(),
                 interface: b.interface.as_deref().map(Into::into),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An IPAMClaim holds the addresses of one interface: two attachments naming one claim would share them.
+fn check_claims(list: &[AttachmentRequest]) -> Result<(), AnnotationError> {
+    for (i, a) in list.iter().enumerate() {
+        let Some(claim) = a.claim.as_deref() else {
+            continue;
+        };
+        if let Some(b) = list[..i].iter().find(|b| b.claim.as_deref() == Some(claim)) {
+            return Err(AnnotationError::Invalid {
+                key: NETWORKS.into(),
+                value: Shown::new(claim),
+                problem: format!(
+                    "is the ipam-claim-reference of both {} and {}; an IPAMClaim holds the addresses of one \
+                     interface, so give each attachment its own claim",
+                    b.label(),
+                    a.label()
+                )
+                .into(),
             });
         }
     }

@@ -254,6 +254,50 @@ fn attachment_ip_pair() {
 }
 
 #[test]
+fn ipam_claim_reference() {
+    let list = attachments(
+        &ann(&[(
+            NETWORKS,
+            r#"[{"name":"tenantblue","interface":"net1","ipam-claim-reference":"vm-a.tenantblue"},{"name":"v"}]"#,
+        )]),
+        "vms",
+    )
+    .unwrap();
+    assert_eq!(list[0].claim.as_deref(), Some("vm-a.tenantblue"));
+    assert_eq!(list[1].claim, None);
+    let empty = attachments(
+        &ann(&[(NETWORKS, r#"[{"name":"m","ipam-claim-reference":" "}]"#)]),
+        "p",
+    )
+    .unwrap();
+    assert_eq!(empty[0].claim, None, "an empty reference names no claim");
+
+    let bad = |v: &str| {
+        attachments(&ann(&[(NETWORKS, v)]), "p")
+            .unwrap_err()
+            .to_string()
+    };
+    let e = bad(r#"[{"name":"m","ipam-claim-reference":"VM_A"}]"#);
+    assert!(
+        e.contains("[0].ipam-claim-reference") && e.contains("VM_A") && e.contains("IPAMClaim"),
+        "{e}"
+    );
+    let long = "a".repeat(64);
+    let e = bad(&format!(
+        r#"[{{"name":"m","ipam-claim-reference":"{long}"}}]"#
+    ));
+    assert!(e.contains("at most 63 characters"), "{e}");
+    let e = bad(
+        r#"[{"name":"m","ipam-claim-reference":"c"},{"name":"v","interface":"net2","ipam-claim-reference":"c"}]"#,
+    );
+    assert!(
+        e.contains("is the ipam-claim-reference of both p/m and p/v@net2")
+            && e.contains("give each attachment its own claim"),
+        "{e}"
+    );
+}
+
+#[test]
 fn provider_forms() {
     let cases: &[(&str, Pairs, &str, Option<&str>, &str)] = &[
         // Kube-OVN guide: fixed address and MAC for the macvlan attachment and for the primary (ovn) network.

@@ -35,9 +35,11 @@ pub enum LeasePhase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum OwnerKind {
     // Pod: the lease dies with its Pod. StatefulSet: the lease outlives Pod restarts and is reused by the
-    // Pod of the same name.
+    // Pod of the same name. IPAMClaim: held by the IPAMClaim named in spec.claim, reused by every Pod naming
+    // it, released once the claim is deleted and no Pod uses it.
     Pod,
     StatefulSet,
+    IPAMClaim,
 }
 
 /// One allocated address and the Pod interface that holds it. Written whole by the webhook.
@@ -61,6 +63,7 @@ pub enum OwnerKind {
     printcolumn(name = "TOKEN", type_ = "string", json_path = ".spec.token", priority = 1),
     printcolumn(name = "SUBNET", type_ = "string", json_path = ".spec.subnet", priority = 1),
     printcolumn(name = "POOL", type_ = "string", json_path = ".spec.pool", priority = 1),
+    printcolumn(name = "CLAIM", type_ = "string", json_path = ".spec.claim", priority = 1),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -119,8 +122,14 @@ pub struct IPLeaseSpec {
     pub token: String,
 
     /// Pod: released when the Pod is deleted. StatefulSet: kept across restarts and reused by the Pod with the same
-    /// name, released when the StatefulSet is deleted or scaled below the Pod's ordinal.
+    /// name, released when the StatefulSet is deleted or scaled below the Pod's ordinal. IPAMClaim: held by the
+    /// IPAMClaim in claim (token is the claim's UID), released when the claim is deleted and no Pod uses it.
     pub owner_kind: OwnerKind,
+
+    /// The IPAMClaim (k8s.cni.cncf.io, in podNamespace) holding the address, for ownerKind IPAMClaim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub claim: Option<String>,
 
     /// The IPPool the address came from, `ip_pool` for a list written in the `<provider>.kubernetes.io/ip_pool`
     /// annotation, or absent for an address taken from the whole Subnet.
@@ -184,6 +193,9 @@ impl IPLease {
     /// with `generateName` (whose name admission cannot know), the namespace and the reservation token the
     /// Pod carries in its `nadipam.io/reservation` annotation.
     pub fn holder(&self) -> String {
+        if let Some(claim) = self.spec.claim.as_deref() {
+            return format!("ipamclaim {}/{claim}", self.spec.pod_namespace);
+        }
         match self.spec.pod_name.as_deref().filter(|n| !n.is_empty()) {
             Some(name) => format!("pod {}/{name}", self.spec.pod_namespace),
             None => format!(

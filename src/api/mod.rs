@@ -7,6 +7,7 @@
 mod cel;
 mod certmanager;
 mod crds;
+mod ipamclaim;
 mod iplease;
 mod ippool;
 mod lease_name;
@@ -22,6 +23,10 @@ pub use certmanager::{
     IssuerRef, IssuerSpec, IssuerStatus, SelfSignedIssuer, is_ready,
 };
 pub use crds::{crd_yaml, crds, manifest_yaml};
+pub use ipamclaim::{
+    CLAIM_CONDITION, CLAIM_LABEL_PREFIX, IPAMClaim, IPAMClaimSpec, IPAMClaimStatus, OwnerPod,
+    claim_label, claims_of_labels,
+};
 pub use iplease::{
     IPLease, IPLeaseSpec, LABEL_MAC, LABEL_POOL, LABEL_SUBNET, LABEL_TOKEN, LeaseError, LeasePhase,
     OwnerKind, lease_labels, mac_selector, pool_selector, subnet_selector, token_selector,

@@ -309,6 +309,7 @@ fn field_names_are_the_ones_users_write() {
     assert_eq!(
         props("ipleases.nadipam.io.yaml", "spec"),
         [
+            "claim",
             "interface",
             "ip",
             "mac",

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::api::{IPLease, LeasePhase};
+use crate::api::{IPLease, LeasePhase, OwnerKind};
 
-use super::facts::{PodFacts, SetFacts};
+use super::facts::{ClaimFacts, PodFacts, SetFacts};
 use super::owners::set_member;
 
 /// What is known about a lease's surroundings.
@@ -20,6 +20,8 @@ pub(crate) struct Observed {
     pub pod_deleted: Option<String>,
     /// Time since the lease was created.
     pub age: Duration,
+    /// For a claim's lease: its IPAMClaim.
+    pub claim: ClaimFacts,
 }
 
 /// The settings a decision depends on.
@@ -75,6 +77,10 @@ pub(crate) enum Release {
         ordinal: u32,
         replicas: i32,
     },
+    ClaimDeleted {
+        namespace: String,
+        claim: String,
+    },
 }
 
 impl fmt::Display for Release {
@@ -100,6 +106,10 @@ impl fmt::Display for Release {
                 f,
                 "statefulset {namespace}/{set} has {replicas} replicas and no longer runs ordinal {ordinal}"
             ),
+            Release::ClaimDeleted { namespace, claim } => write!(
+                f,
+                "ipamclaim {namespace}/{claim} no longer exists and no Pod uses its addresses"
+            ),
         }
     }
 }
@@ -112,6 +122,9 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, rules: &Rules) -> Decisio
         return Decision::Keep;
     }
     let spec = &lease.spec;
+    if spec.owner_kind == OwnerKind::IPAMClaim {
+        return decide_claim(lease, &seen.claim);
+    }
     let member = set_member(lease);
     if let Some(pod) = &seen.pod {
         let carries = pod.token.as_deref() == Some(spec.token.as_str());
@@ -170,6 +183,18 @@ pub(crate) fn decide(lease: &IPLease, seen: &Observed, rules: &Rules) -> Decisio
     }
 }
 
+/// A claim's lease lives while its IPAMClaim does, whichever Pods come and go. A deleted claim's addresses stay
+/// until no Pod uses them (a VM being deleted may still run): the release is deferred, not refused.
+fn decide_claim(lease: &IPLease, claim: &ClaimFacts) -> Decision {
+    if claim.exists || !claim.users.is_empty() {
+        return Decision::Keep;
+    }
+    Decision::Release(Release::ClaimDeleted {
+        namespace: lease.spec.pod_namespace.clone(),
+        claim: lease.spec.claim.clone().unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -208,6 +233,7 @@ pub(crate) mod tests {
                 phase,
                 token: "t1".into(),
                 owner_kind: owner,
+                claim: None,
                 pool: None,
                 network: "ns/n".into(),
             },
@@ -233,6 +259,45 @@ pub(crate) mod tests {
 
     use LeasePhase::{Bound, Reserved};
     use OwnerKind::{Pod as PodOwned, StatefulSet};
+
+    #[test]
+    fn a_claims_lease_lives_with_the_claim_then_with_its_pods() {
+        let mut l = lease(OwnerKind::IPAMClaim, Reserved, None, None);
+        l.spec.claim = Some("vm-a".into());
+        let claim = |exists: bool, users: &[&str]| Observed {
+            // A Pod gone, a reservation past its window: neither matters to a claim's lease.
+            pod_deleted: Some("virt-launcher-vm-a-x".into()),
+            age: TTL * 100,
+            claim: ClaimFacts {
+                exists,
+                users: users.iter().map(|u| u.to_string()).collect(),
+            },
+            ..Observed::default()
+        };
+        for rules in [RULES, TOKEN_ONLY] {
+            assert_eq!(decide(&l, &claim(true, &[]), &rules), Decision::Keep);
+            assert_eq!(
+                decide(&l, &claim(false, &["ns/virt-launcher-vm-a-y"]), &rules),
+                Decision::Keep,
+                "deferred while a Pod uses the addresses"
+            );
+            let d = decide(&l, &claim(false, &[]), &rules);
+            assert_eq!(
+                d,
+                Decision::Release(Release::ClaimDeleted {
+                    namespace: "ns".into(),
+                    claim: "vm-a".into()
+                })
+            );
+            let Decision::Release(why) = d else {
+                unreachable!()
+            };
+            assert_eq!(
+                why.to_string(),
+                "ipamclaim ns/vm-a no longer exists and no Pod uses its addresses"
+            );
+        }
+    }
 
     #[test]
     fn reserved_lease_binds_to_the_pod_carrying_its_token() {

@@ -148,6 +148,7 @@ mod tests {
                 phase: LeasePhase::Reserved,
                 token: "0c9a8d74".into(),
                 owner_kind: OwnerKind::Pod,
+                claim: None,
                 pool: None,
                 network: "default/macvlan".into(),
             },

@@ -7,6 +7,7 @@ use kube::ResourceExt;
 
 use super::owners::pod_token;
 use crate::annotations::keys;
+use crate::api::CLAIM_LABEL_PREFIX;
 
 /// What a lease needs to know about a Pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,6 +34,15 @@ impl PodFacts {
                 .map(str::to_string),
         }
     }
+}
+
+/// What a claim's lease needs to know about its IPAMClaim.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ClaimFacts {
+    /// The claim exists with the UID the lease was reserved under.
+    pub exists: bool,
+    /// Pods still using the claim's addresses (`namespace/name`); read live only, the cache leaves it empty.
+    pub users: Vec<String>,
 }
 
 /// What a StatefulSet lease needs to know about its StatefulSet: which ordinals it keeps.
@@ -65,12 +75,20 @@ impl SetFacts {
 }
 
 /// Drops everything the controller does not read, so a cache of every Pod in the cluster stays small:
-/// identity, the reservation annotation, the phase.
+/// identity, the reservation annotation, the IPAMClaim labels, the phase.
 pub(crate) fn trim_pod(pod: &mut Pod) {
     let token = pod_token(pod).map(str::to_string);
     let m = &mut pod.metadata;
     m.annotations = token.map(|t| [(keys::RESERVATION.to_string(), t)].into());
-    m.labels = None;
+    m.labels = m
+        .labels
+        .take()
+        .map(|l| {
+            l.into_iter()
+                .filter(|(k, _)| k.starts_with(CLAIM_LABEL_PREFIX))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        })
+        .filter(|l| !l.is_empty());
     m.managed_fields = None;
     m.owner_references = None;
     m.finalizers = None;

@@ -26,7 +26,7 @@ use super::facts::{trim_pod, trim_set};
 use super::owners::pod_token;
 use super::reconcile::wants_reconcile;
 use super::state::{Ctl, Writers};
-use crate::api::IPLease;
+use crate::api::{IPAMClaim, IPLease, claims_of_labels};
 use crate::cache::LeaseEvent;
 
 /// Where reconcile requests go.
@@ -54,11 +54,19 @@ pub(crate) fn spawn(
         .reflect(writers.pods);
     tasks.spawn(drive(pods, ctl.clone(), queue.clone(), on_pod));
 
-    let sets = watcher::watcher(Api::<StatefulSet>::all(client), config())
+    let sets = watcher::watcher(Api::<StatefulSet>::all(client.clone()), config())
         .default_backoff()
         .modify(trim_set)
         .reflect(writers.sets);
     tasks.spawn(drive(sets, ctl.clone(), queue.clone(), on_set));
+
+    if ctl.claims_watched {
+        let claims = watcher::watcher(Api::<IPAMClaim>::all(client), config())
+            .default_backoff()
+            .modify(trim_claim)
+            .reflect(writers.claims);
+        tasks.spawn(drive(claims, ctl.clone(), queue.clone(), on_claim));
+    }
 
     tasks.spawn(resync_spread(ctl.clone(), queue, resync));
 }
@@ -213,19 +221,48 @@ fn on_pod(ctl: &Ctl, queue: &Queue, ev: &Event<Pod>) -> bool {
     }
 }
 
-/// The leases reserved under `pod`'s token, by the webhook cache's index (see `token_index`).
+/// The leases reserved under `pod`'s token and those of the IPAMClaims it uses (their token is the claim's
+/// UID, the value of the Pod's claim label), by the webhook cache's index (see `token_index`).
 fn leases_of(ctl: &Ctl, pod: &Pod) -> Vec<ObjectRef<IPLease>> {
+    let claims = pod
+        .metadata
+        .labels
+        .as_ref()
+        .into_iter()
+        .flat_map(|l| claims_of_labels(l).map(|(_, uid)| uid));
     pod_token(pod)
-        .map(|t| {
+        .into_iter()
+        .chain(claims)
+        .flat_map(|t| ctl.ctx.cache.index.by_token(t))
+        .map(|n| ObjectRef::new(&n))
+        .collect()
+}
+
+/// A claim created, changed or deleted: its leases (token: the claim's UID).
+fn on_claim(ctl: &Ctl, queue: &Queue, ev: &Event<IPAMClaim>) -> bool {
+    match ev {
+        Event::Apply(c) | Event::Delete(c) => send(
+            queue,
             ctl.ctx
                 .cache
                 .index
-                .by_token(t)
+                .by_token(&c.uid().unwrap_or_default())
                 .iter()
                 .map(|n| ObjectRef::new(n))
-                .collect()
-        })
-        .unwrap_or_default()
+                .collect(),
+        ),
+        Event::InitDone => all(ctl, queue),
+        Event::Init | Event::InitApply(_) => true,
+    }
+}
+
+/// A claim's identity is all its leases need.
+fn trim_claim(claim: &mut IPAMClaim) {
+    let m = &mut claim.metadata;
+    m.annotations = None;
+    m.labels = None;
+    m.managed_fields = None;
+    claim.status = None;
 }
 
 fn on_set(ctl: &Ctl, queue: &Queue, ev: &Event<StatefulSet>) -> bool {

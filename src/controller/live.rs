@@ -8,9 +8,9 @@ use kube::{Client, ResourceExt};
 
 use super::decide::Observed;
 use super::error::Error;
-use super::facts::{PodFacts, SetFacts};
+use super::facts::{ClaimFacts, PodFacts, SetFacts};
 use super::owners::{pod_token, set_member};
-use crate::api::IPLease;
+use crate::api::{IPAMClaim, IPLease, OwnerKind, claim_label};
 
 /// Page size when listing a namespace's Pods for a lease without a Pod name.
 const PAGE: u32 = 500;
@@ -26,12 +26,48 @@ pub(crate) async fn observe(
         Some((name, _)) => statefulset(client, lease, &name).await?,
         None => None,
     };
+    if lease.spec.owner_kind == OwnerKind::IPAMClaim {
+        return Ok(Observed {
+            claim: claim(client, lease).await?,
+            ..cached.clone()
+        });
+    }
     Ok(Observed {
         pod: pod(client, lease, cached.pod_deleted.as_deref()).await?,
         set,
         pod_deleted: cached.pod_deleted.clone(),
         age: cached.age,
+        claim: ClaimFacts::default(),
     })
+}
+
+/// A claim's lease: whether its IPAMClaim exists (with the UID the lease was reserved under) and which Pods
+/// labelled as using it have not finished. A missing IPAMClaim CRD reads as no claim.
+async fn claim(client: &Client, lease: &IPLease) -> Result<ClaimFacts, Error> {
+    let ns = &lease.spec.pod_namespace;
+    let name = lease.spec.claim.as_deref().unwrap_or_default();
+    let found = match Api::<IPAMClaim>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        other => other.map_err(read_error(lease, format!("ipamclaim {ns}/{name}")))?,
+    };
+    let exists = found.is_some_and(|c| c.uid().as_deref() == Some(lease.spec.token.as_str()));
+    let mut users = Vec::new();
+    if let Some(label) = claim_label(name).filter(|_| !exists) {
+        let pods = Api::<Pod>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels(&format!("{label}={}", lease.spec.token)))
+            .await
+            .map_err(read_error(lease, format!("pods of ipamclaim {ns}/{name}")))?;
+        users = pods
+            .items
+            .iter()
+            .filter(|p| PodFacts::of(p).finished.is_none())
+            .map(|p| format!("{ns}/{}", p.name_any()))
+            .collect();
+    }
+    Ok(ClaimFacts { exists, users })
 }
 
 fn read_error(lease: &IPLease, object: String) -> impl FnOnce(kube::Error) -> Error {

@@ -19,7 +19,8 @@ use crate::context::Context;
 const CONCURRENCY: u16 = 16;
 
 pub(crate) async fn run(ctx: Arc<Context>, resync: Duration) {
-    let (ctl, writers) = Ctl::new(ctx, resync);
+    let claims = claims_installed(&ctx.client).await;
+    let (ctl, writers) = Ctl::new(ctx, resync, claims);
     let (queue, requests) = futures::channel::mpsc::unbounded();
     let mut tasks = JoinSet::new();
     feeds::spawn(&ctl, writers, queue, resync, &mut tasks);
@@ -28,6 +29,7 @@ pub(crate) async fn run(ctx: Arc<Context>, resync: Duration) {
         leases = ctl.leases.state().len(),
         pods = ctl.pods.state().len(),
         statefulsets = ctl.sets.state().len(),
+        ipamclaims = ctl.claims.state().len(),
         "controller caches synced; reconciling every lease"
     );
     tasks.spawn(publish::run(ctl.clone()));
@@ -51,4 +53,18 @@ pub(crate) async fn run(ctx: Arc<Context>, resync: Duration) {
         }
     })
     .await;
+}
+
+/// Whether the cluster serves IPAMClaims (`k8s.cni.cncf.io/v1alpha1`): their CRD is not nadipam's, and a watch
+/// of a kind the apiserver does not serve fails forever. Without it no claim can hold a lease; one installed
+/// later is watched from the next term on, and until then a claim's lease is decided from live reads.
+async fn claims_installed(client: &kube::Client) -> bool {
+    let gvk = kube::api::GroupVersionKind::gvk("k8s.cni.cncf.io", "v1alpha1", "IPAMClaim");
+    match kube::discovery::pinned_kind(client, &gvk).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::info!(error = %e, "IPAMClaims are not served (no k8s.cni.cncf.io/v1alpha1 IPAMClaim CRD); not watching them");
+            false
+        }
+    }
 }

@@ -12,11 +12,11 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 
 use super::decide::Observed;
 use super::events::Events;
-use super::facts::{PodFacts, SetFacts};
+use super::facts::{ClaimFacts, PodFacts, SetFacts};
 use super::owners::set_member;
 use super::pace::Pacer;
 use super::token_index::{LeaseIndex, PodIndex};
-use crate::api::IPLease;
+use crate::api::{IPAMClaim, IPLease, OwnerKind};
 use crate::context::Context;
 
 pub(crate) struct Ctl {
@@ -24,6 +24,10 @@ pub(crate) struct Ctl {
     pub leases: Store<IPLease>,
     pub pods: Store<Pod>,
     pub sets: Store<StatefulSet>,
+    /// IPAMClaims, when the cluster has their CRD (`claims_watched`); otherwise a claim's lease is decided
+    /// from live reads.
+    pub claims: Store<IPAMClaim>,
+    pub claims_watched: bool,
     pub lease_index: LeaseIndex,
     pub pod_index: PodIndex,
     pub events: Events,
@@ -36,13 +40,19 @@ pub(crate) struct Ctl {
 pub(crate) struct Writers {
     pub pods: Writer<Pod>,
     pub sets: Writer<StatefulSet>,
+    pub claims: Writer<IPAMClaim>,
 }
 
 impl Ctl {
-    pub(crate) fn new(ctx: Arc<Context>, resync: Duration) -> (Arc<Ctl>, Writers) {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        resync: Duration,
+        claims_watched: bool,
+    ) -> (Arc<Ctl>, Writers) {
         let leases = ctx.cache.leases.clone();
         let (pods, pod_w) = reflector::store();
         let (sets, set_w) = reflector::store();
+        let (claims, claim_w) = reflector::store();
         let events = Events::new(
             ctx.client.clone(),
             &ctx.settings.identity,
@@ -54,6 +64,8 @@ impl Ctl {
             leases,
             pods,
             sets,
+            claims,
+            claims_watched,
             lease_index: LeaseIndex::default(),
             pod_index: PodIndex::default(),
             events,
@@ -63,6 +75,7 @@ impl Ctl {
         let writers = Writers {
             pods: pod_w,
             sets: set_w,
+            claims: claim_w,
         };
         (Arc::new(ctl), writers)
     }
@@ -74,6 +87,9 @@ impl Ctl {
         let _ = self.leases.wait_until_ready().await;
         let _ = self.pods.wait_until_ready().await;
         let _ = self.sets.wait_until_ready().await;
+        if self.claims_watched {
+            let _ = self.claims.wait_until_ready().await;
+        }
     }
 
     /// What the caches say about `lease`'s Pod and StatefulSet.
@@ -97,6 +113,24 @@ impl Ctl {
             set,
             pod_deleted: self.pod_index.deleted_pod(&spec.token, now),
             age: age(lease, Timestamp::now()),
+            claim: self.claim(lease),
+        }
+    }
+
+    /// What the claims cache says about a claim's lease. Which Pods use the claim it does not know: a
+    /// release is confirmed by live reads, which do.
+    fn claim(&self, lease: &IPLease) -> ClaimFacts {
+        let spec = &lease.spec;
+        let exists = match (&spec.claim, spec.owner_kind) {
+            (Some(name), OwnerKind::IPAMClaim) => self
+                .claims
+                .get(&ObjectRef::new(name).within(&spec.pod_namespace))
+                .is_some_and(|c| c.uid().as_deref() == Some(spec.token.as_str())),
+            _ => false,
+        };
+        ClaimFacts {
+            exists,
+            users: Vec::new(),
         }
     }
 }

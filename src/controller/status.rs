@@ -290,6 +290,7 @@ mod tests {
                 phase: LeasePhase::Bound,
                 token: "t".into(),
                 owner_kind: OwnerKind::Pod,
+                claim: None,
                 pool: pool.map(str::to_string),
                 network: "ns/n".into(),
             },

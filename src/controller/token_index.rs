@@ -237,6 +237,7 @@ mod tests {
                 phase: LeasePhase::Reserved,
                 token: token.into(),
                 owner_kind: owner,
+                claim: None,
                 pool: None,
                 network: "ns/n".into(),
             },

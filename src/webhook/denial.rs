@@ -194,6 +194,59 @@ pub enum Denial {
     },
     #[error("the Pod has no namespace")]
     NoNamespace,
+    #[error(
+        "network {network}: ipam-claim-reference {claim}: IPAMClaim {namespace}/{claim} does not exist; create it \
+         before the Pod (an IPAMClaim is looked up in the Pod's namespace)"
+    )]
+    ClaimMissing {
+        network: String,
+        namespace: String,
+        claim: String,
+    },
+    #[error(
+        "network {network}: ipam-claim-reference {claim}: IPAMClaim {namespace}/{claim} is for network \
+         {claimed:?} (spec.network), not this one; name a claim whose spec.network is {valid}"
+    )]
+    ClaimNetwork {
+        network: String,
+        namespace: String,
+        claim: String,
+        claimed: String,
+        valid: String,
+    },
+    #[error(
+        "network {network}: ipam-claim-reference {claim}: IPAMClaim {namespace}/{claim} is already used by pods \
+         {pods}; at most two Pods share a claim at once (a live migration's source and target): wait for one to \
+         end, or give this Pod a claim of its own"
+    )]
+    ClaimBusy {
+        network: String,
+        namespace: String,
+        claim: String,
+        pods: String,
+    },
+    #[error(
+        "network {network}: ipam-claim-reference {claim}: IPAMClaim {namespace}/{claim} holds {held}, but the Pod \
+         asks for {asked}; a claim keeps the addresses its first Pod got: drop the request, or use a new claim"
+    )]
+    ClaimHolds {
+        network: String,
+        namespace: String,
+        claim: String,
+        held: String,
+        asked: String,
+    },
+    #[error(
+        "network {network}: ipam-claim-reference {claim}: could not read IPAMClaim {namespace}/{claim} or its \
+         Pods: the API server answered {source}; retry the request (is the IPAMClaim CRD, k8s.cni.cncf.io, \
+         installed?)"
+    )]
+    ClaimApi {
+        network: String,
+        namespace: String,
+        claim: String,
+        source: Box<kube::Error>,
+    },
 }
 
 /// One pool, or several tried in order, without a free address of a family.
@@ -292,6 +345,10 @@ impl Denial {
             Denial::TokenHeld { .. } => "reservation_held",
             Denial::Api { .. } | Denial::MacApi { .. } | Denial::TokenApi { .. } => "api_error",
             Denial::NoNamespace => "malformed_request",
+            Denial::ClaimMissing { .. } => "unknown_claim",
+            Denial::ClaimNetwork { .. } | Denial::ClaimHolds { .. } => "claim_mismatch",
+            Denial::ClaimBusy { .. } => "claim_in_use",
+            Denial::ClaimApi { .. } => "api_error",
         }
     }
 
@@ -308,7 +365,8 @@ impl Denial {
             Denial::UnknownNad { .. }
             | Denial::NoSubnet { .. }
             | Denial::UnknownSubnet { .. }
-            | Denial::UnknownPool { .. } => 404,
+            | Denial::UnknownPool { .. }
+            | Denial::ClaimMissing { .. } => 404,
             Denial::PoolSubnetLookup { source, .. } => source.code(),
             Denial::Held { .. }
             | Denial::MacHeld { .. }
@@ -316,14 +374,20 @@ impl Denial {
             | Denial::PoolKept { .. }
             | Denial::SubnetOverlap { .. }
             | Denial::PoolsFull { .. }
-            | Denial::TokenHeld { .. } => 409,
+            | Denial::TokenHeld { .. }
+            | Denial::ClaimBusy { .. }
+            | Denial::ClaimHolds { .. } => 409,
             Denial::Alloc { source, .. } => alloc_code(source),
             Denial::Requested { source, .. } => alloc_code(source),
             Denial::Layout { .. }
             | Denial::BadPool { .. }
             | Denial::PoolSubnet { .. }
-            | Denial::PoolNetwork { .. } => 422,
-            Denial::Api { .. } | Denial::MacApi { .. } | Denial::TokenApi { .. } => 500,
+            | Denial::PoolNetwork { .. }
+            | Denial::ClaimNetwork { .. } => 422,
+            Denial::Api { .. }
+            | Denial::MacApi { .. }
+            | Denial::TokenApi { .. }
+            | Denial::ClaimApi { .. } => 500,
         }
     }
 }

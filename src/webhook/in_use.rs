@@ -103,6 +103,7 @@ pub(crate) mod tests {
                 phase: LeasePhase::Bound,
                 token: "t".into(),
                 owner_kind: OwnerKind::Pod,
+                claim: None,
                 pool: pool.map(str::to_string),
                 network: format!("default/{subnet}"),
             })

@@ -59,12 +59,17 @@ impl Server {
     }
 }
 
-/// nadipam's CRDs (and Multus's NAD CRD, which no Multus installs here) applied to the cluster once.
+/// nadipam's CRDs (and Multus's NAD CRD, which no Multus installs here, and the multi-network IPAMClaim CRD,
+/// which KubeVirt would) applied to the cluster once.
 pub fn install_crds(cluster: &Cluster) {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for f in ["manifests/crds", "e2e/manifests/nad-crd.yaml"] {
+        for f in [
+            "manifests/crds",
+            "e2e/manifests/nad-crd.yaml",
+            "e2e/manifests/ipamclaim-crd.yaml",
+        ] {
             run(cluster
                 .kubectl()
                 .args(["apply", "--server-side", "--force-conflicts", "-f"])
@@ -77,6 +82,7 @@ pub fn install_crds(cluster: &Cluster) {
                 "ippools.nadipam.io",
                 "ipleases.nadipam.io",
                 "network-attachment-definitions.k8s.cni.cncf.io",
+                "ipamclaims.k8s.cni.cncf.io",
             ],
         );
     });

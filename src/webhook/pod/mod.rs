@@ -1,5 +1,6 @@
 //! Pod CREATE: allocate every nadipam attachment and patch the results onto the Pod.
 
+mod claim;
 mod default_network;
 pub(crate) mod guard;
 mod lookup;
@@ -199,13 +200,22 @@ async fn allocate(
         },
         dry_run: req.dry_run,
         prior: &prior,
+        claim: None,
     };
+    let mut claims = Vec::with_capacity(planned.len());
+    for p in &planned {
+        claims.push(claim::resolve(ctx, namespace, p).await?);
+    }
     let mut created = Vec::new();
     let mut kept = Vec::new();
     let mut results = Vec::new();
     let mut warnings = Vec::new();
-    for p in &planned {
-        match request.reserve(p).await {
+    for (p, claimed) in planned.iter().zip(&claims) {
+        let reserved = match claimed {
+            Some(c) => request.held_by_claim(&c.name, &c.uid).reserve(p).await,
+            None => request.reserve(p).await,
+        };
+        match reserved {
             Ok(r) => {
                 created.extend(r.created.iter().cloned());
                 kept.extend(r.kept.iter().cloned());
@@ -241,13 +251,29 @@ async fn allocate(
         request.drop_stale(&kept).await;
     }
     out.insert(keys::RESERVATION.to_string(), token.clone());
+    if !req.dry_run {
+        for ((p, r), c) in planned.iter().zip(&results).zip(&claims) {
+            if let Some(c) = c {
+                let ips = with_prefixes(&r.ip, &p.subnet.spec.cidr_block)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                c.record(ctx, ips, name, &p.network.to_string()).await;
+            }
+        }
+    }
+    let claim_labels: Vec<(String, String)> = claims
+        .iter()
+        .flatten()
+        .map(|c| (c.label.clone(), c.uid.clone()))
+        .collect();
     tracing::info!(
         attachments = results.len(),
         dry_run = req.dry_run,
         reinvoked = !prior.is_empty(),
         "allocated"
     );
-    Ok(Some((patch(pod, out, &token), warnings)))
+    Ok(Some((patch(pod, out, &token, claim_labels), warnings)))
 }
 
 /// Writes each attachment's MAC (and a fixed request's addresses) into the Pod's own `networks` /
@@ -368,9 +394,15 @@ fn usage_warning(ctx: &Context, p: &Planned) -> Option<String> {
         })
 }
 
-/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none), and the reservation
-/// token as a label: a Pod copying another's token is found by it ([`token::judge`]).
-fn patch(pod: &Pod, annotations: BTreeMap<String, String>, token: &str) -> Patch {
+/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none), and as labels the
+/// reservation token (a Pod copying another's token is found by it, [`token::judge`]) and the IPAMClaims the
+/// Pod uses (their Pods are counted by it).
+fn patch(
+    pod: &Pod,
+    annotations: BTreeMap<String, String>,
+    token: &str,
+    claims: Vec<(String, String)>,
+) -> Patch {
     let add = |path: PointerBuf, value: serde_json::Value| {
         PatchOperation::Add(AddOperation { path, value })
     };
@@ -393,12 +425,12 @@ fn patch(pod: &Pod, annotations: BTreeMap<String, String>, token: &str) -> Patch
         pod.metadata.annotations.is_some(),
         annotations,
     );
+    let mut labels: BTreeMap<String, String> = claims.into_iter().collect();
     if token::is_label_value(token) {
-        map_or_keys(
-            "labels",
-            pod.metadata.labels.is_some(),
-            [(keys::RESERVATION.to_string(), token.to_string())].into(),
-        );
+        labels.insert(keys::RESERVATION.to_string(), token.to_string());
+    }
+    if !labels.is_empty() {
+        map_or_keys("labels", pod.metadata.labels.is_some(), labels);
     }
     Patch(ops)
 }
@@ -415,7 +447,7 @@ mod tests {
             "macvlan.default.kubernetes.io/ip_address".to_string(),
             "172.17.0.11".to_string(),
         );
-        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1")).unwrap();
+        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1", Vec::new())).unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations",
@@ -424,11 +456,18 @@ mod tests {
         );
         pod.metadata.annotations = Some(BTreeMap::new());
         pod.metadata.labels = Some(BTreeMap::new());
-        let p = serde_json::to_value(patch(&pod, ann, "t-1")).unwrap();
+        let p = serde_json::to_value(patch(
+            &pod,
+            ann,
+            "t-1",
+            vec![("ipamclaims.nadipam.io/vm-a".into(), "u-1".into())],
+        ))
+        .unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations/macvlan.default.kubernetes.io~1ip_address",
                 "value": "172.17.0.11"},
+                {"op": "add", "path": "/metadata/labels/ipamclaims.nadipam.io~1vm-a", "value": "u-1"},
                 {"op": "add", "path": "/metadata/labels/nadipam.io~1reservation", "value": "t-1"}])
         );
     }

@@ -96,6 +96,8 @@ pub(crate) struct Planned {
     /// The annotation that asked for specific addresses (`ip_address`, `ip_pool` list, Multus `ips`), named
     /// when such an address cannot be given.
     pub request_key: Option<String>,
+    /// The IPAMClaim the element names (`ipam-claim-reference`): it, not the Pod, holds the addresses.
+    pub claim: Option<String>,
 }
 
 /// Who is asking: the parts of the Pod the plan depends on.
@@ -238,6 +240,7 @@ fn plan_one(
         pool,
         kept,
         request_key,
+        claim: req.claim.clone(),
     })
 }
 

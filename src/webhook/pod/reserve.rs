@@ -36,6 +36,8 @@ pub(crate) struct Request<'a> {
     /// The leases of `token` read live when the Pod arrived carrying it (a reinvocation): the cache may not
     /// show them yet.
     pub prior: &'a [Arc<IPLease>],
+    /// The IPAMClaim holding what this request reserves (then `token` is the claim's UID).
+    pub claim: Option<&'a str>,
 }
 
 /// What one attachment got.
@@ -188,7 +190,21 @@ impl PoolsFull {
     }
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    /// The same request for an attachment whose addresses an IPAMClaim holds: its leases carry the claim's
+    /// UID as their token, so every Pod naming the claim finds them.
+    pub(crate) fn held_by_claim(&self, name: &'a str, uid: &'a str) -> Request<'a> {
+        Request {
+            ctx: self.ctx,
+            token: uid,
+            pod: self.pod,
+            owner: OwnerKind::IPAMClaim,
+            dry_run: self.dry_run,
+            prior: &[],
+            claim: Some(name),
+        }
+    }
+
     fn api(&self) -> Api<IPLease> {
         Api::all(self.ctx.client.clone())
     }
@@ -241,7 +257,17 @@ impl Request<'_> {
             return Ok(None);
         };
         if !satisfies(p, &leases, mac) {
-            return Ok(None);
+            return match self.claim {
+                // A claim keeps what its first Pod got.
+                Some(claim) => Err(Denial::ClaimHolds {
+                    network: p.network.to_string(),
+                    namespace: self.pod.namespace.to_string(),
+                    claim: claim.to_string(),
+                    held: format!("{ip} (MAC {mac})"),
+                    asked: asked(p),
+                }),
+                None => Ok(None),
+            };
         }
         let takeover: Vec<&Arc<IPLease>> = leases
             .iter()
@@ -297,7 +323,7 @@ impl Request<'_> {
     fn leases_of(&self, p: &Planned) -> Vec<Arc<IPLease>> {
         let index = &self.ctx.cache.index;
         let mut names = index.by_token(self.token);
-        if !self.pod.name.is_empty() {
+        if !self.pod.name.is_empty() && self.claim.is_none() {
             names.extend(index.by_pod(self.pod.namespace, self.pod.name));
         }
         let mut leases: Vec<Arc<IPLease>> = self.prior.to_vec();
@@ -310,8 +336,11 @@ impl Request<'_> {
         }
         let subnet = p.subnet.name_any();
         let network = p.network.to_string();
+        // A claim's leases serve whichever interface name the Pod naming it gives the attachment.
         leases.retain(|l| {
-            l.spec.subnet == subnet && l.spec.network == network && l.spec.interface == p.interface
+            l.spec.subnet == subnet
+                && l.spec.network == network
+                && (self.claim.is_some() || l.spec.interface == p.interface)
         });
         leases
     }
@@ -736,11 +765,14 @@ impl Request<'_> {
                 provider: p.provider.clone(),
                 interface: p.interface.clone(),
                 pod_namespace: self.pod.namespace.to_string(),
-                pod_name: (!self.pod.name.is_empty()).then(|| self.pod.name.to_string()),
+                // A claim's lease is held by the claim, whichever Pod uses it.
+                pod_name: (!self.pod.name.is_empty() && self.claim.is_none())
+                    .then(|| self.pod.name.to_string()),
                 pod_uid: None,
                 phase: LeasePhase::Reserved,
                 token: self.token.to_string(),
                 owner_kind: self.owner,
+                claim: self.claim.map(str::to_string),
                 pool: pool.map(str::to_string),
                 network: p.network.to_string(),
             },
@@ -770,6 +802,29 @@ impl Request<'_> {
 /// Every address IPPools keep from an attachment that does not name them.
 pub(crate) fn kept_ranges(p: &Planned) -> Vec<IpRange> {
     p.kept.iter().flat_map(|(_, r)| r.iter().copied()).collect()
+}
+
+/// What an attachment asks for, for a message.
+fn asked(p: &Planned) -> String {
+    let what = match &p.choice {
+        Choice::Fixed(pair) => pair.to_string(),
+        Choice::List { .. } => "an entry of its ip_pool list".to_string(),
+        Choice::Pools(plan) => {
+            let mut names: Vec<&str> = plan
+                .v4
+                .iter()
+                .chain(&plan.v6)
+                .map(|c| c.name.as_str())
+                .collect();
+            names.dedup();
+            format!("an address of IPPool {}", names.join(", "))
+        }
+        Choice::Any => "an address outside every IPPool".to_string(),
+    };
+    match p.mac {
+        Some(mac) => format!("{what} with MAC {mac}"),
+        None => what,
+    }
 }
 
 /// Whether leases found for an attachment still give what it asks now: the requested addresses, an entry of
