@@ -1053,6 +1053,9 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
         ),
         (&server, "patch", "leases.coordination.k8s.io/other", false),
         (&server, "create", "events.events.k8s.io", true),
+        (&server, "watch", "ipamclaims.k8s.cni.cncf.io", true),
+        (&server, "patch", "ipamclaims.k8s.cni.cncf.io", false),
+        (&server, "delete", "ipamclaims.k8s.cni.cncf.io", false),
     ] {
         assert_eq!(
             can_i(user, &ns, verb, res),

@@ -704,3 +704,97 @@ fn node_suite_spiderpool_ovs_guide_on_two_nodes() {
     wait_leases_released("test-app", &tokens);
     let _ = common::kubectl(&["delete", "--ignore-not-found", "-f", "-"], &guide);
 }
+
+/// A KubeVirt-style persistent address: a Pod naming an IPAMClaim gets the claim's address; deleted and
+/// re-created on the other node (a VM restarted elsewhere) it has the same address and MAC on net1, reachable by
+/// ping; the address goes once the claim is deleted and the last Pod using it is gone.
+#[test]
+fn node_suite_ipamclaim_address_follows_the_vm_across_pods_and_nodes() {
+    let _serial = serial();
+    cluster_with_nodes(2);
+    nadipam();
+    let pods = ["vm-a-1", "vm-a-2", "peer"];
+    delete_pods(&pods);
+    let _network = guide_network();
+    let _ = kubectl(&[
+        "delete",
+        "ipamclaim",
+        "vm-a",
+        "--ignore-not-found",
+        "--wait=true",
+    ]);
+    apply(
+        r#"apiVersion: k8s.cni.cncf.io/v1alpha1
+kind: IPAMClaim
+metadata:
+  name: vm-a
+  namespace: default
+spec:
+  network: default/macvlan
+  interface: net1
+"#,
+    );
+    let element = r#"[{"name": "macvlan", "namespace": "default", "interface": "net1", "ipam-claim-reference": "vm-a"}]"#;
+
+    let t0 = Instant::now();
+    apply(&pod_yaml("vm-a-1", "node-1", &[(NETWORKS, element)]));
+    wait_running("vm-a-1", t0);
+    let (first_ips, first_mac) = net1("vm-a-1");
+    assert_eq!(first_ips.len(), 1, "vm-a-1's net1: {first_ips:?}");
+    let claim = kubectl(&[
+        "get",
+        "ipamclaim",
+        "vm-a",
+        "-o",
+        "jsonpath={.status.ips[0]}",
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        claim, first_ips[0],
+        "the claim's status.ips is the Pod's net1 address"
+    );
+
+    // The VM restarts on the other node: the Pod is deleted and another one names the same claim.
+    delete_pods(&["vm-a-1"]);
+    let t1 = Instant::now();
+    apply(&pod_yaml("vm-a-2", "node-2", &[(NETWORKS, element)]));
+    let again = wait_running("vm-a-2", t1);
+    eprintln!("claim Pod re-created on the other node -> Running: {again:?}");
+    let (ips, mac) = net1("vm-a-2");
+    assert_eq!(ips, first_ips, "same address on net1 after re-creation");
+    assert_eq!(mac, first_mac, "same MAC on net1 after re-creation");
+
+    // Reachable at that address from a Pod on the first node.
+    apply(&pod_yaml(
+        "peer",
+        "node-1",
+        &[(NETWORKS, "default/macvlan")],
+    ));
+    wait_running("peer", Instant::now());
+    let addr = ips[0].split('/').next().unwrap_or_default().to_string();
+    ping("peer", &addr, 3);
+
+    // The claim deleted while vm-a-2 runs: the address stays until the Pod is gone, then it is released.
+    kubectl(&["delete", "ipamclaim", "vm-a", "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(2));
+    let held = kubectl(&["get", "ipleases", "-o", "jsonpath={.items[*].spec.claim}"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        held.contains("vm-a"),
+        "the claim's lease stays while its Pod runs: {held:?}"
+    );
+    delete_pods(&["vm-a-2", "peer"]);
+    wait_until(
+        "the deleted claim's lease released",
+        Duration::from_secs(60),
+        || {
+            let held = kubectl(&["get", "ipleases", "-o", "jsonpath={.items[*].spec.claim}"])?;
+            if held.contains("vm-a") {
+                Err(held)
+            } else {
+                Ok(())
+            }
+        },
+        || nadipam().log_tail(),
+    );
+}
