@@ -348,3 +348,55 @@ async fn a_claim_is_refused_unless_it_exists_in_the_pods_namespace_for_that_netw
     })
     .await;
 }
+
+/// Two Pods naming a new claim at the same moment (a VM and its migration target created together, or a
+/// controller retrying): both get the same address, and the claim holds one lease. Raced over several claims.
+#[tokio::test]
+async fn two_pods_racing_for_a_new_claim_get_one_address() {
+    let net = setup("claimsrace", "10.73.0.0/24").await;
+    const CLAIMS: usize = 6;
+    for i in 0..CLAIMS {
+        net.claim(&format!("vm-{i}"), "macvlan").await;
+    }
+    // The claims reach nobody's cache: admission reads them live.
+    for i in 0..CLAIMS {
+        let claim = format!("vm-{i}");
+        let (a, b) = (
+            net.pod(&format!("vm-{i}-a"), &claim, json!({})),
+            net.pod(&format!("vm-{i}-b"), &claim, json!({})),
+        );
+        let (a, b) = tokio::join!(net.must_create(&a), net.must_create(&b));
+        assert_eq!(
+            (
+                net.annotation(&a, "ip_address"),
+                net.annotation(&a, "mac_address")
+            ),
+            (
+                net.annotation(&b, "ip_address"),
+                net.annotation(&b, "mac_address")
+            ),
+            "both Pods of claim {claim} have its address and MAC"
+        );
+        let status = net
+            .claims()
+            .get_status(&claim)
+            .await
+            .unwrap()
+            .status
+            .unwrap();
+        assert_eq!(
+            status.ips,
+            [format!("{}/24", net.annotation(&a, "ip_address"))],
+            "claim {claim}'s status"
+        );
+    }
+    until("the losers' leases given back", || async {
+        net.leases().await.len() == CLAIMS
+    })
+    .await;
+    let leases = net.leases().await;
+    let mut claims: Vec<_> = leases.iter().filter_map(|l| l.spec.claim.clone()).collect();
+    claims.sort();
+    claims.dedup();
+    assert_eq!(claims.len(), CLAIMS, "one lease per claim: {leases:?}");
+}

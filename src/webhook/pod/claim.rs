@@ -5,6 +5,12 @@
 //! At most two Pods use a claim at once: a live migration's source and target. Each Pod naming a claim is
 //! labelled `ipamclaims.nadipam.io/<claim>: <claim uid>`, which is how a third is found and refused, and how
 //! the controller knows a deleted claim's addresses are still in use.
+//!
+//! Two Pods naming a new claim at the same moment must not both allocate: the claim's status is the
+//! compare-and-swap point. The first allocation writes `status.ips` with the claim's resourceVersion as read
+//! before it; the admission that loses that write gives its leases back and takes the winner's.
+
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -13,12 +19,15 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 
 use super::plan::Planned;
-use crate::api::{CLAIM_CONDITION, IPAMClaim, claim_label};
+use super::reserve::{Request, Reserved};
+use crate::api::{CLAIM_CONDITION, IPAMClaim, IPLease, claim_label, token_selector};
 use crate::context::Context;
 use crate::webhook::denial::Denial;
 
 /// Pods that may use one claim at the same time.
 const MAX_USERS: usize = 2;
+/// Rounds of losing the claim's first allocation to another admission before giving up.
+const ATTEMPTS: u32 = 3;
 
 /// A claim an attachment draws its addresses from, as read at admission.
 pub(crate) struct Claimed {
@@ -31,6 +40,10 @@ pub(crate) struct Claimed {
     /// `status.ips` as read, so an unchanged status is not written again.
     ips: Vec<String>,
     generation: Option<i64>,
+    /// The claim's resourceVersion as read: the precondition of the first allocation's status write.
+    version: Option<String>,
+    /// The claim's leases, read live.
+    pub leases: Vec<Arc<IPLease>>,
 }
 
 /// The claim `p` names, read live (claims are few and the first Pod's admission must see one created a moment
@@ -95,6 +108,14 @@ pub(crate) async fn resolve(
             pods: users.join(", "),
         });
     }
+    let leases = Api::<IPLease>::all(ctx.client.clone())
+        .list(&ListParams::default().labels(&token_selector(&uid)))
+        .await
+        .map_err(api_error)?
+        .items
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     Ok(Some(Claimed {
         name: name.to_string(),
         namespace: namespace.to_string(),
@@ -102,7 +123,53 @@ pub(crate) async fn resolve(
         label,
         ips: claim.status.map(|s| s.ips).unwrap_or_default(),
         generation: claim.metadata.generation,
+        version: claim.metadata.resource_version,
+        leases,
     }))
+}
+
+/// Reserves `p`'s addresses for the claim: its leases when it has them, else new ones, committed by the
+/// claim's status write ([`Claimed::commit`]). Losing that write to another admission (the same claim's
+/// first allocation, at the same moment) gives the new leases back and starts over from the claim as it is now.
+pub(crate) async fn reserve(
+    request: &Request<'_>,
+    p: &Planned,
+    claimed: &mut Claimed,
+    pod: &str,
+) -> Result<Reserved, Denial> {
+    let ctx = request.ctx;
+    for _ in 0..ATTEMPTS {
+        let held = request.held_by_claim(&claimed.name, &claimed.uid, &claimed.leases);
+        let r = held.reserve(p).await?;
+        if r.created.is_empty() || request.dry_run {
+            return Ok(r);
+        }
+        match claimed.commit(ctx, p, &r, pod).await {
+            Ok(ips) => {
+                claimed.ips = ips;
+                return Ok(r);
+            }
+            Err(e) if matches!(&e, kube::Error::Api(s) if s.code == 409) => {
+                tracing::info!(claim = %format!("{}/{}", claimed.namespace, claimed.name), "another admission allocated for the claim first; taking its addresses");
+                held.undo(p, &r).await;
+                *claimed = resolve(ctx, &claimed.namespace, p).await?.ok_or_else(|| {
+                    Denial::Contention {
+                        network: p.network.to_string(),
+                        attempts: 1,
+                    }
+                })?;
+            }
+            Err(e) => {
+                // The leases hold the addresses; the status is a record of them.
+                tracing::warn!(claim = %format!("{}/{}", claimed.namespace, claimed.name), error = %e, "could not record the claim's addresses in its status");
+                return Ok(r);
+            }
+        }
+    }
+    Err(Denial::Contention {
+        network: p.network.to_string(),
+        attempts: ATTEMPTS,
+    })
 }
 
 /// What a claim's `spec.network` may say for this attachment: the NAD's CNI config `name` (as KubeVirt and
@@ -153,13 +220,8 @@ async fn users(
 }
 
 impl Claimed {
-    /// Records the claim's addresses in its status (`ips` with the Subnet's prefix, the first Pod by name when
-    /// it has one, condition `IPsAllocated`), unless the status already says so. The leases are what holds
-    /// the addresses: a failed write is logged, not refused.
-    pub(crate) async fn record(&self, ctx: &Context, ips: Vec<String>, pod: &str, network: &str) {
-        if ips == self.ips {
-            return;
-        }
+    /// The status that records `ips`: the addresses, the first Pod by name when it has one, `IPsAllocated`.
+    fn status(&self, ips: &[String], pod: &str, network: &str) -> serde_json::Value {
         let condition = Condition {
             type_: CLAIM_CONDITION.to_string(),
             status: "True".to_string(),
@@ -172,16 +234,56 @@ impl Claimed {
         if !pod.is_empty() {
             status["ownerPod"] = serde_json::json!({ "name": pod });
         }
-        let api: Api<IPAMClaim> = Api::namespaced(ctx.client.clone(), &self.namespace);
-        if let Err(e) = api
-            .patch_status(
-                &self.name,
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
+        status
+    }
+
+    async fn patch_status(
+        &self,
+        ctx: &Context,
+        body: serde_json::Value,
+    ) -> Result<IPAMClaim, kube::Error> {
+        Api::<IPAMClaim>::namespaced(ctx.client.clone(), &self.namespace)
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(body))
             .await
-        {
+    }
+
+    /// The first allocation's status write, on the claim as it was read: a 409 means another admission
+    /// wrote the claim meanwhile.
+    async fn commit(
+        &self,
+        ctx: &Context,
+        p: &Planned,
+        r: &Reserved,
+        pod: &str,
+    ) -> Result<Vec<String>, kube::Error> {
+        let ips = prefixed(p, r);
+        let body = serde_json::json!({
+            "metadata": { "resourceVersion": self.version },
+            "status": self.status(&ips, pod, &p.network.to_string()),
+        });
+        self.patch_status(ctx, body).await?;
+        Ok(ips)
+    }
+
+    /// Records the claim's addresses in its status unless it already says so (a Pod reusing them, a status
+    /// written by someone else). The leases are what holds the addresses: a failed write is logged, not
+    /// refused.
+    pub(crate) async fn record(&self, ctx: &Context, p: &Planned, r: &Reserved, pod: &str) {
+        let ips = prefixed(p, r);
+        if ips == self.ips {
+            return;
+        }
+        let body = serde_json::json!({ "status": self.status(&ips, pod, &p.network.to_string()) });
+        if let Err(e) = self.patch_status(ctx, body).await {
             tracing::warn!(claim = %format!("{}/{}", self.namespace, self.name), error = %e, "could not record the claim's addresses in its status");
         }
     }
+}
+
+/// The reserved addresses with the prefix length of their Subnet block, as `status.ips` holds them.
+fn prefixed(p: &Planned, r: &Reserved) -> Vec<String> {
+    super::with_prefixes(&r.ip, &p.subnet.spec.cidr_block)
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }

@@ -209,10 +209,11 @@ async fn allocate(
     let mut created = Vec::new();
     let mut kept = Vec::new();
     let mut results = Vec::new();
+    let mut reservations = Vec::new();
     let mut warnings = Vec::new();
-    for (p, claimed) in planned.iter().zip(&claims) {
+    for (p, claimed) in planned.iter().zip(&mut claims) {
         let reserved = match claimed {
-            Some(c) => request.held_by_claim(&c.name, &c.uid).reserve(p).await,
+            Some(c) => claim::reserve(&request, p, c, name).await,
             None => request.reserve(p).await,
         };
         match reserved {
@@ -221,6 +222,7 @@ async fn allocate(
                 kept.extend(r.kept.iter().cloned());
                 warnings.extend(usage_warning(ctx, p));
                 results.push(result_of(&ctx.cache, p, &r));
+                reservations.push(r);
             }
             Err(denial) => {
                 request.delete_all(&created).await;
@@ -252,13 +254,9 @@ async fn allocate(
     }
     out.insert(keys::RESERVATION.to_string(), token.clone());
     if !req.dry_run {
-        for ((p, r), c) in planned.iter().zip(&results).zip(&claims) {
+        for ((p, r), c) in planned.iter().zip(&reservations).zip(&claims) {
             if let Some(c) = c {
-                let ips = with_prefixes(&r.ip, &p.subnet.spec.cidr_block)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-                c.record(ctx, ips, name, &p.network.to_string()).await;
+                c.record(ctx, p, r, name).await;
             }
         }
     }
@@ -321,7 +319,7 @@ fn hand_over(
 }
 
 /// The addresses with the prefix length of the Subnet block (`v4cidr[,v6cidr]`) that holds each.
-fn with_prefixes(ip: &crate::alloc::IpPair, cidr_block: &str) -> Vec<ipnet::IpNet> {
+pub(super) fn with_prefixes(ip: &crate::alloc::IpPair, cidr_block: &str) -> Vec<ipnet::IpNet> {
     let blocks: Vec<ipnet::IpNet> = cidr_block
         .split(',')
         .filter_map(|c| c.trim().parse().ok())

@@ -193,14 +193,20 @@ impl PoolsFull {
 impl<'a> Request<'a> {
     /// The same request for an attachment whose addresses an IPAMClaim holds: its leases carry the claim's
     /// UID as their token, so every Pod naming the claim finds them.
-    pub(crate) fn held_by_claim(&self, name: &'a str, uid: &'a str) -> Request<'a> {
+    /// `leases`: the claim's leases read live (the first Pod's may not be cached yet when the next arrives).
+    pub(crate) fn held_by_claim(
+        &self,
+        name: &'a str,
+        uid: &'a str,
+        leases: &'a [Arc<IPLease>],
+    ) -> Request<'a> {
         Request {
             ctx: self.ctx,
             token: uid,
             pod: self.pod,
             owner: OwnerKind::IPAMClaim,
             dry_run: self.dry_run,
-            prior: &[],
+            prior: leases,
             claim: Some(name),
         }
     }
@@ -576,7 +582,7 @@ impl<'a> Request<'a> {
     }
 
     /// Gives back what a reservation took: its leases deleted, its addresses unmarked in the view.
-    async fn undo(&self, p: &Planned, done: &Reserved) {
+    pub(crate) async fn undo(&self, p: &Planned, done: &Reserved) {
         self.delete_all(&done.created).await;
         self.with_view(p, |v| {
             done.ip.addrs().for_each(|ip| _ = v.alloc.release(ip))
