@@ -127,10 +127,11 @@ fn no_subnet(net: &Network) -> String {
     )
 }
 
-/// True for an answer that will not change by retrying the same write: a webhook or schema refusal.
+/// The message of an answer to a server-side apply that retrying the same write will not change: a webhook or
+/// schema refusal (a forced apply has no field conflicts, so a 409 is the Subnet webhook's Conflict).
 fn refused(e: &kube::Error) -> Option<String> {
     match e {
-        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429 => {
+        kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429 => {
             Some(s.message.clone())
         }
         _ => None,
