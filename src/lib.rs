@@ -34,5 +34,7 @@ pub mod fuzzing;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
+/// Networks: the NAD (and Subnet) each typed `Network` generates (leader only).
+pub mod network;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.
 pub mod webhook;

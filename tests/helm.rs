@@ -351,6 +351,7 @@ fn helm_install_test_guides_upgrade_under_load_and_uninstall() {
         "subnets.nadipam.io",
         "ippools.nadipam.io",
         "ipleases.nadipam.io",
+        "networks.nadipam.io",
     ])
     .unwrap_or_else(|e| panic!("CRDs kept after uninstall: {e}"));
     assert_eq!(leases_of("static-ip").len(), 1, "static-ip's lease kept");

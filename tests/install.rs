@@ -983,6 +983,7 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
             "subnets.nadipam.io",
             "ippools.nadipam.io",
             "ipleases.nadipam.io",
+            "networks.nadipam.io",
         ],
     );
     let targets = config::targets(&suffix);
@@ -995,7 +996,7 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
         .get(&targets.validating)
         .await
         .unwrap_or_else(|e| panic!("validating configuration {}: {e}", targets.validating));
-    assert_eq!(v.webhooks.as_ref().map(Vec::len), Some(6));
+    assert_eq!(v.webhooks.as_ref().map(Vec::len), Some(7));
     let kubectl_get = |args: &[&str]| run(cluster_info().kubectl().args(["get"]).args(args));
     for obj in [
         format!("clusterrole/{release}-server"),
@@ -1027,6 +1028,30 @@ async fn helm_install_registers_everything_and_uninstall_removes_it() {
         (&server, "create", "ipleases.nadipam.io", true),
         (&server, "delete", "ipleases.nadipam.io", true),
         (&server, "update", "ipleases.nadipam.io", false),
+        // Networks: the NAD and Subnet each generates, its finalizer and status; NADs are never deleted by
+        // the server (the garbage collector does, by ownerReference).
+        (
+            &server,
+            "create",
+            "network-attachment-definitions.k8s.cni.cncf.io",
+            true,
+        ),
+        (
+            &server,
+            "patch",
+            "network-attachment-definitions.k8s.cni.cncf.io",
+            true,
+        ),
+        (
+            &server,
+            "delete",
+            "network-attachment-definitions.k8s.cni.cncf.io",
+            false,
+        ),
+        (&server, "create", "subnets.nadipam.io", true),
+        (&server, "delete", "subnets.nadipam.io", true),
+        (&server, "patch", "networks.nadipam.io", true),
+        (&server, "create", "networks.nadipam.io", false),
         (&server, "watch", "pods", true),
         (&server, "create", "pods", false),
         (&server, "create", "secrets", true),

@@ -582,12 +582,115 @@ fn node_suite_spiderpool_ovs_guide_on_two_nodes() {
     let guide = spiderpool_guide();
     // An earlier run's (or the demo's) test-app, with its Pods: they would be counted as this run's.
     delete_deployment("test-app");
-    let _ = common::kubectl(
-        &["delete", "--ignore-not-found", "--wait=true", "-f", "-"],
-        &guide,
+    for objects in [spiderpool_guide_as_network(), guide.clone()] {
+        let _ = common::kubectl(
+            &["delete", "--ignore-not-found", "--wait=true", "-f", "-"],
+            &objects,
+        );
+    }
+    run_spiderpool_guide(&guide);
+    let _ = common::kubectl(&["delete", "--ignore-not-found", "-f", "-"], &guide);
+}
+
+/// The Spiderpool guide with its NAD (and the Subnet nadipam needs) written as one `Network`, as the guide
+/// writes its SpiderMultusConfig: the controller generates the guide's NAD from it.
+#[test]
+fn node_suite_spiderpool_ovs_guide_from_a_network() {
+    let _serial = serial();
+    cluster_with_nodes(2);
+    nadipam();
+    let objects = spiderpool_guide_as_network();
+    delete_deployment("test-app");
+    for text in [spiderpool_guide(), objects.clone()] {
+        let _ = common::kubectl(
+            &["delete", "--ignore-not-found", "--wait=true", "-f", "-"],
+            &text,
+        );
+    }
+    // The Network first: the IPPool names its Subnet and the Deployment its NAD, which it generates.
+    apply(SPIDERPOOL_NETWORK);
+    wait_until(
+        "Network kube-system/ovs-conf Ready",
+        Duration::from_secs(30),
+        || {
+            let ready = kubectl(&[
+                "get",
+                "nnet",
+                "ovs-conf",
+                "-n",
+                "kube-system",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ])?;
+            if ready == "True" { Ok(()) } else { Err(ready) }
+        },
+        || nadipam().log_tail(),
     );
+    run_spiderpool_guide(&objects);
+    // The guide's NAD config, plus the name Multus would give it, is what the Network generated.
+    let guide = spiderpool_guide();
+    let start = guide.find("config: '").expect("the guide's NAD config") + "config: '".len();
+    let len = guide[start..].find('\'').expect("end of the config");
+    let mut want: serde_json::Value =
+        serde_json::from_str(&guide[start..start + len]).expect("the guide's config is JSON");
+    want["name"] = "ovs-conf".into();
+    let generated = wait_until(
+        "the NAD generated from Network kube-system/ovs-conf",
+        Duration::from_secs(30),
+        || {
+            kubectl(&[
+                "get",
+                "network-attachment-definitions.k8s.cni.cncf.io",
+                "ovs-conf",
+                "-n",
+                "kube-system",
+                "-o",
+                "jsonpath={.spec.config}",
+            ])
+        },
+        String::new,
+    );
+    let generated: serde_json::Value =
+        serde_json::from_str(&generated).expect("the generated config is JSON");
+    assert_eq!(generated, want);
+    let _ = common::kubectl(&["delete", "--ignore-not-found", "-f", "-"], &objects);
+}
+
+/// The guide's objects with its NAD and Subnet replaced by a Network of the same name.
+fn spiderpool_guide_as_network() -> String {
+    let guide = spiderpool_guide();
+    let rest: Vec<&str> = guide
+        .split("\n---\n")
+        .filter(|doc| {
+            !doc.contains("kind: NetworkAttachmentDefinition") && !doc.contains("kind: Subnet")
+        })
+        .collect();
+    assert_eq!(rest.len(), 2, "the guide's IPPool and Deployment remain");
+    format!("{SPIDERPOOL_NETWORK}---\n{}", rest.join("\n---\n"))
+}
+
+/// The guide's SpiderMultusConfig `ovs-conf` (cniType ovs on bridge br1) as a Network, with the Subnet its
+/// IPPool belongs to (172.18.0.0/16, gateway 172.18.0.1) inline.
+const SPIDERPOOL_NETWORK: &str = r#"apiVersion: nadipam.io/v1
+kind: Network
+metadata:
+  name: ovs-conf
+  namespace: kube-system
+spec:
+  cniType: ovs
+  ovs:
+    bridge: br1
+  ipam:
+    cidrBlock: 172.18.0.0/16
+    gateway: 172.18.0.1
+"#;
+
+/// Applies `objects` (the guide's, with its ovs network in one form or the other) and checks `test-app`: two
+/// replicas on different nodes with addresses of the IPPool on their ovs `eth0`, ping and TCP between them,
+/// the addresses released when the Deployment goes.
+fn run_spiderpool_guide(guide: &str) {
     let t = Instant::now();
-    apply(&guide);
+    apply(guide);
     let _cleanup = common::DeleteOnDrop::new("deployment", "test-app", Some("default"));
     wait_until(
         "test-app's 2 replicas Running",
@@ -702,7 +805,6 @@ fn node_suite_spiderpool_ovs_guide_on_two_nodes() {
     assert_eq!(tokens.len(), 2, "test-app's replicas' reservations");
     kubectl(&["delete", "deployment", "test-app", "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
     wait_leases_released("test-app", &tokens);
-    let _ = common::kubectl(&["delete", "--ignore-not-found", "-f", "-"], &guide);
 }
 
 /// A KubeVirt-style persistent address: a Pod naming an IPAMClaim gets the claim's address; deleted and

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_saphyr::{SerializeError, SerializerOptions};
 
-use super::{IPLease, IPPool, Subnet};
+use super::{IPLease, IPPool, Network, Subnet};
 
 /// Our CRDs with the file name each is stored under, in a fixed order.
 ///
@@ -17,6 +17,7 @@ pub fn crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("subnets.nadipam.io.yaml", reflow(Subnet::crd())),
         ("ippools.nadipam.io.yaml", reflow(IPPool::crd())),
         ("ipleases.nadipam.io.yaml", reflow(IPLease::crd())),
+        ("networks.nadipam.io.yaml", reflow(Network::crd())),
     ]
 }
 
@@ -86,7 +87,8 @@ mod tests {
             [
                 "subnets.nadipam.io",
                 "ippools.nadipam.io",
-                "ipleases.nadipam.io"
+                "ipleases.nadipam.io",
+                "networks.nadipam.io"
             ]
         );
         for (file, crd) in &crds {
@@ -94,7 +96,12 @@ mod tests {
                 *file,
                 format!("{}.yaml", crd.metadata.name.as_deref().unwrap())
             );
-            assert_eq!(crd.spec.scope, "Cluster");
+            let scope = if file.starts_with("networks") {
+                "Namespaced"
+            } else {
+                "Cluster"
+            };
+            assert_eq!(crd.spec.scope, scope, "{file}");
             assert_eq!(crd.spec.group, "nadipam.io");
             assert_eq!(
                 crd.spec.names.categories.as_deref(),
@@ -110,6 +117,9 @@ mod tests {
             .iter()
             .map(|(_, c)| c.spec.names.short_names.clone().unwrap())
             .collect();
-        assert_eq!(short, [vec!["nsub"], vec!["nipp"], vec!["nlease"]]);
+        assert_eq!(
+            short,
+            [vec!["nsub"], vec!["nipp"], vec!["nlease"], vec!["nnet"]]
+        );
     }
 }

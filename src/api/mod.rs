@@ -13,6 +13,7 @@ mod ippool;
 mod lease_name;
 mod nad;
 mod nad_config;
+mod network;
 mod peer_fields;
 #[cfg(test)]
 mod schema_tests;
@@ -35,6 +36,10 @@ pub use ippool::{IPPool, IPPoolSpec, IPPoolStatus};
 pub use lease_name::{lease_name, parse_lease_name};
 pub use nad::{NadError, NetworkAttachmentDefinition, NetworkAttachmentDefinitionSpec};
 pub use nad_config::{NadConfigError, NadIpam, OUR_IPAM_TYPES, ipam_view};
+pub use network::{
+    BridgeConfig, CniType, CustomConfig, IpvlanConfig, MacvlanConfig, NETWORK_ANNOTATION, Network,
+    NetworkIpam, NetworkSpec, NetworkStatus, SriovConfig,
+};
 pub(crate) use peer_fields::set_fields;
 pub use peer_fields::{KubeOvnSubnetFields, SpiderIPPoolFields};
 pub use subnet::{Protocol, RouteSpec, Subnet, SubnetSpec, SubnetStatus};

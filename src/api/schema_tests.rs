@@ -108,10 +108,34 @@ fn check_node(path: &str, node: &Value, problems: &mut Vec<String>) {
 }
 
 /// The schema node at a printer column's `.a.b` path (only plain field paths are used).
+/// The schema at a JSONPath of fields; a list filter (`conditions[?(@.type=="Ready")]`) steps into the items.
 fn at_path<'a>(root: &'a Value, json_path: &str) -> Option<&'a Value> {
+    // Drop the filters' text (it contains dots), keeping a marker that the step goes into a list.
+    let mut plain = String::new();
+    let mut depth = 0;
+    for c in json_path.chars() {
+        match c {
+            '[' => {
+                depth += 1;
+                if depth == 1 {
+                    plain.push_str("[]");
+                }
+            }
+            ']' => depth -= 1,
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
     let mut node = root;
-    for part in json_path.trim_start_matches('.').split('.') {
-        node = node.get("properties")?.get(part)?;
+    for part in plain.trim_start_matches('.').split('.') {
+        let (name, list) = match part.strip_suffix("[]") {
+            Some(name) => (name, true),
+            None => (part, false),
+        };
+        node = node.get("properties")?.get(name)?;
+        if list {
+            node = node.get("items")?;
+        }
     }
     Some(node)
 }
@@ -349,6 +373,9 @@ fn immutability_and_status_subresources() {
     assert!(rules_at("ipleases.nadipam.io.yaml", ".spec.ip").contains(&immutable));
     assert!(rules_at("ipleases.nadipam.io.yaml", ".spec.subnet").contains(&immutable));
     assert!(!rules_at("ipleases.nadipam.io.yaml", ".spec.phase").contains(&immutable));
+    assert!(rules_at("networks.nadipam.io.yaml", ".spec.ipam.cidrBlock").contains(&immutable));
+    assert!(rules_at("networks.nadipam.io.yaml", ".spec.ipam.protocol").contains(&immutable));
+    assert!(!rules_at("networks.nadipam.io.yaml", ".spec.cniType").contains(&immutable));
 
     for (file, crd) in &all {
         let status = crd["spec"]["versions"][0]["subresources"]

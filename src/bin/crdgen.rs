@@ -16,7 +16,7 @@ use nadipam::webhook::config::{Endpoint, Registration};
     about = "Generate nadipam's CustomResourceDefinitions (nadipam.io/v1) and webhook configurations as YAML"
 )]
 struct Args {
-    /// Directory to write subnets.nadipam.io.yaml, ippools.nadipam.io.yaml and ipleases.nadipam.io.yaml into
+    /// Directory to write subnets.nadipam.io.yaml, ippools.nadipam.io.yaml, ipleases.nadipam.io.yaml and networks.nadipam.io.yaml into
     /// (created if missing). Without it, all CRDs go to stdout.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,

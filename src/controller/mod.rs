@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use error::{Error, LeaderError};
+pub(crate) use events::REPORTER;
 pub use leader::LEASE_NAME;
 
 use crate::context::Context;

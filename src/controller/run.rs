@@ -33,6 +33,7 @@ pub(crate) async fn run(ctx: Arc<Context>, resync: Duration) {
         "controller caches synced; reconciling every lease"
     );
     tasks.spawn(publish::run(ctl.clone()));
+    tasks.spawn(crate::network::run(ctl.ctx.clone()));
     let store = ctl.leases.clone();
     applier(
         |lease, ctl| Box::pin(reconcile(lease, ctl)),

@@ -254,6 +254,12 @@ impl Registration {
                     None,
                 ),
                 entry(
+                    "networks.nadipam.io",
+                    paths::VALIDATE_NETWORKS,
+                    vec![rule("nadipam.io", "v1", "networks", cu)],
+                    None,
+                ),
+                entry(
                     "workloads.nadipam.io",
                     paths::VALIDATE_WORKLOADS,
                     vec![

@@ -1,7 +1,7 @@
 //! The admission webhook: Pod mutation (allocation) and validation of everything users apply.
 //!
 //! - [`pod`]: Pod CREATE → allocation plan → IPLease creates → JSON patch.
-//! - [`nad`], [`subnet`], [`ippool`], [`workload`]: validating webhooks.
+//! - [`nad`], [`subnet`], [`ippool`], [`network`], [`workload`]: validating webhooks.
 //! - [`resolve`]: one attachment → NAD → provider → pools → Subnet, for Pod admission and workloads alike.
 //! - [`rules`]: the Subnet and IPPool rules; [`pool_subnet`]: the one Subnet an IPPool belongs to.
 //! - [`respond`]: outcomes as AdmissionResponses ([`codes`]: their HTTP codes); [`addresses`], [`in_use`],
@@ -17,6 +17,7 @@ mod in_use;
 pub(crate) mod ippool;
 pub(crate) mod nad;
 mod names;
+mod network;
 pub(crate) mod pod;
 pub(crate) mod pool_subnet;
 pub mod register;

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tower_layer::Layer;
 
-use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
+use crate::api::{IPPool, Network, NetworkAttachmentDefinition, Subnet};
 use crate::certs::ClientAuth;
 use crate::context::Context;
 use crate::metrics::Outcome;
@@ -35,6 +35,7 @@ pub mod paths {
     pub const VALIDATE_NADS: &str = "/validate-nads";
     pub const VALIDATE_SUBNETS: &str = "/validate-subnets";
     pub const VALIDATE_IPPOOLS: &str = "/validate-ippools";
+    pub const VALIDATE_NETWORKS: &str = "/validate-networks";
     pub const VALIDATE_WORKLOADS: &str = "/validate-workloads";
 }
 
@@ -46,6 +47,7 @@ pub fn router(ctx: Arc<Context>, clients: ClientAuth) -> Router {
         .route(paths::VALIDATE_NADS, post(validate_nads))
         .route(paths::VALIDATE_SUBNETS, post(validate_subnets))
         .route(paths::VALIDATE_IPPOOLS, post(validate_ippools))
+        .route(paths::VALIDATE_NETWORKS, post(validate_networks))
         .route(paths::VALIDATE_WORKLOADS, post(validate_workloads))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(clients),
@@ -243,6 +245,10 @@ async fn validate_subnets(State(ctx): State<Arc<Context>>, review: Review<Subnet
 
 async fn validate_ippools(State(ctx): State<Arc<Context>>, review: Review<IPPool>) -> Answer {
     handle(ctx, "ippools", review, super::ippool::validate).await
+}
+
+async fn validate_networks(State(ctx): State<Arc<Context>>, review: Review<Network>) -> Answer {
+    handle(ctx, "networks", review, super::network::validate).await
 }
 
 async fn validate_workloads(

@@ -81,6 +81,7 @@ pub fn install_crds(cluster: &Cluster) {
                 "subnets.nadipam.io",
                 "ippools.nadipam.io",
                 "ipleases.nadipam.io",
+                "networks.nadipam.io",
                 "network-attachment-definitions.k8s.cni.cncf.io",
                 "ipamclaims.k8s.cni.cncf.io",
             ],

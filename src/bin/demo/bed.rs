@@ -169,6 +169,7 @@ pub(crate) fn install_crds(bed: &Bed) -> Result<(), Error> {
         "crd/subnets.nadipam.io",
         "crd/ippools.nadipam.io",
         "crd/ipleases.nadipam.io",
+        "crd/networks.nadipam.io",
         "crd/network-attachment-definitions.k8s.cni.cncf.io",
     ])?;
     Ok(())
