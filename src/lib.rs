@@ -34,5 +34,7 @@ pub mod fuzzing;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
+/// Node-aware pools: node scopes, Pod node constraints, node affinity.
+pub(crate) mod placement;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.
 pub mod webhook;

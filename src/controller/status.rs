@@ -12,6 +12,7 @@ use kube::ResourceExt;
 use crate::alloc::{Family, IpRange, Protocol, SubnetLayout, parse_entries};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 use crate::cache::layout;
+use crate::placement::{NodeFacts, NodeScope, SelectorError, show_nodes};
 use crate::webhook::pool_subnet::pool_subnet;
 
 /// Inclusive interval of addresses as numbers.
@@ -135,6 +136,7 @@ pub(crate) fn status_from(
                 v4_available_ips: free(Family::V4, using4),
                 v6_using_ips: count(using6),
                 v6_available_ips: free(Family::V6, using6),
+                matched_nodes: None,
                 conditions: Vec::new(),
             };
             (status, None)
@@ -210,7 +212,122 @@ pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64
     IPPoolStatus {
         total_ip_count,
         allocated_ip_count: allocated,
+        ..IPPoolStatus::default()
     }
+}
+
+const NODES_MATCHED: &str = "NodesMatched";
+
+/// How many of `nodes` a node scope serves, and its `NodesMatched` condition: False when none (no Pod can use
+/// the object) or the selector cannot be read. Nothing for an object without a scope (it serves every node).
+/// `previous`: the object's current conditions, whose transition time is kept while the status stays.
+pub(crate) fn nodes_matched(
+    scope: Result<Option<NodeScope>, SelectorError>,
+    kind: &str,
+    nodes: &[NodeFacts<'_>],
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Option<i64>, Option<Condition>) {
+    let (count, status, reason, message) = match scope {
+        Ok(None) => return (None, None),
+        Ok(Some(scope)) => {
+            let matched: Vec<&str> = nodes
+                .iter()
+                .filter(|n| scope.matches(**n))
+                .map(|n| n.name)
+                .collect();
+            let count = i64::try_from(matched.len()).unwrap_or(i64::MAX);
+            if matched.is_empty() {
+                (
+                    Some(0),
+                    "False",
+                    "NoNodeMatches",
+                    format!(
+                        "no Node matches {scope}: Pods cannot get this {kind}'s addresses until a Node does; label \
+                         the nodes or change the selector"
+                    ),
+                )
+            } else {
+                (
+                    Some(count),
+                    "True",
+                    "Matched",
+                    format!("{scope} matches {}", show_nodes(matched)),
+                )
+            }
+        }
+        Err(e) => (Some(0), "False", "InvalidSelector", e.to_string()),
+    };
+    let since = match previous.iter().find(|c| c.type_ == NODES_MATCHED) {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    let condition = Condition {
+        type_: NODES_MATCHED.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time: since,
+        observed_generation: generation,
+    };
+    (count, Some(condition))
+}
+
+/// `conditions` with `NodesMatched` replaced by `condition` (or removed).
+fn put_nodes_matched(conditions: &mut Vec<Condition>, condition: Option<Condition>) {
+    conditions.retain(|c| c.type_ != NODES_MATCHED);
+    conditions.extend(condition);
+}
+
+/// The Subnet's status with its node count and condition ([`nodes_matched`]).
+pub(crate) fn with_subnet_nodes(
+    mut status: SubnetStatus,
+    subnet: &Subnet,
+    nodes: &[NodeFacts<'_>],
+    now: Timestamp,
+) -> SubnetStatus {
+    let previous = subnet
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let (count, condition) = nodes_matched(
+        subnet.node_scope(),
+        "Subnet",
+        nodes,
+        previous,
+        subnet.metadata.generation,
+        now,
+    );
+    status.matched_nodes = count;
+    put_nodes_matched(&mut status.conditions, condition);
+    status
+}
+
+/// The IPPool's status with its node count and condition ([`nodes_matched`]).
+pub(crate) fn with_pool_nodes(
+    mut status: IPPoolStatus,
+    pool: &IPPool,
+    nodes: &[NodeFacts<'_>],
+    now: Timestamp,
+) -> IPPoolStatus {
+    let previous = pool
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let (count, condition) = nodes_matched(
+        pool.node_scope(),
+        "IPPool",
+        nodes,
+        previous,
+        pool.metadata.generation,
+        now,
+    );
+    status.matched_nodes = count;
+    put_nodes_matched(&mut status.conditions, condition);
+    status
 }
 
 /// The status of `pool` among every Subnet: its Subnet is the one its spec.subnet resolves to (a name or a

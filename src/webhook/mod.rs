@@ -17,6 +17,7 @@ mod in_use;
 pub(crate) mod ippool;
 pub(crate) mod nad;
 mod names;
+mod node_scope;
 pub(crate) mod pod;
 pub(crate) mod pool_subnet;
 pub mod register;

@@ -6,6 +6,7 @@ mod lookup;
 mod miss;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod offline;
+mod place;
 mod plan;
 mod reserve;
 mod token;
@@ -204,9 +205,19 @@ async fn allocate(
     let mut kept = Vec::new();
     let mut results = Vec::new();
     let mut warnings = Vec::new();
+    let mut placement = place::Placement::new(&ctx.cache, pod);
     for p in &planned {
+        let narrowed = match placement.narrow(p) {
+            Ok(n) => n,
+            Err(denial) => {
+                request.delete_all(&created).await;
+                return Err(denial);
+            }
+        };
+        let p = narrowed.as_ref().unwrap_or(p);
         match request.reserve(p).await {
             Ok(r) => {
+                placement.settle(p, &r);
                 created.extend(r.created.iter().cloned());
                 kept.extend(r.kept.iter().cloned());
                 warnings.extend(usage_warning(ctx, p));
@@ -247,7 +258,8 @@ async fn allocate(
         reinvoked = !prior.is_empty(),
         "allocated"
     );
-    Ok(Some((patch(pod, out, &token), warnings)))
+    let affinity = placement.affinity(pod);
+    Ok(Some((patch(pod, out, &token, affinity), warnings)))
 }
 
 /// Writes each attachment's MAC (and a fixed request's addresses) into the Pod's own `networks` /
@@ -368,9 +380,15 @@ fn usage_warning(ctx: &Context, p: &Planned) -> Option<String> {
         })
 }
 
-/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none), and the reservation
-/// token as a label: a Pod copying another's token is found by it ([`token::judge`]).
-fn patch(pod: &Pod, annotations: BTreeMap<String, String>, token: &str) -> Patch {
+/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none), the reservation
+/// token as a label: a Pod copying another's token is found by it ([`token::judge`]), and the node affinity
+/// its addresses need ([`place::Placement::affinity`]), replacing `spec.affinity` as a whole.
+fn patch(
+    pod: &Pod,
+    annotations: BTreeMap<String, String>,
+    token: &str,
+    affinity: Option<k8s_openapi::api::core::v1::Affinity>,
+) -> Patch {
     let add = |path: PointerBuf, value: serde_json::Value| {
         PatchOperation::Add(AddOperation { path, value })
     };
@@ -400,6 +418,12 @@ fn patch(pod: &Pod, annotations: BTreeMap<String, String>, token: &str) -> Patch
             [(keys::RESERVATION.to_string(), token.to_string())].into(),
         );
     }
+    if let Some(a) = affinity
+        && pod.spec.is_some()
+        && let Ok(value) = serde_json::to_value(a)
+    {
+        ops.push(add(PointerBuf::from_tokens(["spec", "affinity"]), value));
+    }
     Patch(ops)
 }
 
@@ -415,7 +439,7 @@ mod tests {
             "macvlan.default.kubernetes.io/ip_address".to_string(),
             "172.17.0.11".to_string(),
         );
-        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1")).unwrap();
+        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1", None)).unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations",
@@ -424,7 +448,7 @@ mod tests {
         );
         pod.metadata.annotations = Some(BTreeMap::new());
         pod.metadata.labels = Some(BTreeMap::new());
-        let p = serde_json::to_value(patch(&pod, ann, "t-1")).unwrap();
+        let p = serde_json::to_value(patch(&pod, ann, "t-1", None)).unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations/macvlan.default.kubernetes.io~1ip_address",
