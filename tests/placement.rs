@@ -289,9 +289,19 @@ spec:
         }
         Ok(s)
     };
-    let sa = wait_for("rack a status", Duration::from_secs(60), || {
-        status(pool_a.clone())
-    })
+    let sa = wait_for(
+        "rack a status with both leases",
+        Duration::from_secs(60),
+        || {
+            let name = pool_a.clone();
+            async move {
+                let s = status(name).await?;
+                (s["allocatedIPCount"] == 2)
+                    .then_some(s.clone())
+                    .ok_or(format!("{s}"))
+            }
+        },
+    )
     .await;
     assert_eq!(sa["matchedNodes"], 1, "{sa}");
     assert_eq!(sa["allocatedIPCount"], 2, "{sa}");

@@ -274,8 +274,17 @@ pub(crate) fn nodes_matched(
     (count, Some(condition))
 }
 
-/// `conditions` with `NodesMatched` replaced by `condition` (or removed).
-fn put_nodes_matched(conditions: &mut Vec<Condition>, condition: Option<Condition>) {
+/// Sets `matched` and the `NodesMatched` condition among `conditions` for an object's node scope
+/// ([`nodes_matched`]); `conditions` start as the object's current ones.
+fn put_nodes_matched(
+    (matched, conditions): (&mut Option<i64>, &mut Vec<Condition>),
+    scope: Result<Option<NodeScope>, SelectorError>,
+    (kind, generation): (&str, Option<i64>),
+    nodes: &[NodeFacts<'_>],
+    now: Timestamp,
+) {
+    let (count, condition) = nodes_matched(scope, kind, nodes, conditions, generation, now);
+    *matched = count;
     conditions.retain(|c| c.type_ != NODES_MATCHED);
     conditions.extend(condition);
 }
@@ -287,46 +296,36 @@ pub(crate) fn with_subnet_nodes(
     nodes: &[NodeFacts<'_>],
     now: Timestamp,
 ) -> SubnetStatus {
-    let previous = subnet
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    let (count, condition) = nodes_matched(
+    put_nodes_matched(
+        (&mut status.matched_nodes, &mut status.conditions),
         subnet.node_scope(),
-        "Subnet",
+        ("Subnet", subnet.metadata.generation),
         nodes,
-        previous,
-        subnet.metadata.generation,
         now,
     );
-    status.matched_nodes = count;
-    put_nodes_matched(&mut status.conditions, condition);
     status
 }
 
-/// The IPPool's status with its node count and condition ([`nodes_matched`]).
+/// The IPPool's status with its node count and condition ([`nodes_matched`]). The condition's transition
+/// time is kept from the pool's current status.
 pub(crate) fn with_pool_nodes(
     mut status: IPPoolStatus,
     pool: &IPPool,
     nodes: &[NodeFacts<'_>],
     now: Timestamp,
 ) -> IPPoolStatus {
-    let previous = pool
+    status.conditions = pool
         .status
         .as_ref()
-        .map(|s| s.conditions.as_slice())
+        .map(|s| s.conditions.clone())
         .unwrap_or_default();
-    let (count, condition) = nodes_matched(
+    put_nodes_matched(
+        (&mut status.matched_nodes, &mut status.conditions),
         pool.node_scope(),
-        "IPPool",
+        ("IPPool", pool.metadata.generation),
         nodes,
-        previous,
-        pool.metadata.generation,
         now,
     );
-    status.matched_nodes = count;
-    put_nodes_matched(&mut status.conditions, condition);
     status
 }
 
@@ -551,6 +550,50 @@ mod tests {
         assert_eq!(
             pool_status_among(&by_cidr, &subnets, &counts),
             IPPoolStatus::default()
+        );
+    }
+
+    #[test]
+    fn node_scoped_pools_count_their_nodes_and_say_when_none_match() {
+        let mut p = pool(&["10.0.0.10"]);
+        let labels: std::collections::BTreeMap<String, String> =
+            [("rack".to_string(), "a".to_string())].into();
+        let nodes = [NodeFacts {
+            name: "n1",
+            labels: &labels,
+        }];
+        let now = Timestamp::UNIX_EPOCH;
+        let plain = with_pool_nodes(IPPoolStatus::default(), &p, &nodes, now);
+        assert_eq!((plain.matched_nodes, plain.conditions.len()), (None, 0));
+        p.spec.node_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"rack": "b"}})).unwrap(),
+        );
+        let none = with_pool_nodes(IPPoolStatus::default(), &p, &nodes, now);
+        assert_eq!(none.matched_nodes, Some(0));
+        let c = &none.conditions[0];
+        assert_eq!(
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.message.as_str()
+            ),
+            (
+                "NodesMatched",
+                "False",
+                "NoNodeMatches",
+                "no Node matches spec.nodeSelector rack=b: Pods cannot get this IPPool's addresses until a Node \
+                 does; label the nodes or change the selector"
+            )
+        );
+        p.spec.node_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"rack": "a"}})).unwrap(),
+        );
+        let one = with_pool_nodes(IPPoolStatus::default(), &p, &nodes, now);
+        assert_eq!(one.matched_nodes, Some(1));
+        assert_eq!(
+            one.conditions[0].message,
+            "spec.nodeSelector rack=a matches node n1"
         );
     }
 }
