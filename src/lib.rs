@@ -36,5 +36,7 @@ pub mod logging;
 pub mod metrics;
 /// Networks: the NAD (and Subnet) each typed `Network` generates (leader only).
 pub mod network;
+/// Node-aware pools: node scopes, Pod node constraints, node affinity.
+pub(crate) mod placement;
 /// The admission webhook: allocation at Pod creation and validation of everything users apply.
 pub mod webhook;

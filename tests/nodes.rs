@@ -900,3 +900,143 @@ spec:
         || nadipam().log_tail(),
     );
 }
+
+/// The rack label of the node-aware pool test, removed from the nodes again when dropped.
+struct RackLabels;
+
+impl Drop for RackLabels {
+    fn drop(&mut self) {
+        for node in ["node-1", "node-2"] {
+            let _ = kubectl(&["label", "node", node, "e2e.nadipam.io/rack-"]);
+        }
+    }
+}
+
+/// Two IPPools pinned by a node label to one node each (the first with room for 3 Pods), and a Deployment of
+/// 6 replicas with no node constraint naming both: the first 3 get rack 1's addresses, the rest rack 2's, and
+/// every Pod runs on the node whose pool gave its `net1` address (read inside the Pod).
+#[test]
+fn node_suite_pools_pinned_to_nodes_place_every_pod_on_its_pools_node() {
+    let _serial = serial();
+    cluster_with_nodes(2);
+    nadipam();
+    delete_deployment("racks");
+    let _labels = RackLabels;
+    for (node, rack) in [("node-1", "r1"), ("node-2", "r2")] {
+        kubectl(&[
+            "label",
+            "node",
+            node,
+            &format!("e2e.nadipam.io/rack={rack}"),
+            "--overwrite",
+        ])
+        .unwrap_or_else(|e| panic!("labelling {node}: {e}"));
+    }
+    apply(
+        r#"apiVersion: "k8s.cni.cncf.io/v1"
+kind: NetworkAttachmentDefinition
+metadata: {name: racks, namespace: default}
+spec:
+  config: '{"cniVersion": "0.3.0", "type": "macvlan", "master": "ul0", "mode": "bridge",
+    "ipam": {"type": "nadipam", "provider": "racks.default"}}'
+---
+apiVersion: nadipam.io/v1
+kind: Subnet
+metadata: {name: racks}
+spec: {provider: racks.default, cidrBlock: 172.29.0.0/24}
+---
+apiVersion: nadipam.io/v1
+kind: IPPool
+metadata: {name: rack-1}
+spec:
+  subnet: racks
+  ips: [172.29.0.10-172.29.0.12]
+  nodeSelector: {matchLabels: {e2e.nadipam.io/rack: r1}}
+---
+apiVersion: nadipam.io/v1
+kind: IPPool
+metadata: {name: rack-2}
+spec:
+  subnet: racks
+  ips: [172.29.0.20-172.29.0.29]
+  nodeSelector: {matchLabels: {e2e.nadipam.io/rack: r2}}
+"#,
+    );
+    let _objects = (
+        common::DeleteOnDrop::new("network-attachment-definition", "racks", Some("default")),
+        common::DeleteOnDrop::new("subnet", "racks", None),
+        common::DeleteOnDrop::new("ippool", "rack-2", None),
+        common::DeleteOnDrop::new("ippool", "rack-1", None),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let deployment = deployment_yaml("racks", "racks", 6).replace(
+        "        k8s.v1.cni.cncf.io/networks: default/racks\n",
+        "        k8s.v1.cni.cncf.io/networks: default/racks\n        ipam.spidernet.io/ippool: '{\"ipv4\": [\"rack-1\", \"rack-2\"]}'\n",
+    );
+    assert!(deployment.contains("rack-1"), "{deployment}");
+    apply(&deployment);
+    let _cleanup = common::DeleteOnDrop::new("deployment", "racks", Some("default"));
+    let pods: Vec<(String, String)> = wait_until(
+        "racks' 6 replicas Running",
+        Duration::from_secs(120),
+        || {
+            let out = kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app=racks",
+                "--field-selector",
+                "status.phase=Running",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+            ])?;
+            let pods: Vec<(String, String)> = out
+                .lines()
+                .filter_map(|l| l.split_once(' '))
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            if pods.len() == 6 {
+                Ok(pods)
+            } else {
+                Err(format!("Running: {out:?}"))
+            }
+        },
+        || {
+            kubectl(&["describe", "pods", "-l", "app=racks"]).unwrap_or_else(|e| e)
+                + "\n--- nadipam log\n"
+                + &nadipam().log_tail()
+        },
+    );
+    let mut per_node = std::collections::BTreeMap::<String, usize>::new();
+    for (pod, node) in &pods {
+        let (ips, _) = net1(pod);
+        let ip = ips
+            .first()
+            .unwrap_or_else(|| panic!("{pod} has no net1 address"));
+        let last: u8 = ip
+            .split('/')
+            .next()
+            .and_then(|a| a.rsplit('.').next())
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let pool_node = match last {
+            10..=12 => "node-1",
+            20..=29 => "node-2",
+            _ => panic!("{pod}'s net1 {ip} is in neither rack pool"),
+        };
+        assert_eq!(
+            node, pool_node,
+            "{pod} runs on {node} but its net1 address {ip} is valid on {pool_node}"
+        );
+        *per_node.entry(node.clone()).or_default() += 1;
+    }
+    // Rack 1's pool had room for 3: both nodes, and so both pools, were used.
+    assert_eq!(
+        per_node,
+        [("node-1".to_string(), 3), ("node-2".to_string(), 3)].into(),
+        "{pods:?}"
+    );
+    let tokens = tokens_of("app=racks");
+    kubectl(&["delete", "deployment", "racks", "--wait=true"]).unwrap_or_else(|e| panic!("{e}"));
+    wait_leases_released("racks", &tokens);
+}

@@ -1,11 +1,13 @@
 //! `IPPool` (`nadipam.io/v1`): a named set of addresses inside one Subnet, reserved for the workloads that name it
 //! (Spiderpool-style `ipam.spidernet.io/ippool` annotations, or a pool name in `<provider>.kubernetes.io/ip_pool`).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::cel;
 use super::peer_fields::SpiderIPPoolFields;
+use crate::placement::{NodeScope, SelectorError};
 
 /// Desired state of an IPPool.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -23,6 +25,7 @@ use super::peer_fields::SpiderIPPoolFields;
     printcolumn(name = "SUBNET", type_ = "string", json_path = ".spec.subnet"),
     printcolumn(name = "ALLOCATED-IP-COUNT", type_ = "integer", json_path = ".status.allocatedIPCount"),
     printcolumn(name = "TOTAL-IP-COUNT", type_ = "integer", json_path = ".status.totalIPCount"),
+    printcolumn(name = "NODES", type_ = "integer", json_path = ".status.matchedNodes", priority = 1),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -62,6 +65,21 @@ pub struct IPPoolSpec {
     #[schemars(schema_with = "multus_name_schema")]
     pub multus_name: Vec<String>,
 
+    /// The nodes the pool's addresses are valid on (a node label selector, e.g. matchLabels {rack: a}). A Pod that
+    /// names where it runs gets an address only from a pool serving one of those nodes; a Pod that does not is
+    /// given the selector as required node affinity. Unset: every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<LabelSelector>,
+
+    /// Spiderpool's node label selector: applies like nodeSelector (both must match when both are set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_affinity: Option<LabelSelector>,
+
+    /// Spiderpool's node names: when set, the pool serves only these nodes (and those matching the selectors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024), inner(length(max = 253)))]
+    pub node_name: Vec<String>,
+
     /// SpiderIPPool fields kept as written but not acted on.
     #[serde(flatten)]
     pub spiderpool: SpiderIPPoolFields,
@@ -79,6 +97,18 @@ impl IPPoolSpec {
 }
 
 impl IPPool {
+    /// The nodes the pool serves (nodeSelector, nodeAffinity and nodeName together); `None`: every node.
+    pub(crate) fn node_scope(&self) -> Result<Option<NodeScope>, SelectorError> {
+        NodeScope::of(
+            &[
+                ("spec.nodeSelector", self.spec.node_selector.as_ref()),
+                ("spec.nodeAffinity", self.spec.node_affinity.as_ref()),
+            ],
+            &self.spec.node_name,
+            "spec.nodeName",
+        )
+    }
+
     /// `spec.gateway` (`a` or `a,b`) as addresses; the error names the entry that is not an address.
     pub fn gateways(&self) -> Result<Vec<std::net::IpAddr>, String> {
         self.spec
@@ -107,7 +137,8 @@ fn multus_name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 /// Observed state of an IPPool, maintained by the nadipam controller (`kubectl get nipp` shows it like Spiderpool's
 /// `kubectl get sp`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct IPPoolStatus {
     /// Number of addresses in ips, minus the gateway and the Subnet's excludeIps.
     #[serde(default, rename = "totalIPCount")]
@@ -115,6 +146,12 @@ pub struct IPPoolStatus {
     /// Number of the pool's addresses held by IPLeases.
     #[serde(default, rename = "allocatedIPCount")]
     pub allocated_ip_count: i64,
+    /// Number of Nodes the pool serves; absent when it serves every node (no node selector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_nodes: Option<i64>,
+    /// `NodesMatched` (only with a node selector): False when no Node matches, so no Pod can use the pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
 }
 
 #[cfg(test)]

@@ -277,6 +277,10 @@ pub struct NetworkIpam {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256))]
     pub routes: Vec<RouteSpec>,
+    /// The nodes the addresses are valid on (a node label selector; the Subnet's spec.nodeSelector, see
+    /// docs/node-aware-pools.md). Unset: every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// Observed state of a Network, written by the controller.

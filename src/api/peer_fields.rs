@@ -166,7 +166,8 @@ pub struct KubeOvnSubnetFields {
 }
 
 /// Spiderpool `spiderpool.spidernet.io/v2beta1` SpiderIPPool spec fields nadipam keeps but does not act on
-/// (`subnet`, `ips`, `gateway`, `multusName` and `namespaceName` are IPPool fields of their own).
+/// (`subnet`, `ips`, `gateway`, `multusName`, `namespaceName`, `nodeAffinity` and `nodeName` are IPPool fields
+/// of their own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpiderIPPoolFields {
@@ -187,13 +188,6 @@ pub struct SpiderIPPoolFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "object")]
     pub namespace_affinity: Option<Value>,
-    /// Spiderpool: nodes whose Pods may use the pool. Ignored by nadipam.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub node_name: Vec<String>,
-    /// Spiderpool: node label selector, kept as written. Ignored by nadipam.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "object")]
-    pub node_affinity: Option<Value>,
     /// Spiderpool: Pod label selector, kept as written. Ignored by nadipam.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "object")]

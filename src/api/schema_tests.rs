@@ -247,7 +247,7 @@ fn field_names_are_the_ones_users_write() {
         keys
     };
     // Every field of Kube-OVN's kubeovn.io/v1 Subnet spec (from its published CRD), so its manifests apply with only
-    // apiVersion changed, plus nadipam's routes.
+    // apiVersion changed, plus nadipam's routes and nodeSelector.
     let mut subnet_fields = vec![
         "acls",
         "allowEWTraffic",
@@ -291,6 +291,7 @@ fn field_names_are_the_ones_users_write() {
         "vlan",
         "vpc",
         "routes",
+        "nodeSelector",
     ];
     subnet_fields.sort();
     assert_eq!(props("subnets.nadipam.io.yaml", "spec"), subnet_fields);
@@ -298,6 +299,7 @@ fn field_names_are_the_ones_users_write() {
         props("subnets.nadipam.io.yaml", "status"),
         [
             "conditions",
+            "matchedNodes",
             "protocol",
             "v4AvailableIPs",
             "v4UsingIPs",
@@ -305,7 +307,8 @@ fn field_names_are_the_ones_users_write() {
             "v6UsingIPs"
         ]
     );
-    // Every field of Spiderpool's v2beta1 SpiderIPPool spec, plus nadipam's namespaces and the older vlan.
+    // Every field of Spiderpool's v2beta1 SpiderIPPool spec, plus nadipam's namespaces and nodeSelector and the
+    // older vlan.
     let mut pool_fields = vec![
         "default",
         "disable",
@@ -322,13 +325,19 @@ fn field_names_are_the_ones_users_write() {
         "routes",
         "subnet",
         "namespaces",
+        "nodeSelector",
         "vlan",
     ];
     pool_fields.sort();
     assert_eq!(props("ippools.nadipam.io.yaml", "spec"), pool_fields);
     assert_eq!(
         props("ippools.nadipam.io.yaml", "status"),
-        ["allocatedIPCount", "totalIPCount"]
+        [
+            "allocatedIPCount",
+            "conditions",
+            "matchedNodes",
+            "totalIPCount"
+        ]
     );
     assert_eq!(
         props("ipleases.nadipam.io.yaml", "spec"),

@@ -4,12 +4,13 @@
 //! its `apiVersion`. Fields nadipam has no use for, such as `private` or `natOutgoing`, are kept as written and
 //! ignored (peer_fields.rs); the Subnet webhook warns about each one set.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::cel;
 use super::peer_fields::KubeOvnSubnetFields;
+use crate::placement::{NodeScope, SelectorError};
 
 /// Address families a Subnet serves. Serialized exactly as Kube-OVN writes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -108,6 +109,12 @@ pub struct SubnetSpec {
     #[schemars(length(max = 256))]
     pub routes: Vec<RouteSpec>,
 
+    /// The nodes the Subnet's addresses are valid on (a node label selector), for all its IPPools too. A Pod that
+    /// names where it runs gets an address only when one of those nodes is among them; a Pod that does not is
+    /// given the selector as required node affinity. Unset: every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<LabelSelector>,
+
     /// Kube-OVN fields kept as written but ignored.
     #[serde(flatten)]
     pub kube_ovn: KubeOvnSubnetFields,
@@ -121,6 +128,17 @@ fn protocol_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 
 fn exclude_ips_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     cel::string_list(4096, 100, cel::address_entry("excludeIps"))
+}
+
+impl Subnet {
+    /// The nodes the Subnet serves (spec.nodeSelector); `None`: every node.
+    pub(crate) fn node_scope(&self) -> Result<Option<NodeScope>, SelectorError> {
+        NodeScope::of(
+            &[("spec.nodeSelector", self.spec.node_selector.as_ref())],
+            &[],
+            "",
+        )
+    }
 }
 
 /// Observed state of a Subnet, maintained by the nadipam controller.
@@ -147,7 +165,11 @@ pub struct SubnetStatus {
     /// IPv6 addresses held by IPLeases.
     #[serde(default, rename = "v6UsingIPs")]
     pub v6_using_ips: f64,
-    /// Standard conditions; `Ready` is False with a reason while the spec is unusable.
+    /// Number of Nodes the Subnet serves; absent when it serves every node (no node selector).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_nodes: Option<i64>,
+    /// Standard conditions; `Ready` is False with a reason while the spec is unusable; `NodesMatched` (only with
+    /// a node selector) is False when no Node matches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

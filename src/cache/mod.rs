@@ -1,6 +1,7 @@
 //! In-memory views of the cluster that admission decisions are made from.
 //!
-//! Reflectors keep NADs, Subnets, IPPools and IPLeases current; the allocation index turns the leases into
+//! Reflectors keep NADs, Subnets, IPPools, IPLeases and Nodes (name and labels only, for node-aware pools)
+//! current; the allocation index turns the leases into
 //! per-subnet free sets. The only write on the admission hot path is the IPLease create, which is what
 //! actually reserves an address: the cache only has to be good enough to guess a free candidate.
 //!
@@ -24,10 +25,16 @@ use tokio::sync::broadcast;
 pub(crate) use index::Names;
 pub use index::{Index, SubnetView, layout};
 
+use k8s_openapi::api::core::v1::Node;
+use kube::core::{ObjectMeta, PartialObjectMeta};
+
 use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet};
 
+/// A cached Node: its name and labels, nothing else (what IPPool and Subnet node selectors read).
+pub(crate) type NodeMeta = PartialObjectMeta<Node>;
+
 /// Number of watched kinds; the cache is ready when each has listed once.
-const KINDS: usize = 4;
+const KINDS: usize = 5;
 
 /// Lease events buffered for a follower (the controller) that falls behind; one that falls further behind is
 /// told it lagged and starts over from the store, as after a relist.
@@ -41,6 +48,7 @@ pub struct Cache {
     pub subnets: Store<Subnet>,
     pub pools: Store<IPPool>,
     pub leases: Store<IPLease>,
+    pub(crate) nodes: Store<NodeMeta>,
     pub index: Index,
     /// The IPLease watch's events, after the store and the index applied them; sent only while someone
     /// follows them.
@@ -62,11 +70,13 @@ impl Cache {
         let (subnets, subnet_w) = reflector::store();
         let (pools, pool_w) = reflector::store();
         let (leases, lease_w) = reflector::store();
+        let (nodes, node_w) = reflector::store();
         let cache = Arc::new(Cache {
             nads,
             subnets,
             pools,
             leases,
+            nodes,
             index: Index::default(),
             lease_events: broadcast::channel(LEASE_EVENTS).0,
             synced: synced.clone(),
@@ -98,6 +108,15 @@ impl Cache {
             pool_w,
             (synced.clone(), cache.pending.clone()),
             trim_meta,
+            |_| {},
+        );
+        // Metadata only (`Api<PartialObjectMeta<_>>` asks for it): a Node's status (images, conditions) is most
+        // of its size and never read here.
+        spawn_reflector(
+            Api::<NodeMeta>::all(client.clone()),
+            node_w,
+            (synced.clone(), cache.pending.clone()),
+            trim_node,
             |_| {},
         );
         let c = cache.clone();
@@ -148,11 +167,35 @@ impl Cache {
             subnets: fill(subnets),
             pools: fill(pools),
             leases: fill(leases),
+            nodes: fill(Vec::new()),
             index: Index::default(),
             lease_events: broadcast::channel(LEASE_EVENTS).0,
             synced: Arc::new(AtomicUsize::new(KINDS)),
             pending: Pending::default(),
         }
+    }
+
+    /// The same cache with these Nodes (name and labels).
+    #[cfg(test)]
+    pub(crate) fn with_nodes(mut self, nodes: &[(&str, &[(&str, &str)])]) -> Cache {
+        let (store, mut writer) = reflector::store();
+        for (name, labels) in nodes {
+            let mut n = NodeMeta {
+                types: None,
+                metadata: ObjectMeta::default(),
+                _phantom: std::marker::PhantomData,
+            };
+            n.metadata.name = Some(name.to_string());
+            n.metadata.labels = Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            );
+            writer.apply_watcher_event(&Event::Apply(n));
+        }
+        self.nodes = store;
+        self
     }
 
     /// Follows the IPLease watch from now on: every event after the store applied it. Subscribe before
@@ -223,6 +266,29 @@ fn trim_lease(l: &mut IPLease) {
     trim_meta(l);
     l.metadata.labels = None;
     l.metadata.annotations = None;
+}
+
+/// A cached Node as node scopes read it; `None` for one without a name.
+pub(crate) fn node_facts(n: &NodeMeta) -> Option<crate::placement::NodeFacts<'_>> {
+    static NONE: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
+        std::sync::OnceLock::new();
+    Some(crate::placement::NodeFacts {
+        name: n.metadata.name.as_deref()?,
+        labels: n
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(Default::default)),
+    })
+}
+
+/// Of a Node only its name and labels are kept: a few hundred bytes per node at most.
+fn trim_node(n: &mut NodeMeta) {
+    n.metadata = ObjectMeta {
+        name: n.metadata.name.take(),
+        labels: n.metadata.labels.take(),
+        ..ObjectMeta::default()
+    };
 }
 
 fn lock(p: &Pending) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {

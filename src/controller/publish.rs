@@ -13,8 +13,12 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
 use super::state::Ctl;
-use super::status::{pool_status_among, status_from, subnet_status};
+use super::status::{
+    pool_status_among, status_from, subnet_status, with_pool_nodes, with_subnet_nodes,
+};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
+use crate::cache::{NodeMeta, node_facts};
+use crate::placement::NodeFacts;
 
 /// How often the writer looks for work.
 const TICK: Duration = Duration::from_secs(1);
@@ -38,7 +42,9 @@ pub(crate) async fn run(ctl: Arc<Ctl>) {
     loop {
         tick.tick().await;
         let cache = &ctl.ctx.cache;
-        let now = fingerprint_of(&cache.subnets).wrapping_add(fingerprint_of(&cache.pools));
+        let now = fingerprint_of(&cache.subnets)
+            .wrapping_add(fingerprint_of(&cache.pools))
+            .wrapping_add(node_fingerprint(&cache.nodes));
         let full = last_full.is_none_or(|t| t.elapsed() >= FULL);
         let leases_changed = ctl.lease_index.take_changed();
         if !(full || leases_changed || now != fingerprint) {
@@ -70,6 +76,19 @@ where
                 o.meta().generation,
             )
                 .hash(&mut h);
+            h.finish()
+        })
+        .fold(0u64, u64::wrapping_add)
+}
+
+/// Order-independent hash of the Nodes' names and labels: what node-scoped status counts.
+fn node_fingerprint(store: &Store<NodeMeta>) -> u64 {
+    store
+        .state()
+        .iter()
+        .map(|n| {
+            let mut h = DefaultHasher::new();
+            (n.metadata.name.as_deref(), n.metadata.labels.as_ref()).hash(&mut h);
             h.finish()
         })
         .fold(0u64, u64::wrapping_add)
@@ -115,6 +134,8 @@ struct Statuses {
 fn compute(ctl: &Ctl, now: Timestamp) -> Statuses {
     let cache = &ctl.ctx.cache;
     let all_subnets = cache.subnets.state();
+    let node_objects = cache.nodes.state();
+    let nodes: Vec<NodeFacts<'_>> = node_objects.iter().filter_map(|n| node_facts(n)).collect();
     let subnets = all_subnets
         .iter()
         .filter_map(|s| {
@@ -123,13 +144,13 @@ fn compute(ctl: &Ctl, now: Timestamp) -> Statuses {
                 (c.v4_using, c.v6_using)
             });
             let status = match counted {
-                Ok(using) => status_from(s, using, now),
+                Ok(using) => with_subnet_nodes(status_from(s, using, now), s, &nodes, now),
                 // A spec that cannot be used has no allocation view: count its leases.
                 Err(_) => {
                     let name = s.name_any();
                     let leases = ctl.leases.state_filter(|l| l.spec.subnet == name);
                     let mine: Vec<&IPLease> = leases.iter().map(AsRef::as_ref).collect();
-                    subnet_status(s, &mine, now)
+                    with_subnet_nodes(subnet_status(s, &mine, now), s, &nodes, now)
                 }
             };
             (s.status.as_ref() != Some(&status)).then(|| (s.name_any(), status))
@@ -141,7 +162,8 @@ fn compute(ctl: &Ctl, now: Timestamp) -> Statuses {
         .state()
         .iter()
         .filter_map(|p| {
-            let status = pool_status_among(p, &all_subnets, &counts);
+            let status =
+                with_pool_nodes(pool_status_among(p, &all_subnets, &counts), p, &nodes, now);
             (p.status.as_ref() != Some(&status)).then(|| (p.name_any(), status))
         })
         .collect();

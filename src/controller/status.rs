@@ -12,6 +12,7 @@ use kube::ResourceExt;
 use crate::alloc::{Family, IpRange, Protocol, SubnetLayout, parse_entries};
 use crate::api::{IPLease, IPPool, IPPoolStatus, Subnet, SubnetStatus};
 use crate::cache::layout;
+use crate::placement::{NodeFacts, NodeScope, SelectorError, show_nodes};
 use crate::webhook::pool_subnet::pool_subnet;
 
 /// Inclusive interval of addresses as numbers.
@@ -135,6 +136,7 @@ pub(crate) fn status_from(
                 v4_available_ips: free(Family::V4, using4),
                 v6_using_ips: count(using6),
                 v6_available_ips: free(Family::V6, using6),
+                matched_nodes: None,
                 conditions: Vec::new(),
             };
             (status, None)
@@ -210,7 +212,121 @@ pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64
     IPPoolStatus {
         total_ip_count,
         allocated_ip_count: allocated,
+        ..IPPoolStatus::default()
     }
+}
+
+const NODES_MATCHED: &str = "NodesMatched";
+
+/// How many of `nodes` a node scope serves, and its `NodesMatched` condition: False when none (no Pod can use
+/// the object) or the selector cannot be read. Nothing for an object without a scope (it serves every node).
+/// `previous`: the object's current conditions, whose transition time is kept while the status stays.
+pub(crate) fn nodes_matched(
+    scope: Result<Option<NodeScope>, SelectorError>,
+    kind: &str,
+    nodes: &[NodeFacts<'_>],
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Option<i64>, Option<Condition>) {
+    let (count, status, reason, message) = match scope {
+        Ok(None) => return (None, None),
+        Ok(Some(scope)) => {
+            let matched: Vec<&str> = nodes
+                .iter()
+                .filter(|n| scope.matches(**n))
+                .map(|n| n.name)
+                .collect();
+            let count = i64::try_from(matched.len()).unwrap_or(i64::MAX);
+            if matched.is_empty() {
+                (
+                    Some(0),
+                    "False",
+                    "NoNodeMatches",
+                    format!(
+                        "no Node matches {scope}: Pods cannot get this {kind}'s addresses until a Node does; label \
+                         the nodes or change the selector"
+                    ),
+                )
+            } else {
+                (
+                    Some(count),
+                    "True",
+                    "Matched",
+                    format!("{scope} matches {}", show_nodes(matched)),
+                )
+            }
+        }
+        Err(e) => (Some(0), "False", "InvalidSelector", e.to_string()),
+    };
+    let since = match previous.iter().find(|c| c.type_ == NODES_MATCHED) {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    let condition = Condition {
+        type_: NODES_MATCHED.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time: since,
+        observed_generation: generation,
+    };
+    (count, Some(condition))
+}
+
+/// Sets `matched` and the `NodesMatched` condition among `conditions` for an object's node scope
+/// ([`nodes_matched`]); `conditions` start as the object's current ones.
+fn put_nodes_matched(
+    (matched, conditions): (&mut Option<i64>, &mut Vec<Condition>),
+    scope: Result<Option<NodeScope>, SelectorError>,
+    (kind, generation): (&str, Option<i64>),
+    nodes: &[NodeFacts<'_>],
+    now: Timestamp,
+) {
+    let (count, condition) = nodes_matched(scope, kind, nodes, conditions, generation, now);
+    *matched = count;
+    conditions.retain(|c| c.type_ != NODES_MATCHED);
+    conditions.extend(condition);
+}
+
+/// The Subnet's status with its node count and condition ([`nodes_matched`]).
+pub(crate) fn with_subnet_nodes(
+    mut status: SubnetStatus,
+    subnet: &Subnet,
+    nodes: &[NodeFacts<'_>],
+    now: Timestamp,
+) -> SubnetStatus {
+    put_nodes_matched(
+        (&mut status.matched_nodes, &mut status.conditions),
+        subnet.node_scope(),
+        ("Subnet", subnet.metadata.generation),
+        nodes,
+        now,
+    );
+    status
+}
+
+/// The IPPool's status with its node count and condition ([`nodes_matched`]). The condition's transition
+/// time is kept from the pool's current status.
+pub(crate) fn with_pool_nodes(
+    mut status: IPPoolStatus,
+    pool: &IPPool,
+    nodes: &[NodeFacts<'_>],
+    now: Timestamp,
+) -> IPPoolStatus {
+    status.conditions = pool
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    put_nodes_matched(
+        (&mut status.matched_nodes, &mut status.conditions),
+        pool.node_scope(),
+        ("IPPool", pool.metadata.generation),
+        nodes,
+        now,
+    );
+    status
 }
 
 /// The status of `pool` among every Subnet: its Subnet is the one its spec.subnet resolves to (a name or a
@@ -435,6 +551,50 @@ mod tests {
         assert_eq!(
             pool_status_among(&by_cidr, &subnets, &counts),
             IPPoolStatus::default()
+        );
+    }
+
+    #[test]
+    fn node_scoped_pools_count_their_nodes_and_say_when_none_match() {
+        let mut p = pool(&["10.0.0.10"]);
+        let labels: std::collections::BTreeMap<String, String> =
+            [("rack".to_string(), "a".to_string())].into();
+        let nodes = [NodeFacts {
+            name: "n1",
+            labels: &labels,
+        }];
+        let now = Timestamp::UNIX_EPOCH;
+        let plain = with_pool_nodes(IPPoolStatus::default(), &p, &nodes, now);
+        assert_eq!((plain.matched_nodes, plain.conditions.len()), (None, 0));
+        p.spec.node_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"rack": "b"}})).unwrap(),
+        );
+        let none = with_pool_nodes(IPPoolStatus::default(), &p, &nodes, now);
+        assert_eq!(none.matched_nodes, Some(0));
+        let c = &none.conditions[0];
+        assert_eq!(
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.message.as_str()
+            ),
+            (
+                "NodesMatched",
+                "False",
+                "NoNodeMatches",
+                "no Node matches spec.nodeSelector rack=b: Pods cannot get this IPPool's addresses until a Node \
+                 does; label the nodes or change the selector"
+            )
+        );
+        p.spec.node_selector = Some(
+            serde_json::from_value(serde_json::json!({"matchLabels": {"rack": "a"}})).unwrap(),
+        );
+        let one = with_pool_nodes(IPPoolStatus::default(), &p, &nodes, now);
+        assert_eq!(one.matched_nodes, Some(1));
+        assert_eq!(
+            one.conditions[0].message,
+            "spec.nodeSelector rack=a matches node n1"
         );
     }
 }

@@ -242,6 +242,7 @@ pub(crate) fn subnet(net: &Network) -> Option<Subnet> {
             provider: net.provider(),
             namespaces: ipam.namespaces.clone(),
             routes: ipam.routes.clone(),
+            node_selector: ipam.node_selector.clone(),
             kube_ovn: KubeOvnSubnetFields::default(),
         },
     );

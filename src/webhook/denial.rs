@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use crate::alloc::{AllocError, Family, LayoutError};
 use crate::annotations::AnnotationError;
 use crate::api::NadError;
+use crate::placement::SelectorError;
 use crate::webhook::pool_subnet::PoolSubnetError;
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,34 @@ pub enum Denial {
         network: String,
         pool: String,
         served: String,
+    },
+    #[error("network {network}: {object}: {source}; fix the selector")]
+    BadNodeScope {
+        network: String,
+        object: String,
+        source: SelectorError,
+    },
+    #[error(
+        "network {network}: no IPPool it names serves a node this Pod can run on ({constraint}): {pools}; name an \
+         IPPool whose nodes the Pod can run on, or change where the Pod runs (spec.nodeName, spec.nodeSelector, \
+         spec.affinity.nodeAffinity)"
+    )]
+    NoNodeForPools {
+        network: String,
+        constraint: String,
+        pools: String,
+    },
+    #[error(
+        "network {network}: Subnet {subnet} serves only {scope} ({matched}), none of them a node this Pod can run \
+         on ({constraint}); use a network whose Subnet serves the Pod's nodes, or change where the Pod runs \
+         (spec.nodeName, spec.nodeSelector, spec.affinity.nodeAffinity)"
+    )]
+    NoNodeForSubnet {
+        network: String,
+        subnet: String,
+        scope: String,
+        matched: String,
+        constraint: String,
     },
     #[error("network {network}: {source}")]
     Alloc { network: String, source: AllocError },
@@ -331,7 +360,10 @@ impl Denial {
                 "namespace_not_allowed"
             }
             Denial::Layout { .. } => "bad_subnet",
-            Denial::UnknownPool { .. } | Denial::BadPool { .. } => "bad_pool",
+            Denial::UnknownPool { .. } | Denial::BadPool { .. } | Denial::BadNodeScope { .. } => {
+                "bad_pool"
+            }
+            Denial::NoNodeForPools { .. } | Denial::NoNodeForSubnet { .. } => "no_node",
             Denial::PoolSubnet { .. } | Denial::PoolNetwork { .. } => "pool_mismatch",
             Denial::Alloc { source, .. } => alloc_reason(source),
             Denial::Requested { source, .. } => alloc_reason(source),
@@ -374,6 +406,8 @@ impl Denial {
             | Denial::PoolKept { .. }
             | Denial::SubnetOverlap { .. }
             | Denial::PoolsFull { .. }
+            | Denial::NoNodeForPools { .. }
+            | Denial::NoNodeForSubnet { .. }
             | Denial::TokenHeld { .. }
             | Denial::ClaimBusy { .. }
             | Denial::ClaimHolds { .. } => 409,
@@ -381,6 +415,7 @@ impl Denial {
             Denial::Requested { source, .. } => alloc_code(source),
             Denial::Layout { .. }
             | Denial::BadPool { .. }
+            | Denial::BadNodeScope { .. }
             | Denial::PoolSubnet { .. }
             | Denial::PoolNetwork { .. }
             | Denial::ClaimNetwork { .. } => 422,

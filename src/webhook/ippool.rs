@@ -15,10 +15,12 @@ use crate::annotations::Shown;
 use crate::api::{IPLease, IPPool, NetworkAttachmentDefinition, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
+use crate::placement::SelectorError;
 use crate::webhook::addresses::{addr, first_uncovered, num, static_checker};
 use crate::webhook::codes::{CONFLICT, INVALID};
 use crate::webhook::in_use::{InUse, by_address, more};
 use crate::webhook::names::is_dns1123_label;
+use crate::webhook::node_scope::warn_unmatched;
 use crate::webhook::pool_subnet::{PoolSubnetError, pool_subnet};
 use crate::webhook::respond;
 use crate::webhook::respond::{Refusal, answer, ignored_field};
@@ -56,7 +58,13 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<IPPool>) -> Admis
                 leases: &leases,
                 nads: &nads,
             };
-            check_pool(new, old, &scope)
+            check_pool(new, old, &scope).map(|mut warnings| {
+                if old.is_none_or(|o| o.spec != new.spec) {
+                    let scope = new.node_scope().ok().flatten();
+                    warnings.extend(warn_unmatched(&ctx.cache, "IPPool", &new.name_any(), scope));
+                }
+                warnings
+            })
         }
         (Operation::Delete, _) => {
             let leases = ctx
@@ -99,6 +107,8 @@ pub(crate) struct Scope<'a> {
 pub(crate) enum PoolRefusal {
     #[error(transparent)]
     Subnet(#[from] PoolSubnetError),
+    #[error("IPPool {pool}: {source}")]
+    NodeScope { pool: String, source: SelectorError },
     #[error("IPPool {pool}: Subnet {subnet} is invalid ({problem}); fix the Subnet first")]
     BadSubnet {
         pool: String,
@@ -250,6 +260,10 @@ pub(crate) fn check_pool(
         .iter()
         .map(|field| spiderpool_warning(&pool, field))
         .collect();
+    new.node_scope().map_err(|source| PoolRefusal::NodeScope {
+        pool: pool.clone(),
+        source,
+    })?;
     let entries = check_entries(&pool, &new.spec.ips, &shape)?;
     if let Some(value) = new.spec.gateway.as_deref().filter(|g| !g.trim().is_empty()) {
         check_gateway(&shape, value).map_err(|problem| PoolRefusal::Gateway {
@@ -601,6 +615,7 @@ mod tests {
                 provider: "macvlan.default".into(),
                 namespaces: Vec::new(),
                 routes: Vec::new(),
+                node_selector: None,
                 kube_ovn: Default::default(),
             },
         )
@@ -616,6 +631,9 @@ mod tests {
                 namespace_name: Vec::new(),
                 gateway: None,
                 multus_name: Vec::new(),
+                node_selector: None,
+                node_affinity: None,
+                node_name: Vec::new(),
                 spiderpool: Default::default(),
             },
         )

@@ -18,6 +18,7 @@ pub(crate) mod ippool;
 pub(crate) mod nad;
 mod names;
 mod network;
+mod node_scope;
 pub(crate) mod pod;
 pub(crate) mod pool_subnet;
 pub mod register;

@@ -15,10 +15,12 @@ use crate::annotations::Shown;
 use crate::api::{IPLease, IPPool, Subnet, set_fields};
 use crate::cache::layout;
 use crate::context::Context;
+use crate::placement::SelectorError;
 use crate::webhook::addresses::static_checker;
 use crate::webhook::codes::{CONFLICT, INVALID};
 use crate::webhook::in_use::{InUse, by_address, more};
 use crate::webhook::names::is_provider;
+use crate::webhook::node_scope::warn_unmatched;
 use crate::webhook::pool_subnet::pool_subnet;
 use crate::webhook::respond::{Refusal, answer, ignored_field};
 
@@ -29,7 +31,14 @@ pub async fn validate(ctx: Arc<Context>, req: AdmissionRequest<Subnet>) -> Admis
             let name = new.name_any();
             let others = ctx.cache.subnets.state();
             let leases = ctx.cache.leases.state_filter(|l| l.spec.subnet == name);
-            check_subnet(new, req.old_object.as_ref(), &others, &leases)
+            let old = req.old_object.as_ref();
+            check_subnet(new, old, &others, &leases).map(|mut warnings| {
+                if old.is_none_or(|o| o.spec != new.spec) {
+                    let scope = new.node_scope().ok().flatten();
+                    warnings.extend(warn_unmatched(&ctx.cache, "Subnet", &name, scope));
+                }
+                warnings
+            })
         }
         (Operation::Delete, _) => {
             let leases = ctx.cache.leases.state_filter(|l| l.spec.subnet == req.name);
@@ -53,6 +62,11 @@ pub(crate) enum SubnetRefusal {
          macvlan.default, <nad>.<namespace>.ovn such as attachnet.default.ovn, or ovn)"
     )]
     Provider { subnet: String, value: Shown },
+    #[error("Subnet {subnet}: {source}")]
+    NodeScope {
+        subnet: String,
+        source: SelectorError,
+    },
     #[error("Subnet {subnet}: {problem}")]
     Layout {
         subnet: String,
@@ -89,7 +103,9 @@ pub(crate) enum SubnetRefusal {
 impl Refusal for SubnetRefusal {
     fn reason(&self) -> &'static str {
         match self {
-            SubnetRefusal::Provider { .. } | SubnetRefusal::Layout { .. } => "bad_subnet",
+            SubnetRefusal::Provider { .. }
+            | SubnetRefusal::Layout { .. }
+            | SubnetRefusal::NodeScope { .. } => "bad_subnet",
             SubnetRefusal::Overlap { .. } => "subnet_overlap",
             SubnetRefusal::Strands { .. } | SubnetRefusal::InUse { .. } => "in_use",
         }
@@ -97,7 +113,9 @@ impl Refusal for SubnetRefusal {
 
     fn code(&self) -> u16 {
         match self {
-            SubnetRefusal::Provider { .. } | SubnetRefusal::Layout { .. } => INVALID,
+            SubnetRefusal::Provider { .. }
+            | SubnetRefusal::Layout { .. }
+            | SubnetRefusal::NodeScope { .. } => INVALID,
             _ => CONFLICT,
         }
     }
@@ -127,6 +145,11 @@ pub(crate) fn check_subnet(
         subnet: name.clone(),
         problem: Box::new(e.problem),
     })?;
+    new.node_scope()
+        .map_err(|source| SubnetRefusal::NodeScope {
+            subnet: name.clone(),
+            source,
+        })?;
     let mut warnings: Vec<String> = set_fields(&new.spec.kube_ovn)
         .iter()
         .map(|field| ignored_field("Subnet", &name, field))
@@ -259,6 +282,7 @@ mod tests {
                 provider: provider.into(),
                 namespaces: Vec::new(),
                 routes: Vec::new(),
+                node_selector: None,
                 kube_ovn: Default::default(),
             },
         )
@@ -274,6 +298,9 @@ mod tests {
                 namespace_name: Vec::new(),
                 gateway: None,
                 multus_name: Vec::new(),
+                node_selector: None,
+                node_affinity: None,
+                node_name: Vec::new(),
                 spiderpool: Default::default(),
             },
         )

@@ -799,6 +799,7 @@ mod tests {
                 provider: provider.into(),
                 namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
                 routes: Vec::new(),
+                node_selector: None,
                 kube_ovn: Default::default(),
             },
         ))
@@ -814,6 +815,9 @@ mod tests {
                 namespace_name: Vec::new(),
                 gateway: None,
                 multus_name: Vec::new(),
+                node_selector: None,
+                node_affinity: None,
+                node_name: Vec::new(),
                 spiderpool: Default::default(),
             },
         ))

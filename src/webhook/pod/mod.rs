@@ -7,6 +7,7 @@ mod lookup;
 mod miss;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod offline;
+mod place;
 mod plan;
 mod reserve;
 mod token;
@@ -211,13 +212,23 @@ async fn allocate(
     let mut results = Vec::new();
     let mut reservations = Vec::new();
     let mut warnings = Vec::new();
+    let mut placement = place::Placement::new(&ctx.cache, pod);
     for (p, claimed) in planned.iter().zip(&mut claims) {
+        let narrowed = match placement.narrow(p) {
+            Ok(n) => n,
+            Err(denial) => {
+                request.delete_all(&created).await;
+                return Err(denial);
+            }
+        };
+        let p = narrowed.as_ref().unwrap_or(p);
         let reserved = match claimed {
             Some(c) => claim::reserve(&request, p, c, name).await,
             None => request.reserve(p).await,
         };
         match reserved {
             Ok(r) => {
+                placement.settle(p, &r);
                 created.extend(r.created.iter().cloned());
                 kept.extend(r.kept.iter().cloned());
                 warnings.extend(usage_warning(ctx, p));
@@ -271,7 +282,11 @@ async fn allocate(
         reinvoked = !prior.is_empty(),
         "allocated"
     );
-    Ok(Some((patch(pod, out, &token, claim_labels), warnings)))
+    let affinity = placement.affinity(pod);
+    Ok(Some((
+        patch(pod, out, &token, claim_labels, affinity),
+        warnings,
+    )))
 }
 
 /// Writes each attachment's MAC (and a fixed request's addresses) into the Pod's own `networks` /
@@ -392,14 +407,16 @@ fn usage_warning(ctx: &Context, p: &Planned) -> Option<String> {
         })
 }
 
-/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none), and as labels the
+/// JSON patch adding `annotations` to the Pod (creating the map when the Pod has none); as labels the
 /// reservation token (a Pod copying another's token is found by it, [`token::judge`]) and the IPAMClaims the
-/// Pod uses (their Pods are counted by it).
+/// Pod uses (their Pods are counted by it); and the node affinity its addresses need
+/// ([`place::Placement::affinity`]), replacing `spec.affinity` as a whole.
 fn patch(
     pod: &Pod,
     annotations: BTreeMap<String, String>,
     token: &str,
     claims: Vec<(String, String)>,
+    affinity: Option<k8s_openapi::api::core::v1::Affinity>,
 ) -> Patch {
     let add = |path: PointerBuf, value: serde_json::Value| {
         PatchOperation::Add(AddOperation { path, value })
@@ -430,6 +447,12 @@ fn patch(
     if !labels.is_empty() {
         map_or_keys("labels", pod.metadata.labels.is_some(), labels);
     }
+    if let Some(a) = affinity
+        && pod.spec.is_some()
+        && let Ok(value) = serde_json::to_value(a)
+    {
+        ops.push(add(PointerBuf::from_tokens(["spec", "affinity"]), value));
+    }
     Patch(ops)
 }
 
@@ -445,7 +468,7 @@ mod tests {
             "macvlan.default.kubernetes.io/ip_address".to_string(),
             "172.17.0.11".to_string(),
         );
-        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1", Vec::new())).unwrap();
+        let p = serde_json::to_value(patch(&pod, ann.clone(), "t-1", Vec::new(), None)).unwrap();
         assert_eq!(
             p,
             serde_json::json!([{"op": "add", "path": "/metadata/annotations",
@@ -459,6 +482,7 @@ mod tests {
             ann,
             "t-1",
             vec![("ipamclaims.nadipam.io/vm-a".into(), "u-1".into())],
+            None,
         ))
         .unwrap();
         assert_eq!(

@@ -1,7 +1,7 @@
 //! From a Pod's annotations to an allocation plan: which Subnet each attachment draws from and how the
 //! address is chosen. Reads only the caches; nothing is reserved here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use crate::alloc::{Family, IpPair, IpRange, Mac, parse_entries};
 use crate::annotations::{self, NetworkRef, PoolRequest, Route, keys};
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
+use crate::placement::NodeScope;
 use crate::webhook::denial::Denial;
 use crate::webhook::pool_subnet::names_subnet;
 use crate::webhook::resolve::{Ask, NamedPool, Objects, Resolved, fixed_key, resolve};
@@ -39,6 +40,11 @@ pub(crate) struct PoolChoice {
     pub ranges: Vec<IpRange>,
     /// The pool's gateway addresses: never handed to a Pod, and the gateway of a Pod whose address the pool gave.
     pub gateway: Vec<IpAddr>,
+    /// The nodes the pool serves (`None`: every node).
+    pub scope: Option<Arc<NodeScope>>,
+    /// The nodes the Pod could run on with an address of this pool, set by [`super::place::Placement`] when
+    /// node scopes apply (`None`: the pool does not narrow where the Pod runs).
+    pub reach: Option<BTreeSet<String>>,
 }
 
 impl PoolChoice {
@@ -50,10 +56,20 @@ impl PoolChoice {
         };
         let ranges = parse_entries(&pool.spec.ips).map_err(|e| bad(e.to_string()))?;
         let gateway = pool.gateways().map_err(bad)?;
+        let scope = pool
+            .node_scope()
+            .map_err(|source| Denial::BadNodeScope {
+                network: network.to_string(),
+                object: format!("IPPool {}", pool.name_any()),
+                source,
+            })?
+            .map(Arc::new);
         Ok(PoolChoice {
             name: pool.name_any(),
             ranges,
             gateway,
+            scope,
+            reach: None,
         })
     }
 }
@@ -85,6 +101,8 @@ pub(crate) struct Planned {
     pub is_default: bool,
     pub provider: String,
     pub subnet: Arc<Subnet>,
+    /// The nodes the Subnet serves (`None`: every node).
+    pub subnet_scope: Option<Arc<NodeScope>>,
     pub choice: Choice,
     pub mac: Option<Mac>,
     pub routes: Option<Vec<Route>>,
@@ -187,6 +205,14 @@ fn plan_one(
     let Some(subnet) = subnet else {
         return Err(Denial::NoSubnet { network, provider });
     };
+    let subnet_scope = subnet
+        .node_scope()
+        .map_err(|source| Denial::BadNodeScope {
+            network: network.clone(),
+            object: format!("Subnet {}", subnet.name_any()),
+            source,
+        })?
+        .map(Arc::new);
     let fixed = asks
         .ip_address
         .map(|pair| {
@@ -234,6 +260,7 @@ fn plan_one(
         is_default: req.is_default,
         provider,
         subnet,
+        subnet_scope,
         choice,
         mac: asks.mac_address.or(req.mac),
         routes,

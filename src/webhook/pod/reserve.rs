@@ -1,6 +1,7 @@
 //! Reserving a planned attachment: choose candidates from the cached free set and create one IPLease per
 //! address. The create is the reservation; the cache only proposes candidates.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -110,7 +111,9 @@ pub(crate) fn split_picked(
 
 /// Picks one address per family of the Subnet for a [`Choice::Pools`] attachment: for each family, the
 /// first of its pools (in the order the Pod named them) with a free address that is not the pool's gateway;
-/// a family without pools takes any free address outside `avoid`. All families or none.
+/// a family without pools takes any free address outside `avoid`. All families or none. Pools whose nodes
+/// ([`PoolChoice::reach`]) share none with the pool already chosen for another family are passed over: the
+/// Pod must find a node where all its addresses are valid.
 pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
     alloc: &mut Allocator,
     plan: &PoolPlan,
@@ -119,6 +122,7 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<(IpAddr, Option<String>)>, PoolsFull> {
     let mut got: Vec<(IpAddr, Option<String>)> = Vec::new();
+    let mut reach: Option<BTreeSet<String>> = None;
     for &family in alloc.families() {
         let pools = plan.for_family(family);
         let picked = if pools.is_empty() {
@@ -134,11 +138,19 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
             let mut last = None;
             let mut found = None;
             for pool in pools {
+                let joint = match (&reach, &pool.reach) {
+                    (Some(a), Some(b)) => Some(a.intersection(b).cloned().collect()),
+                    (a, b) => a.clone().or_else(|| b.clone()),
+                };
+                if joint.as_ref().is_some_and(BTreeSet::is_empty) {
+                    continue;
+                }
                 let gateway: Vec<IpRange> =
                     pool.gateway.iter().copied().map(IpRange::single).collect();
                 match alloc.pick_in_avoiding(&pool.ranges, &gateway, family, strategy, rng) {
                     Ok(ip) => {
                         found = Some((ip, Some(pool.name.clone())));
+                        reach = joint;
                         break;
                     }
                     Err(e) => last = Some(e),
