@@ -29,6 +29,8 @@ pub(crate) struct InUse {
     pub holder: String,
     /// Some lease outlives its Pod (StatefulSet): deleting Pods alone does not free it.
     pub statefulset: bool,
+    /// Some lease is held by an IPAMClaim: it goes when the claim is deleted (and no Pod uses it).
+    pub claim: bool,
 }
 
 impl InUse {
@@ -43,6 +45,9 @@ impl InUse {
             statefulset: sorted
                 .iter()
                 .any(|(_, l)| l.spec.owner_kind == OwnerKind::StatefulSet),
+            claim: sorted
+                .iter()
+                .any(|(_, l)| l.spec.owner_kind == OwnerKind::IPAMClaim),
         })
     }
 }
@@ -50,10 +55,11 @@ impl InUse {
 impl fmt::Display for InUse {
     /// `3 IPLeases (e.g. 172.17.0.11 held by pod default/samplepod); delete those Pods first`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (noun, those) = if self.count == 1 {
-            ("IPLease", "that Pod")
-        } else {
-            ("IPLeases", "those Pods")
+        let (noun, those) = match (self.count == 1, self.claim) {
+            (true, false) => ("IPLease", "that Pod"),
+            (true, true) => ("IPLease", "that IPAMClaim"),
+            (false, false) => ("IPLeases", "those Pods"),
+            (false, true) => ("IPLeases", "those Pods and IPAMClaims"),
         };
         write!(
             f,
@@ -63,6 +69,11 @@ impl fmt::Display for InUse {
         if self.statefulset {
             f.write_str(
                 " (a StatefulSet's addresses are released when the StatefulSet is deleted or scaled down)",
+            )?;
+        }
+        if self.claim {
+            f.write_str(
+                " (an IPAMClaim's addresses are released when the claim is deleted and no Pod uses it)",
             )?;
         }
         Ok(())
@@ -132,6 +143,15 @@ pub(crate) mod tests {
             u.to_string(),
             "1 IPLease (e.g. 10.0.0.10 held by the pod in namespace default that carries reservation t); \
              delete that Pod first (a StatefulSet's addresses are released when the StatefulSet is deleted or scaled down)"
+        );
+        let mut claimed = (*b).clone();
+        claimed.spec.owner_kind = OwnerKind::IPAMClaim;
+        claimed.spec.claim = Some("vm-a".into());
+        let u = InUse::of([&Arc::new(claimed)]).unwrap();
+        assert_eq!(
+            u.to_string(),
+            "1 IPLease (e.g. 10.0.0.10 held by ipamclaim default/vm-a); delete that IPAMClaim first (an \
+             IPAMClaim's addresses are released when the claim is deleted and no Pod uses it)"
         );
         assert_eq!(InUse::of([]), None);
         assert_eq!(more(0), "");

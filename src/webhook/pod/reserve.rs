@@ -340,7 +340,12 @@ impl<'a> Request<'a> {
     /// ones read at the start of a reinvocation first, then the cache's.
     fn leases_of(&self, p: &Planned) -> Vec<Arc<IPLease>> {
         let index = &self.ctx.cache.index;
-        let mut names = index.by_token(self.token);
+        // A claim's leases are read live for each admission (claim::resolve): the cache may still hold one a
+        // racing admission has just given back.
+        let mut names = match self.claim {
+            Some(_) => Vec::new(),
+            None => index.by_token(self.token),
+        };
         if !self.pod.name.is_empty() && self.claim.is_none() {
             names.extend(index.by_pod(self.pod.namespace, self.pod.name));
         }
