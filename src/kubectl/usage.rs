@@ -66,6 +66,9 @@ impl Row for Usage {
     }
 }
 
+/// An IPPool's ranges and gateways.
+type PoolParts = (Vec<IpRange>, Vec<IpAddr>);
+
 /// The rows of `subnet` and of `pools` (its IPPools), from `leases` (its leases), with `next` free addresses
 /// per family.
 pub(crate) fn usage(
@@ -114,7 +117,7 @@ pub(crate) fn usage(
     }
     // Sequential picks are deterministic; the generator is only the API's.
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let mut parsed: Vec<(&IPPool, Result<(Vec<IpRange>, Vec<IpAddr>), String>)> = Vec::new();
+    let mut parsed: Vec<(&IPPool, Result<PoolParts, String>)> = Vec::new();
     for p in pools {
         let ranges = parse_entries(&p.spec.ips).map_err(|e| e.to_string());
         let gateways = p.gateways();

@@ -102,9 +102,10 @@ impl Holder {
     /// The row for `lease`, held now by `pods` (names in its namespace).
     pub(crate) fn of(lease: &IPLease, pods: Vec<String>, now: Timestamp) -> Holder {
         let s = &lease.spec;
-        let set = (s.owner_kind == OwnerKind::StatefulSet)
-            .then(|| s.pod_name.as_deref())
-            .flatten()
+        let set = s
+            .pod_name
+            .as_deref()
+            .filter(|_| s.owner_kind == OwnerKind::StatefulSet)
             .and_then(|p| p.rsplit_once('-'))
             .map(|(set, _)| set.to_string());
         let gone_pod = s.pod_name.clone().filter(|_| pods.is_empty());
