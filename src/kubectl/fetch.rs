@@ -2,12 +2,14 @@
 //! so a cluster of many thousand Pods or leases is not one huge response.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
-use kube::Resource;
 use kube::api::{Api, ListParams};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::error::Error;
+use crate::api::{IPPool, Subnet};
 
 /// Objects per page.
 const PAGE: u32 = 500;
@@ -43,4 +45,32 @@ where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
     api.get_opt(name).await.map_err(Error::api(doing))
+}
+
+/// Every Subnet, by name.
+pub(crate) async fn subnets(client: &Client) -> Result<Vec<Arc<Subnet>>, Error> {
+    let api: Api<Subnet> = Api::all(client.clone());
+    let mut all: Vec<Arc<Subnet>> = list(&api, ListParams::default(), "listing Subnets", false)
+        .await?
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    all.sort_by_key(|s| s.name_any());
+    Ok(all)
+}
+
+/// Every IPPool, by name.
+pub(crate) async fn pools(client: &Client) -> Result<Vec<IPPool>, Error> {
+    let api: Api<IPPool> = Api::all(client.clone());
+    let mut all = list(&api, ListParams::default(), "listing IPPools", false).await?;
+    all.sort_by_key(|p| p.name_any());
+    Ok(all)
+}
+
+/// A Subnet named on the command line that does not exist.
+pub(crate) fn no_subnet(name: &str) -> Error {
+    Error::NotFound {
+        what: format!("Subnet {name}"),
+        hint: "; list them with kubectl get subnets.nadipam.io".into(),
+    }
 }

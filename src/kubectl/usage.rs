@@ -4,7 +4,6 @@
 //! `kubectl get subnets` and `kubectl get ippools` (the controller's status arithmetic).
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
@@ -14,7 +13,7 @@ use serde::Serialize;
 use super::Outcome;
 use super::cli::{Format, UsageArgs};
 use super::error::Error;
-use super::fetch::list;
+use super::fetch::{self, list};
 use super::output::format;
 use super::table::Row;
 use crate::alloc::{Allocator, IpRange, Strategy, parse_entries};
@@ -204,33 +203,15 @@ pub(crate) async fn run(
     args: &UsageArgs,
     output: Format,
 ) -> Result<Outcome, Error> {
-    let mut subnets: Vec<Arc<Subnet>> = list(
-        &Api::<Subnet>::all(client.clone()),
-        ListParams::default(),
-        "listing Subnets",
-        false,
-    )
-    .await?
-    .into_iter()
-    .map(Arc::new)
-    .collect();
-    subnets.sort_by_key(|s| s.name_any());
-    for name in &args.subnets {
-        if !subnets.iter().any(|s| s.name_any() == *name) {
-            return Err(Error::NotFound {
-                what: format!("Subnet {name}"),
-                hint: "; list them with kubectl get subnets.nadipam.io".into(),
-            });
-        }
+    let subnets = fetch::subnets(client).await?;
+    if let Some(name) = args
+        .subnets
+        .iter()
+        .find(|n| !subnets.iter().any(|s| s.name_any() == **n))
+    {
+        return Err(fetch::no_subnet(name));
     }
-    let mut pools = list(
-        &Api::<IPPool>::all(client.clone()),
-        ListParams::default(),
-        "listing IPPools",
-        false,
-    )
-    .await?;
-    pools.sort_by_key(|p| p.name_any());
+    let pools = fetch::pools(client).await?;
     let leases_api: Api<IPLease> = Api::all(client.clone());
     let mut rows = Vec::new();
     let mut notes = Vec::new();

@@ -16,7 +16,7 @@ use super::Outcome;
 use super::age;
 use super::cli::{Format, WhoArgs};
 use super::error::{EXIT_NOT_HELD, Error};
-use super::fetch::{get, list};
+use super::fetch::{self, get, list};
 use super::output::format;
 use super::table::Row;
 use crate::alloc::{AllocError, Allocator, IpRange, parse_entries};
@@ -251,25 +251,8 @@ pub(crate) async fn run(
     now: Timestamp,
 ) -> Result<Outcome, Error> {
     let ip = args.ip;
-    let subnets_api: Api<Subnet> = Api::all(client.clone());
-    let mut subnets: Vec<Arc<Subnet>> = list(
-        &subnets_api,
-        ListParams::default(),
-        "listing Subnets",
-        false,
-    )
-    .await?
-    .into_iter()
-    .map(Arc::new)
-    .collect();
-    subnets.sort_by_key(|s| s.name_any());
-    let pools = list(
-        &Api::<IPPool>::all(client.clone()),
-        ListParams::default(),
-        "listing IPPools",
-        false,
-    )
-    .await?;
+    let subnets = fetch::subnets(client).await?;
+    let pools = fetch::pools(client).await?;
     // The Subnets asked about: the one named, else every Subnet whose CIDR holds the address.
     let names: Vec<String> = match &args.subnet {
         Some(name) => vec![name.clone()],
@@ -300,10 +283,7 @@ pub(crate) async fn run(
                 .cloned()
                 .collect();
             if found.is_empty() {
-                return Err(Error::NotFound {
-                    what: format!("Subnet {name}"),
-                    hint: "; list them with kubectl get subnets.nadipam.io".into(),
-                });
+                return Err(fetch::no_subnet(name));
             }
             found
         }
