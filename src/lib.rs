@@ -30,6 +30,8 @@ pub mod duration;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+/// `kubectl nadipam` (binary `kubectl-nadipam`): who holds an address, a Pod's addresses, usage, orphans.
+pub mod kubectl;
 /// Log output: text or JSON lines (`--log-format`).
 pub mod logging;
 /// Prometheus metrics.

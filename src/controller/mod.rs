@@ -8,6 +8,7 @@
 //! - `reconcile.rs`: observe → `decide.rs` → confirm with `live.rs` reads → act: `bind.rs` (paced by
 //!   `pace.rs`), `release.rs`, `reclaim.rs`.
 //! - `status.rs`, `publish.rs`: Subnet and IPPool status; `events.rs`: Kubernetes Events.
+//! - `snapshot.rs`: the same decision from one listing of the cluster, for `kubectl nadipam orphans`.
 
 mod bind;
 pub(crate) mod decide;
@@ -24,8 +25,9 @@ mod reclaim;
 mod reconcile;
 mod release;
 mod run;
+pub(crate) mod snapshot;
 mod state;
-mod status;
+pub(crate) mod status;
 mod token_index;
 
 use std::sync::Arc;
