@@ -11,6 +11,7 @@
 
 mod bind;
 pub(crate) mod decide;
+mod drain;
 mod error;
 mod events;
 mod facts;

@@ -1,6 +1,7 @@
 //! The Subnet and IPPool rules of Pod admission, shared with workload validation so that a template is refused
 //! at `kubectl apply` for exactly the reasons its Pods would be.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -9,6 +10,7 @@ use crate::annotations::keys;
 use crate::api::{IPPool, Subnet};
 use crate::webhook::denial::Denial;
 use crate::webhook::pool_subnet::names_subnet;
+use crate::webhook::resolve::Labels;
 
 /// The Subnet serving `provider`: among those with that provider, the first by name that admits the
 /// namespace (else the first, so the namespace denial names it).
@@ -108,12 +110,14 @@ pub(crate) fn check_overlap(
     Ok(())
 }
 
-/// The pool belongs to the Subnet and admits the namespace and the network.
+/// The pool belongs to the Subnet and admits the namespace, the network and the Pod's (and namespace's)
+/// labels.
 pub(crate) fn check_pool(
     pool: &IPPool,
     subnet: &Subnet,
     network: &str,
     namespace: &str,
+    labels: Labels<'_>,
 ) -> Result<(), Denial> {
     if !names_subnet(&pool.spec.subnet, subnet) {
         return Err(Denial::PoolSubnet {
@@ -147,5 +151,58 @@ pub(crate) fn check_pool(
             served: pool.spec.multus_name.join(", "),
         });
     }
+    check_selectors(pool, network, namespace, labels)
+}
+
+/// The pool's `podAffinity` selects the Pod and its `namespaceAffinity` the namespace (when its labels were
+/// read).
+fn check_selectors(
+    pool: &IPPool,
+    network: &str,
+    namespace: &str,
+    labels: Labels<'_>,
+) -> Result<(), Denial> {
+    let selectors = pool.selectors().map_err(|source| Denial::BadNodeScope {
+        network: network.to_string(),
+        object: format!("IPPool {}", pool.name_any()),
+        source,
+    })?;
+    if let Some(s) = &selectors.pods
+        && !s.matches(labels.pod)
+    {
+        return Err(Denial::PoolSelects {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            selector: s.to_string(),
+            who: format!("this Pod's labels ({})", show_labels(labels.pod)),
+            fix: "label the Pod to match",
+        });
+    }
+    if let (Some(s), Some(ns_labels)) = (&selectors.namespaces, labels.namespace)
+        && !s.matches(ns_labels)
+    {
+        return Err(Denial::PoolSelects {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            selector: s.to_string(),
+            who: format!(
+                "namespace {namespace}'s labels ({})",
+                show_labels(ns_labels)
+            ),
+            fix: "label the namespace to match",
+        });
+    }
     Ok(())
+}
+
+/// `k=v,k2=v2`, or `none`.
+fn show_labels(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "none".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -114,7 +114,10 @@ impl<'a> Placement<'a> {
         if !scoped {
             return Ok(None);
         }
-        let mut narrowed = PoolPlan::default();
+        let mut narrowed = PoolPlan {
+            default_of: plan.default_of.clone(),
+            ..PoolPlan::default()
+        };
         for (from, to) in [(&plan.v4, &mut narrowed.v4), (&plan.v6, &mut narrowed.v6)] {
             let mut described = Vec::new();
             for c in from {
@@ -239,6 +242,8 @@ mod tests {
             gateway: Vec::new(),
             scope: p.node_scope().unwrap().map(Arc::new),
             reach: None,
+            disabled: false,
+            excluded: Vec::new(),
         }
     }
 
@@ -256,9 +261,12 @@ mod tests {
             choice: Choice::Pools(PoolPlan {
                 v4: pools.iter().map(|p| choice(p)).collect(),
                 v6: Vec::new(),
+                default_of: None,
             }),
             mac: None,
             routes: None,
+            own_routes: false,
+            default_route: Vec::new(),
             pool: None,
             claim: None,
             kept: Vec::new(),

@@ -13,9 +13,10 @@ use crate::annotations::{self, NetworkRef, PoolRequest, Route, keys};
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::placement::NodeScope;
+use crate::webhook::default_pool::serving_default;
 use crate::webhook::denial::Denial;
 use crate::webhook::pool_subnet::names_subnet;
-use crate::webhook::resolve::{Ask, NamedPool, Objects, Resolved, fixed_key, resolve};
+use crate::webhook::resolve::{Ask, Labels, NamedPool, Objects, Resolved, fixed_key, resolve};
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -45,6 +46,10 @@ pub(crate) struct PoolChoice {
     /// The nodes the Pod could run on with an address of this pool, set by [`super::place::Placement`] when
     /// node scopes apply (`None`: the pool does not narrow where the Pod runs).
     pub reach: Option<BTreeSet<String>>,
+    /// `spec.disable`: addresses already leased from the pool are kept, no new one is given.
+    pub disabled: bool,
+    /// `spec.excludeIPs`: never handed out.
+    pub excluded: Vec<IpRange>,
 }
 
 impl PoolChoice {
@@ -56,6 +61,7 @@ impl PoolChoice {
         };
         let ranges = parse_entries(&pool.spec.ips).map_err(|e| bad(e.to_string()))?;
         let gateway = pool.gateways().map_err(bad)?;
+        let excluded = pool.excluded().map_err(bad)?;
         let scope = pool
             .node_scope()
             .map_err(|source| Denial::BadNodeScope {
@@ -70,7 +76,16 @@ impl PoolChoice {
             gateway,
             scope,
             reach: None,
+            disabled: pool.is_disabled(),
+            excluded,
         })
+    }
+
+    /// What the pool never hands out: its gateway and its excludeIPs.
+    pub(crate) fn withheld(&self) -> Vec<IpRange> {
+        let mut out: Vec<IpRange> = self.gateway.iter().copied().map(IpRange::single).collect();
+        out.extend(self.excluded.iter().copied());
+        out
     }
 }
 
@@ -80,6 +95,8 @@ impl PoolChoice {
 pub(crate) struct PoolPlan {
     pub v4: Vec<PoolChoice>,
     pub v6: Vec<PoolChoice>,
+    /// Set (to the Subnet's name) when the Pod named no pool and this is the Subnet's default pool.
+    pub default_of: Option<String>,
 }
 
 impl PoolPlan {
@@ -89,6 +106,57 @@ impl PoolPlan {
             Family::V6 => &self.v6,
         }
     }
+
+    /// The plan for a new allocation: disabled pools left out. `Ok(None)`: the default pool is disabled, so
+    /// the Pod takes an address outside every pool as if the Subnet had no default pool. Err: every pool a
+    /// family names is disabled (their names).
+    pub(crate) fn fresh(&self) -> Result<Option<PoolPlan>, Vec<String>> {
+        let open = |pools: &[PoolChoice]| -> Vec<PoolChoice> {
+            pools.iter().filter(|c| !c.disabled).cloned().collect()
+        };
+        let plan = PoolPlan {
+            v4: open(&self.v4),
+            v6: open(&self.v6),
+            default_of: self.default_of.clone(),
+        };
+        for (before, after) in [(&self.v4, &plan.v4), (&self.v6, &plan.v6)] {
+            if !before.is_empty() && after.is_empty() {
+                if self.default_of.is_some() {
+                    return Ok(None);
+                }
+                let mut names: Vec<String> = before.iter().map(|c| c.name.clone()).collect();
+                names.dedup();
+                return Err(names);
+            }
+        }
+        Ok(Some(plan))
+    }
+}
+
+/// `p` as a new allocation sees it ([`PoolPlan::fresh`]): run after the attachment's existing leases were
+/// looked for, so what a Pod already holds from a disabled pool stays with it.
+pub(crate) fn for_new(p: &Planned) -> Result<Option<Planned>, Denial> {
+    let Choice::Pools(plan) = &p.choice else {
+        return Ok(None);
+    };
+    let choice = match plan.fresh() {
+        Ok(Some(fresh)) if fresh.v4.len() == plan.v4.len() && fresh.v6.len() == plan.v6.len() => {
+            return Ok(None);
+        }
+        Ok(Some(fresh)) => Choice::Pools(fresh),
+        Ok(None) => Choice::Any,
+        Err(pools) => {
+            return Err(Denial::PoolDisabled {
+                network: p.network.to_string(),
+                pools: pools.join(", "),
+                many: pools.len() > 1,
+            });
+        }
+    };
+    Ok(Some(Planned {
+        choice,
+        ..p.clone()
+    }))
 }
 
 /// One attachment nadipam allocates for.
@@ -105,7 +173,13 @@ pub(crate) struct Planned {
     pub subnet_scope: Option<Arc<NodeScope>>,
     pub choice: Choice,
     pub mac: Option<Mac>,
+    /// The Pod's own routes annotation, else the Subnet's routes (the pool's are added to the latter once the
+    /// address is known: [`super::routes::merged`]).
     pub routes: Option<Vec<Route>>,
+    /// Whether `routes` is the Pod's own annotation (then no pool route is added).
+    pub own_routes: bool,
+    /// Multus `default-route` gateways of the element: added last, whatever else applies.
+    pub default_route: Vec<Route>,
     /// The `ip_pool` address list the address came from (recorded on the lease as pool `ip_pool`).
     pub pool: Option<String>,
     /// Addresses of the Subnet kept by IPPools this attachment does not name (their ranges and gateways):
@@ -166,6 +240,7 @@ pub(crate) fn plan(
     fetched: &[Arc<NetworkAttachmentDefinition>],
     pod: &PodIdentity<'_>,
     ann: &BTreeMap<String, String>,
+    labels: Labels<'_>,
 ) -> Result<Vec<Planned>, Denial> {
     let requests = annotations::attachments(ann, pod.namespace)?;
     let spider = annotations::spider_pools(ann)?;
@@ -179,6 +254,7 @@ pub(crate) fn plan(
             first: i == 0,
             spider: spider.as_ref(),
             overlap: true,
+            labels,
         };
         if let Some(resolved) = resolve(&objects, &ask)? {
             out.push(plan_one(cache, pod, &ask, resolved)?);
@@ -242,16 +318,23 @@ fn plan_one(
             )
         }
         (None, _) if !named.is_empty() => (Choice::Pools(pool_plan(&named, &network)?), None),
-        (None, _) => (Choice::Any, None),
+        (None, _) => match serving_default(&pools_of(cache, &subnet), &subnet, &network, ask)? {
+            Some(pool) => (Choice::Pools(default_plan(&pool, &subnet, &network)?), None),
+            None => (Choice::Any, None),
+        },
     };
 
-    let mut routes = asks.routes.clone().or_else(|| subnet_routes(&subnet));
-    for gw in &req.default_route {
-        routes.get_or_insert_with(Vec::new).push(Route {
+    let own_routes = asks.routes.is_some();
+    let routes = asks.routes.clone().or_else(|| subnet_routes(&subnet));
+    let default_route = req
+        .default_route
+        .iter()
+        .map(|gw| Route {
             dst: None,
             gw: Some(gw.to_string()),
-        });
-    }
+        })
+        .collect();
+    // A default pool is kept from the Pod like any other: it gives addresses only through the plan.
     let pools: Vec<Arc<IPPool>> = named.into_iter().map(|(p, _)| p).collect();
     let kept = kept_by_other_pools(cache, &subnet, &pools, &network)?;
     Ok(Planned {
@@ -264,6 +347,8 @@ fn plan_one(
         choice,
         mac: asks.mac_address.or(req.mac),
         routes,
+        own_routes,
+        default_route,
         pool,
         kept,
         request_key,
@@ -284,6 +369,25 @@ fn pool_plan(named: &[NamedPool], network: &str) -> Result<PoolPlan, Denial> {
         }
     }
     Ok(plan)
+}
+
+/// The plan of a Subnet's default pool: the families it has addresses of.
+fn default_plan(pool: &IPPool, subnet: &Subnet, network: &str) -> Result<PoolPlan, Denial> {
+    let choice = PoolChoice::of(pool, network)?;
+    let has = |f: Family| choice.ranges.iter().any(|r| r.family() == f);
+    Ok(PoolPlan {
+        v4: if has(Family::V4) {
+            vec![choice.clone()]
+        } else {
+            Vec::new()
+        },
+        v6: if has(Family::V6) {
+            vec![choice]
+        } else {
+            Vec::new()
+        },
+        default_of: Some(subnet.name_any()),
+    })
 }
 
 /// The address ranges (and gateways) of the Subnet's IPPools other than `named`, per pool: what only the
