@@ -46,3 +46,31 @@ pub(crate) fn serving_default(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pool(name: &str, default: bool, created: &str) -> Arc<IPPool> {
+        Arc::new(
+            serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "IPPool",
+                "metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"subnet": "s", "ips": ["10.0.0.10"], "default": default}}))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_oldest_default_pool_wins_then_the_first_by_name() {
+        assert!(default_of(&[pool("a", false, "2026-01-01T00:00:00Z")]).is_none());
+        let pools = [
+            pool("plain", false, "2025-01-01T00:00:00Z"),
+            pool("young", true, "2026-02-01T00:00:00Z"),
+            pool("old-b", true, "2026-01-01T00:00:00Z"),
+            pool("old-a", true, "2026-01-01T00:00:00Z"),
+        ];
+        assert_eq!(default_of(&pools).unwrap().name_any(), "old-a");
+    }
+}

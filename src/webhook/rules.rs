@@ -206,3 +206,79 @@ fn show_labels(labels: &BTreeMap<String, String>) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pool(spec: serde_json::Value) -> IPPool {
+        let mut spec = spec;
+        spec["subnet"] = json!("s");
+        spec["ips"] = json!(["10.0.0.10"]);
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "IPPool",
+            "metadata": {"name": "db-pool"}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn subnet() -> Subnet {
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "Subnet",
+            "metadata": {"name": "s"}, "spec": {"cidrBlock": "10.0.0.0/24", "provider": "n.ns"}}))
+        .unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn pod_and_namespace_selectors_refuse_naming_the_selector_and_the_labels() {
+        let p = pool(json!({"podAffinity": {"matchLabels": {"app": "db"}},
+            "namespaceAffinity": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}}));
+        let (db, web) = (labels(&[("app", "db")]), labels(&[("app", "web")]));
+        let (team_a, team_b) = (labels(&[("team", "a")]), labels(&[("team", "b")]));
+        let check =
+            |pod, ns| check_pool(&p, &subnet(), "ns/n", "ns", Labels { pod, namespace: ns });
+        assert!(check(&db, Some(&team_a)).is_ok());
+        assert!(
+            check(&db, None).is_ok(),
+            "namespace labels not read: not judged"
+        );
+        let d = check(&web, Some(&team_a)).unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "network ns/n: IPPool db-pool serves only what spec.podAffinity app=db selects, and this Pod's labels \
+             (app=web) do not match; label the Pod to match, or name another IPPool"
+        );
+        assert_eq!((d.reason(), d.code()), ("pool_not_selected", 403));
+        assert_eq!(
+            check(&db, Some(&team_b)).unwrap_err().to_string(),
+            "network ns/n: IPPool db-pool serves only what spec.namespaceAffinity team=a selects, and namespace \
+             ns's labels (team=b) do not match; label the namespace to match, or name another IPPool"
+        );
+        assert!(
+            check(&labels(&[]), None)
+                .unwrap_err()
+                .to_string()
+                .contains("this Pod's labels (none) do not match")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_stored_selector_is_named() {
+        let p = pool(
+            json!({"namespaceAffinity": {"matchExpressions": [{"key": "team", "operator": "Exists",
+            "values": ["x"]}]}}),
+        );
+        let d = check_pool(&p, &subnet(), "ns/n", "ns", Labels::none()).unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "network ns/n: IPPool db-pool: spec.namespaceAffinity.matchExpressions[0]: operator Exists takes no \
+             values (found 1); fix the selector"
+        );
+    }
+}

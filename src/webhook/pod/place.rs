@@ -208,7 +208,7 @@ impl<'a> Placement<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -245,6 +245,11 @@ mod tests {
             disabled: false,
             excluded: Vec::new(),
         }
+    }
+
+    /// An attachment of network ns/n drawing from `pools` (IPv4), for tests elsewhere.
+    pub(crate) fn planned_for(subnet: &Subnet, pools: &[&IPPool]) -> Planned {
+        planned(subnet, pools)
     }
 
     fn planned(subnet: &Subnet, pools: &[&IPPool]) -> Planned {

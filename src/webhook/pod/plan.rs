@@ -435,3 +435,127 @@ fn subnet_routes(subnet: &Subnet) -> Option<Vec<Route>> {
         .collect();
     (!routes.is_empty()).then_some(routes)
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    use super::*;
+    use crate::alloc::{Allocator, Strategy, SubnetLayout};
+    use crate::webhook::pod::reserve::pick_from_pools;
+
+    fn pool(name: &str, spec: serde_json::Value) -> IPPool {
+        let mut spec = spec;
+        spec["subnet"] = json!("s");
+        if spec.get("ips").is_none() {
+            spec["ips"] = json!(["10.0.0.10-10.0.0.12"]);
+        }
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "IPPool",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn subnet() -> Subnet {
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "Subnet",
+            "metadata": {"name": "s"}, "spec": {"cidrBlock": "10.0.0.0/24", "provider": "n.ns"}}))
+        .unwrap()
+    }
+
+    fn named(pools: &[&IPPool]) -> PoolPlan {
+        let named: Vec<NamedPool> = pools
+            .iter()
+            .map(|p| (Arc::new((*p).clone()), Some(Family::V4)))
+            .collect();
+        pool_plan(&named, "ns/n").unwrap()
+    }
+
+    fn names(plan: &PoolPlan) -> Vec<&str> {
+        plan.v4.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn disabled_named_pools_are_passed_over_and_refused_when_none_is_left() {
+        let off = pool("off", json!({"disable": true}));
+        let on = pool("on", json!({"ips": ["10.0.0.20"]}));
+        let fresh = named(&[&off, &on]).fresh().unwrap().unwrap();
+        assert_eq!(names(&fresh), ["on"]);
+        assert_eq!(named(&[&off]).fresh().unwrap_err(), ["off"]);
+        let also_off = pool("off2", json!({"disable": true, "ips": ["10.0.0.30"]}));
+        assert_eq!(
+            named(&[&off, &also_off]).fresh().unwrap_err(),
+            ["off", "off2"]
+        );
+    }
+
+    #[test]
+    fn a_disabled_default_pool_gives_way_to_any_address() {
+        let off = pool("dflt", json!({"default": true, "disable": true}));
+        let plan = default_plan(&off, &subnet(), "ns/n").unwrap();
+        assert_eq!(plan.default_of.as_deref(), Some("s"));
+        assert!(plan.v6.is_empty(), "an IPv4-only pool serves IPv4 only");
+        assert!(plan.fresh().unwrap().is_none());
+    }
+
+    #[test]
+    fn the_disabled_denial_names_the_pool_and_the_field() {
+        let off = pool("off", json!({"disable": true}));
+        let mut p = crate::webhook::pod::place::tests::planned_for(&subnet(), &[&off]);
+        p.choice = Choice::Pools(named(&[&off]));
+        let d = for_new(&p).unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "network ns/n: IPPool off is disabled (spec.disable: true): it gives no new addresses; name another \
+             IPPool, or set spec.disable to false"
+        );
+        assert_eq!((d.reason(), d.code()), ("pool_disabled", 409));
+        let on = pool("on", json!({"ips": ["10.0.0.20"]}));
+        p.choice = Choice::Pools(named(&[&on]));
+        assert!(for_new(&p).unwrap().is_none(), "nothing to leave out");
+    }
+
+    #[test]
+    fn exclude_ips_and_the_gateway_are_never_picked() {
+        let layout = SubnetLayout::parse("s", None, "10.0.0.0/24", None, &[] as &[String]).unwrap();
+        let mut alloc = Allocator::new(&layout);
+        let p = pool(
+            "p",
+            json!({"ips": ["10.0.0.10-10.0.0.13"], "gateway": "10.0.0.13", "excludeIPs": ["10.0.0.10..10.0.0.11"]}),
+        );
+        let plan = named(&[&p]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let got = pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng).unwrap();
+        assert_eq!(got, [("10.0.0.12".parse().unwrap(), Some("p".to_string()))]);
+        let full = pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng).unwrap_err();
+        assert_eq!(full.pools, ["p"]);
+    }
+
+    #[test]
+    fn a_full_default_pool_is_refused_naming_the_subnet_and_the_field() {
+        let layout = SubnetLayout::parse("s", None, "10.0.0.0/24", None, &[] as &[String]).unwrap();
+        let mut alloc = Allocator::new(&layout);
+        let d = pool("dflt", json!({"default": true, "ips": ["10.0.0.10"]}));
+        let plan = default_plan(&d, &subnet(), "ns/n").unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng).unwrap();
+        let full = pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng)
+            .unwrap_err()
+            .into_denial("ns/n".into());
+        let text = full.to_string();
+        assert!(
+            text.starts_with(
+                "network ns/n: IPPool dflt, the default pool of Subnet s (spec.default: true), has no free IPv4 \
+                 address left ("
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "); the Pods that name no IPPool get their addresses from it: add addresses to its spec.ips, or \
+                 name another IPPool (ipam.spidernet.io/ippool)"
+            ),
+            "{text}"
+        );
+        assert_eq!((full.reason(), full.code()), ("exhausted", 409));
+    }
+}
