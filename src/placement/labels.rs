@@ -54,6 +54,11 @@ impl LabelScope {
         }))
     }
 
+    /// The checked requirements (a node scope ANDs those of its selectors).
+    pub(crate) fn into_requirements(self) -> Vec<Requirement> {
+        self.requirements
+    }
+
     pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements
             .iter()

@@ -76,7 +76,7 @@ pub(crate) fn decide(
                     }
                     Choice::Pools(plan) => {
                         pick_from_pools(&mut v.alloc, plan, &avoid, Strategy::Sequential, &mut rng)
-                            .map_err(|e| e.source)?
+                            .map_err(|e| *e.source)?
                     }
                     Choice::Any => pick_any(&mut v.alloc, &avoid, Strategy::Sequential, &mut rng)?,
                 };

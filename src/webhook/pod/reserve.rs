@@ -133,7 +133,7 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
                     family,
                     pools: Vec::new(),
                     default_of: None,
-                    source,
+                    source: Box::new(source),
                 })
         } else {
             let mut last = None;
@@ -160,7 +160,7 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
                 family,
                 pools: pools.iter().map(|p| p.name.clone()).collect(),
                 default_of: plan.default_of.clone(),
-                source: last.unwrap_or(AllocError::EmptyList),
+                source: Box::new(last.unwrap_or(AllocError::EmptyList)),
             })
         };
         match picked {
@@ -185,7 +185,7 @@ pub(crate) struct PoolsFull {
     /// The Subnet whose default pool this was.
     pub default_of: Option<String>,
     /// The last pool's (or the Subnet's) answer.
-    pub source: AllocError,
+    pub source: Box<AllocError>,
 }
 
 impl PoolsFull {
@@ -196,19 +196,19 @@ impl PoolsFull {
                 pool: pool.clone(),
                 subnet: subnet.clone(),
                 family: self.family,
-                source: Box::new(self.source),
+                source: self.source,
             };
         }
         match self.pools.len() {
             0 => Denial::Alloc {
                 network,
-                source: self.source,
+                source: *self.source,
             },
             _ => Denial::PoolsFull {
                 network,
                 family: self.family,
                 pools: self.pools.join(", "),
-                source: Box::new(self.source),
+                source: self.source,
             },
         }
     }
