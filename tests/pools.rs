@@ -77,7 +77,8 @@ fn refused(obj: &Value, want: &str) {
     assert!(e.contains(want), "{e}\nwant: {want}");
 }
 
-/// The Subnet, its network, and the pools as SpiderIPPools write them (only apiVersion and kind changed).
+/// The Subnet, its network, and the pools as SpiderIPPools write them (only apiVersion and kind changed): the
+/// Subnet by CIDR, which `multusName` resolves among the Subnets of other runs with that CIDR.
 fn setup(ns: &str, subnet: &str) -> String {
     must_apply(&format!(
         r#"
@@ -102,6 +103,7 @@ metadata: {{name: {ns}-dflt}}
 spec:
   ipVersion: 4
   subnet: 10.93.0.0/24
+  multusName: [{ns}/macvlan]
   ips: [10.93.0.10-10.93.0.12]
   excludeIPs: [10.93.0.11]
   default: true
@@ -112,6 +114,7 @@ kind: IPPool
 metadata: {{name: {ns}-db}}
 spec:
   subnet: 10.93.0.0/24
+  multusName: [{ns}/macvlan]
   ips: [10.93.0.20]
   podAffinity: {{matchLabels: {{app: db}}}}
 ---
@@ -120,6 +123,7 @@ kind: IPPool
 metadata: {{name: {ns}-team}}
 spec:
   subnet: 10.93.0.0/24
+  multusName: [{ns}/macvlan]
   ips: [10.93.0.30]
   namespaceAffinity: {{matchExpressions: [{{key: e2e.nadipam.io/team, operator: In, values: [x]}}]}}
 ---
@@ -128,6 +132,7 @@ kind: IPPool
 metadata: {{name: {ns}-old}}
 spec:
   subnet: 10.93.0.0/24
+  multusName: [{ns}/macvlan]
   ips: [10.93.0.40-10.93.0.41]
   disable: false
 "#

@@ -15,7 +15,7 @@ use crate::cache::Cache;
 use crate::placement::NodeScope;
 use crate::webhook::default_pool::serving_default;
 use crate::webhook::denial::Denial;
-use crate::webhook::pool_subnet::names_subnet;
+use crate::webhook::pool_subnet::{names_subnet, pool_subnet};
 use crate::webhook::resolve::{Ask, Labels, NamedPool, Objects, Resolved, fixed_key, resolve};
 
 /// How the address of one attachment is chosen.
@@ -318,10 +318,12 @@ fn plan_one(
             )
         }
         (None, _) if !named.is_empty() => (Choice::Pools(pool_plan(&named, &network)?), None),
-        (None, _) => match serving_default(&pools_of(cache, &subnet), &subnet, &network, ask)? {
-            Some(pool) => (Choice::Pools(default_plan(&pool, &subnet, &network)?), None),
-            None => (Choice::Any, None),
-        },
+        (None, _) => {
+            match serving_default(&resolving_to(cache, &subnet), &subnet, &network, ask)? {
+                Some(pool) => (Choice::Pools(default_plan(&pool, &subnet, &network)?), None),
+                None => (Choice::Any, None),
+            }
+        }
     };
 
     let own_routes = asks.routes.is_some();
@@ -418,6 +420,16 @@ pub(crate) fn pools_of(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
         .state()
         .into_iter()
         .filter(|p| names_subnet(&p.spec.subnet, subnet))
+        .collect()
+}
+
+/// The IPPools whose spec.subnet resolves to `subnet` ([`pool_subnet`]): a pool naming a CIDR that Subnets of
+/// other providers have too belongs to one of them only, so another Subnet's default pool is never this one's.
+fn resolving_to(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
+    let subnets = cache.subnets.state();
+    pools_of(cache, subnet)
+        .into_iter()
+        .filter(|p| pool_subnet(p, &subnets).is_ok_and(|s| s.name_any() == subnet.name_any()))
         .collect()
 }
 
