@@ -7,7 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::cel;
 use super::peer_fields::SpiderIPPoolFields;
-use crate::placement::{NodeScope, SelectorError};
+use super::subnet::RouteSpec;
+use crate::placement::{LabelScope, NodeScope, SelectorError};
+
+/// A pool's Pod and namespace selectors, checked.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PoolSelectors {
+    pub pods: Option<LabelScope>,
+    pub namespaces: Option<LabelScope>,
+}
 
 /// Desired state of an IPPool.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -26,6 +34,8 @@ use crate::placement::{NodeScope, SelectorError};
     printcolumn(name = "ALLOCATED-IP-COUNT", type_ = "integer", json_path = ".status.allocatedIPCount"),
     printcolumn(name = "TOTAL-IP-COUNT", type_ = "integer", json_path = ".status.totalIPCount"),
     printcolumn(name = "NODES", type_ = "integer", json_path = ".status.matchedNodes", priority = 1),
+    printcolumn(name = "DEFAULT", type_ = "boolean", json_path = ".spec.default", priority = 1),
+    printcolumn(name = "DISABLE", type_ = "boolean", json_path = ".spec.disable", priority = 1),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -80,6 +90,36 @@ pub struct IPPoolSpec {
     #[schemars(length(max = 1024), inner(length(max = 253)))]
     pub node_name: Vec<String>,
 
+    /// The Subnet's default pool (Spiderpool's field): Pods of the Subnet's networks that name no pool get their
+    /// address from it (when it selects them) instead of from outside every pool. At most one per Subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+
+    /// Stop new allocations from the pool (Spiderpool's field): Pods naming it are refused, addresses already
+    /// leased stay with their holders (a re-created StatefulSet Pod, an IPAMClaim, a reinvocation) until they go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable: Option<bool>,
+
+    /// Addresses of ips never handed out (Spiderpool's field), written like ips entries; each must lie inside ips.
+    #[serde(default, rename = "excludeIPs", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4096), inner(length(max = 100)))]
+    pub exclude_ips: Vec<String>,
+
+    /// Pods allowed to use the pool, by their labels (Spiderpool's field). Unset or empty: every Pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_affinity: Option<LabelSelector>,
+
+    /// Namespaces allowed to use the pool, by their labels (Spiderpool's field); ANDed with namespaces and
+    /// namespaceName. Unset or empty: every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_affinity: Option<LabelSelector>,
+
+    /// Routes added to the interface of a Pod whose address came from the pool, after the Subnet's (a pool
+    /// route replaces a Subnet route of the same dst). A Pod's own routes annotation replaces both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub routes: Vec<RouteSpec>,
+
     /// SpiderIPPool fields kept as written but not acted on.
     #[serde(flatten)]
     pub spiderpool: SpiderIPPoolFields,
@@ -97,6 +137,39 @@ impl IPPoolSpec {
 }
 
 impl IPPool {
+    /// `spec.default: true`.
+    pub(crate) fn is_default(&self) -> bool {
+        self.spec.default == Some(true)
+    }
+
+    /// `spec.disable: true`.
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.spec.disable == Some(true)
+    }
+
+    /// `spec.excludeIPs` as ranges; the error names the entry.
+    pub(crate) fn excluded(&self) -> Result<Vec<crate::alloc::IpRange>, String> {
+        self.spec
+            .exclude_ips
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                crate::alloc::parse_entry(e).map_err(|err| format!("spec.excludeIPs[{i}]: {err}"))
+            })
+            .collect()
+    }
+
+    /// Who may use the pool: its Pod and namespace label selectors (`None` each: everyone).
+    pub(crate) fn selectors(&self) -> Result<PoolSelectors, SelectorError> {
+        Ok(PoolSelectors {
+            pods: LabelScope::of("spec.podAffinity", self.spec.pod_affinity.as_ref())?,
+            namespaces: LabelScope::of(
+                "spec.namespaceAffinity",
+                self.spec.namespace_affinity.as_ref(),
+            )?,
+        })
+    }
+
     /// The nodes the pool serves (nodeSelector, nodeAffinity and nodeName together); `None`: every node.
     pub(crate) fn node_scope(&self) -> Result<Option<NodeScope>, SelectorError> {
         NodeScope::of(
@@ -140,7 +213,7 @@ fn multus_name_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IPPoolStatus {
-    /// Number of addresses in ips, minus the gateway and the Subnet's excludeIps.
+    /// Number of addresses in ips, minus the gateway, excludeIPs and the Subnet's excludeIps.
     #[serde(default, rename = "totalIPCount")]
     pub total_ip_count: i64,
     /// Number of the pool's addresses held by IPLeases.
@@ -150,6 +223,8 @@ pub struct IPPoolStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched_nodes: Option<i64>,
     /// `NodesMatched` (only with a node selector): False when no Node matches, so no Pod can use the pool.
+    /// `Disabled` (only with spec.disable): reason `Draining` while leases taken from the pool remain (the
+    /// message counts them), `Drained` once none does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

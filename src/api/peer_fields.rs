@@ -10,8 +10,6 @@ use schemars::{Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::subnet::RouteSpec;
-
 /// Kube-OVN `kubeovn.io/v1` Subnet spec fields nadipam keeps but ignores: they configure OVN logical switches,
 /// NAT, gateways and DHCP of Kube-OVN's own data path, which a secondary network's IPAM has no part in.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -166,36 +164,13 @@ pub struct KubeOvnSubnetFields {
 }
 
 /// Spiderpool `spiderpool.spidernet.io/v2beta1` SpiderIPPool spec fields nadipam keeps but does not act on
-/// (`subnet`, `ips`, `gateway`, `multusName`, `namespaceName`, `nodeAffinity` and `nodeName` are IPPool fields
-/// of their own).
+/// (the others are IPPool fields of their own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SpiderIPPoolFields {
-    /// Spiderpool: a cluster default pool. Ignored by nadipam (Pods name their pool).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default: Option<bool>,
-    /// Spiderpool: stop allocating from the pool. Ignored by nadipam.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disable: Option<bool>,
-    /// Spiderpool: addresses of ips never allocated. Not applied by nadipam: list only allocatable addresses in
-    /// ips, or exclude them in the Subnet's excludeIps.
-    #[serde(default, rename = "excludeIPs", skip_serializing_if = "Vec::is_empty")]
-    pub exclude_ips: Vec<String>,
     /// Spiderpool: the pool's family, 4 or 6. Ignored by nadipam (the family is that of ips).
     #[serde(default, rename = "ipVersion", skip_serializing_if = "Option::is_none")]
     pub ip_version: Option<i64>,
-    /// Spiderpool: namespace label selector, kept as written. Ignored by nadipam.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "object")]
-    pub namespace_affinity: Option<Value>,
-    /// Spiderpool: Pod label selector, kept as written. Ignored by nadipam.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "object")]
-    pub pod_affinity: Option<Value>,
-    /// Spiderpool: routes of the pool's Pods. Not applied by nadipam: put them in the Subnet's routes.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 256))]
-    pub routes: Vec<RouteSpec>,
     /// Spiderpool (older versions): VLAN ID of the pool. Ignored by nadipam.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<i64>,
@@ -249,11 +224,10 @@ mod tests {
             ]
         );
         let p: SpiderIPPoolFields = serde_json::from_value(serde_json::json!({
-            "excludeIPs": ["172.18.30.135"],
             "ipVersion": 4,
-            "podAffinity": {"matchLabels": {"app": "x"}},
+            "vlan": 0,
         }))
         .unwrap();
-        assert_eq!(set_fields(&p), ["excludeIPs", "ipVersion", "podAffinity"]);
+        assert_eq!(set_fields(&p), ["ipVersion", "vlan"]);
     }
 }

@@ -330,6 +330,36 @@ fn field_names_are_the_ones_users_write() {
     ];
     pool_fields.sort();
     assert_eq!(props("ippools.nadipam.io.yaml", "spec"), pool_fields);
+    // The selectors nadipam now evaluates are typed as Spiderpool types them (LabelSelector), and routes as
+    // {dst, gw}.
+    let (_, pools) = schemas()
+        .into_iter()
+        .find(|(f, _)| f == "ippools.nadipam.io.yaml")
+        .unwrap();
+    let spec = &pools["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    for selector in ["podAffinity", "namespaceAffinity", "nodeAffinity"] {
+        let mut keys: Vec<&String> = spec[selector]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        keys.sort();
+        assert_eq!(keys, ["matchExpressions", "matchLabels"], "{selector}");
+        assert!(
+            spec[selector]
+                .get("x-kubernetes-preserve-unknown-fields")
+                .is_none(),
+            "{selector}"
+        );
+    }
+    let mut route: Vec<&String> = spec["routes"]["items"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    route.sort();
+    assert_eq!(route, ["dst", "gw"]);
+    assert_eq!(spec["excludeIPs"]["items"]["type"], "string");
     assert_eq!(
         props("ippools.nadipam.io.yaml", "status"),
         [

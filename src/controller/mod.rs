@@ -12,6 +12,7 @@
 
 mod bind;
 pub(crate) mod decide;
+mod drain;
 mod error;
 mod events;
 mod facts;

@@ -12,6 +12,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
+use super::drain::with_pool_disabled;
 use super::state::Ctl;
 use super::status::{
     pool_status_among, status_from, subnet_status, with_pool_nodes, with_subnet_nodes,
@@ -164,6 +165,7 @@ fn compute(ctl: &Ctl, now: Timestamp) -> Statuses {
         .filter_map(|p| {
             let status =
                 with_pool_nodes(pool_status_among(p, &all_subnets, &counts), p, &nodes, now);
+            let status = with_pool_disabled(status, p, now);
             (p.status.as_ref() != Some(&status)).then(|| (p.name_any(), status))
         })
         .collect();

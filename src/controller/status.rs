@@ -45,6 +45,34 @@ fn intersect(a: &[Span], b: &[Span]) -> Vec<Span> {
     out
 }
 
+/// `a` without what `b` covers (both merged).
+fn subtract(a: &[Span], b: &[Span]) -> Vec<Span> {
+    let mut out = Vec::new();
+    for &(lo, hi) in a {
+        let mut next = lo;
+        let mut done = false;
+        for &(blo, bhi) in b {
+            if bhi < next || blo > hi {
+                continue;
+            }
+            if blo > next {
+                out.push((next, blo - 1));
+            }
+            match bhi.checked_add(1) {
+                Some(n) if n <= hi => next = n,
+                _ => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if !done {
+            out.push((next, hi));
+        }
+    }
+    out
+}
+
 fn total(v: &[Span]) -> u128 {
     v.iter()
         .fold(0u128, |acc, &(lo, hi)| acc.saturating_add(hi - lo + 1))
@@ -178,10 +206,11 @@ pub(crate) fn status_from(
 }
 
 /// The IPPool's status: `total` is the number of its addresses its Subnet may hand out (inside the CIDR, not
-/// the network, broadcast or gateway address, not excluded, not the pool's own gateway); `allocated` the number of leases taken from it.
+/// the network, broadcast or gateway address, not excluded by the Subnet or the pool, not the pool's own gateway); `allocated` the number of leases taken from it.
 /// A pool whose Subnet is missing or invalid, or whose ips do not parse, has a total of 0.
 pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64) -> IPPoolStatus {
     let gateways = pool.gateways().unwrap_or_default();
+    let excluded = pool.excluded().unwrap_or_default();
     let total_ip_count = subnet
         .and_then(|s| layout(s).ok())
         .zip(parse_entries(&pool.spec.ips).ok())
@@ -196,7 +225,14 @@ pub(crate) fn pool_status(pool: &IPPool, subnet: Option<&Subnet>, allocated: i64
                             .map(IpRange::bounds)
                             .collect(),
                     );
-                    let handed = intersect(&mine, &assignable(&layout, f));
+                    let withheld = merge(
+                        excluded
+                            .iter()
+                            .filter(|r| r.family() == f)
+                            .map(IpRange::bounds)
+                            .collect(),
+                    );
+                    let handed = subtract(&intersect(&mine, &assignable(&layout, f)), &withheld);
                     // The pool's own gateway is never handed out either.
                     let gateway_inside = gateways
                         .iter()
@@ -420,6 +456,18 @@ mod tests {
             "spec": {"subnet": "s", "ips": ips}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn subtraction() {
+        assert_eq!(
+            subtract(&[(0, 10)], &[(2, 3), (5, 5)]),
+            [(0, 1), (4, 4), (6, 10)]
+        );
+        assert_eq!(subtract(&[(0, 10), (20, 30)], &[(0, 25)]), [(26, 30)]);
+        assert_eq!(subtract(&[(0, 10)], &[(0, 10)]), Vec::<Span>::new());
+        assert_eq!(subtract(&[(0, u128::MAX)], &[(5, u128::MAX)]), [(0, 4)]);
+        assert_eq!(subtract(&[(3, 4)], &[]), [(3, 4)]);
     }
 
     #[test]

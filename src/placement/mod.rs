@@ -1,16 +1,19 @@
 //! Where a Pod may run, in pure terms: IPPool and Subnet node scopes (`spec.nodeSelector`, and SpiderIPPool's
 //! `nodeAffinity` and `nodeName`), a Pod's own node constraints (`spec.nodeName`, `spec.nodeSelector`,
 //! required node affinity), and the required node-affinity terms that keep a Pod on the nodes where its
-//! address is valid. No I/O: the webhook feeds it the cached Nodes (name and labels).
+//! address is valid; and who may use a pool (label selectors over a Pod's or a Namespace's labels, which share the
+//! node selectors' requirements). No I/O: the webhook feeds it the cached Nodes (name and labels).
 
 mod affinity;
 mod error;
+mod labels;
 mod pod;
 mod requirement;
 mod scope;
 
 pub(crate) use affinity::with_scopes;
 pub(crate) use error::SelectorError;
+pub(crate) use labels::LabelScope;
 pub(crate) use pod::PodConstraints;
 pub(crate) use scope::NodeScope;
 

@@ -6,6 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::NodeFacts;
 use super::error::SelectorError;
+use super::labels::LabelScope;
 use super::requirement::{Op, Requirement};
 
 /// The node field a node-name list becomes in node affinity.
@@ -32,29 +33,9 @@ impl NodeScope {
         let mut labels = Vec::new();
         let mut shown = Vec::new();
         for (field, selector) in selectors {
-            let Some(selector) = selector else { continue };
-            let mut mine = Vec::new();
-            for (k, v) in selector.match_labels.iter().flatten() {
-                if k.is_empty() {
-                    return Err(SelectorError::EmptyKey {
-                        field: format!("{field}.matchLabels"),
-                    });
-                }
-                mine.push(Requirement::equals(k, v));
-            }
-            for (i, e) in selector.match_expressions.iter().flatten().enumerate() {
-                mine.push(Requirement::parse(
-                    &format!("{field}.matchExpressions[{i}]"),
-                    &e.key,
-                    &e.operator,
-                    e.values.as_deref().unwrap_or_default(),
-                    false,
-                )?);
-            }
-            if !mine.is_empty() {
-                let text: Vec<String> = mine.iter().map(ToString::to_string).collect();
-                shown.push(format!("{field} {}", text.join(",")));
-                labels.extend(mine);
+            if let Some(scope) = LabelScope::of(field, *selector)? {
+                shown.push(scope.to_string());
+                labels.extend(scope.into_requirements());
             }
         }
         let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();

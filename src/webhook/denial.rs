@@ -114,6 +114,38 @@ pub enum Denial {
         pool: String,
         served: String,
     },
+    #[error(
+        "network {network}: IPPool {pool} serves only what {selector} selects, and {who} do not match; {fix}, or \
+         name another IPPool"
+    )]
+    PoolSelects {
+        network: String,
+        pool: String,
+        selector: String,
+        who: String,
+        fix: &'static str,
+    },
+    #[error(
+        "network {network}: {} (spec.disable: true): {} no new addresses; name another IPPool, or set \
+         spec.disable to false", disabled_pools(pools, *many), if *many { "they give" } else { "it gives" }
+    )]
+    PoolDisabled {
+        network: String,
+        pools: String,
+        many: bool,
+    },
+    #[error(
+        "network {network}: IPPool {pool}, the default pool of Subnet {subnet} (spec.default: true), has no free \
+         {family} address left ({source}); the Pods that name no IPPool get their addresses from it: add \
+         addresses to its spec.ips, or name another IPPool (ipam.spidernet.io/ippool)"
+    )]
+    DefaultPoolFull {
+        network: String,
+        pool: String,
+        subnet: String,
+        family: Family,
+        source: Box<AllocError>,
+    },
     #[error("network {network}: {object}: {source}; fix the selector")]
     BadNodeScope {
         network: String,
@@ -221,6 +253,14 @@ pub enum Denial {
         token: String,
         source: Box<kube::Error>,
     },
+    #[error(
+        "could not read namespace {namespace}, whose labels an IPPool's spec.namespaceAffinity selects on: the API \
+         server answered {source}; retry the request"
+    )]
+    NamespaceApi {
+        namespace: String,
+        source: Box<kube::Error>,
+    },
     #[error("the Pod has no namespace")]
     NoNamespace,
     #[error(
@@ -276,6 +316,15 @@ pub enum Denial {
         claim: String,
         source: Box<kube::Error>,
     },
+}
+
+/// `IPPool a is disabled` or `IPPools a, b are disabled`.
+fn disabled_pools(pools: &str, many: bool) -> String {
+    if many {
+        format!("IPPools {pools} are disabled")
+    } else {
+        format!("IPPool {pools} is disabled")
+    }
 }
 
 /// One pool, or several tried in order, without a free address of a family.
@@ -359,6 +408,9 @@ impl Denial {
             Denial::SubnetNamespace { .. } | Denial::PoolNamespace { .. } => {
                 "namespace_not_allowed"
             }
+            Denial::PoolSelects { .. } => "pool_not_selected",
+            Denial::PoolDisabled { .. } => "pool_disabled",
+            Denial::DefaultPoolFull { .. } => "exhausted",
             Denial::Layout { .. } => "bad_subnet",
             Denial::UnknownPool { .. } | Denial::BadPool { .. } | Denial::BadNodeScope { .. } => {
                 "bad_pool"
@@ -375,7 +427,10 @@ impl Denial {
             Denial::PoolKept { .. } => "pool_kept",
             Denial::PoolsFull { .. } => "exhausted",
             Denial::TokenHeld { .. } => "reservation_held",
-            Denial::Api { .. } | Denial::MacApi { .. } | Denial::TokenApi { .. } => "api_error",
+            Denial::Api { .. }
+            | Denial::MacApi { .. }
+            | Denial::TokenApi { .. }
+            | Denial::NamespaceApi { .. } => "api_error",
             Denial::NoNamespace => "malformed_request",
             Denial::ClaimMissing { .. } => "unknown_claim",
             Denial::ClaimNetwork { .. } | Denial::ClaimHolds { .. } => "claim_mismatch",
@@ -393,6 +448,7 @@ impl Denial {
             | Denial::DuplicateInPod { .. } => 400,
             Denial::SubnetNamespace { .. }
             | Denial::PoolNamespace { .. }
+            | Denial::PoolSelects { .. }
             | Denial::ForeignSubnet { .. } => 403,
             Denial::UnknownNad { .. }
             | Denial::NoSubnet { .. }
@@ -406,6 +462,8 @@ impl Denial {
             | Denial::PoolKept { .. }
             | Denial::SubnetOverlap { .. }
             | Denial::PoolsFull { .. }
+            | Denial::PoolDisabled { .. }
+            | Denial::DefaultPoolFull { .. }
             | Denial::NoNodeForPools { .. }
             | Denial::NoNodeForSubnet { .. }
             | Denial::TokenHeld { .. }
@@ -422,6 +480,7 @@ impl Denial {
             Denial::Api { .. }
             | Denial::MacApi { .. }
             | Denial::TokenApi { .. }
+            | Denial::NamespaceApi { .. }
             | Denial::ClaimApi { .. } => 500,
         }
     }

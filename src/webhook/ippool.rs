@@ -19,6 +19,7 @@ use crate::placement::SelectorError;
 use crate::webhook::addresses::{addr, first_uncovered, num, static_checker};
 use crate::webhook::codes::{CONFLICT, INVALID};
 use crate::webhook::in_use::{InUse, by_address, more};
+use crate::webhook::ippool_fields::{check_default, check_excludes, check_routes, check_selectors};
 use crate::webhook::names::is_dns1123_label;
 use crate::webhook::node_scope::warn_unmatched;
 use crate::webhook::pool_subnet::{PoolSubnetError, pool_subnet};
@@ -189,6 +190,28 @@ pub(crate) enum PoolRefusal {
     },
     #[error("IPPool {pool} is in use by {in_use}")]
     InUse { pool: String, in_use: InUse },
+    #[error("IPPool {pool}: spec.excludeIPs[{index}] {entry} {why}")]
+    Exclude {
+        pool: String,
+        index: usize,
+        entry: Shown,
+        why: String,
+    },
+    #[error("IPPool {pool}: spec.routes[{index}] {problem}")]
+    Route {
+        pool: String,
+        index: usize,
+        problem: String,
+    },
+    #[error(
+        "IPPool {pool}: spec.default is true, but IPPool {other} is already the default pool of Subnet {subnet}; a \
+         Subnet has at most one default pool: set spec.default to false here, or on IPPool {other} first"
+    )]
+    SecondDefault {
+        pool: String,
+        subnet: String,
+        other: String,
+    },
 }
 
 impl Refusal for PoolRefusal {
@@ -198,6 +221,7 @@ impl Refusal for PoolRefusal {
             PoolRefusal::BadSubnet { .. } => "bad_subnet",
             PoolRefusal::Overlap { .. } => "pool_overlap",
             PoolRefusal::Removes { .. } | PoolRefusal::InUse { .. } => "in_use",
+            PoolRefusal::SecondDefault { .. } => "second_default",
             _ => "bad_pool",
         }
     }
@@ -207,7 +231,8 @@ impl Refusal for PoolRefusal {
             PoolRefusal::Subnet(e) => e.code(),
             PoolRefusal::Overlap { .. }
             | PoolRefusal::Removes { .. }
-            | PoolRefusal::InUse { .. } => CONFLICT,
+            | PoolRefusal::InUse { .. }
+            | PoolRefusal::SecondDefault { .. } => CONFLICT,
             _ => INVALID,
         }
     }
@@ -265,6 +290,16 @@ pub(crate) fn check_pool(
         source,
     })?;
     let entries = check_entries(&pool, &new.spec.ips, &shape)?;
+    let ranges: Vec<IpRange> = entries.iter().map(|e| e.range).collect();
+    check_excludes(new, &ranges)?;
+    check_routes(new, &shape)?;
+    check_selectors(new)?;
+    let siblings: Vec<&Arc<IPPool>> = scope
+        .pools
+        .iter()
+        .filter(|p| p.name_any() != pool && in_subnet(p, scope.subnets, subnet_name))
+        .collect();
+    check_default(new, subnet_name, &siblings)?;
     if let Some(value) = new.spec.gateway.as_deref().filter(|g| !g.trim().is_empty()) {
         check_gateway(&shape, value).map_err(|problem| PoolRefusal::Gateway {
             pool: pool.clone(),
@@ -446,20 +481,9 @@ fn in_subnet(pool: &IPPool, subnets: &[Arc<Subnet>], name: &str) -> bool {
     pool_subnet(pool, subnets).is_ok_and(|s| s.name_any() == name)
 }
 
-/// The warning for a SpiderIPPool field set on `pool`. excludeIPs and routes say what to write instead, since
-/// ignoring them changes which addresses and routes Pods get.
+/// The warning for a SpiderIPPool field nadipam keeps but does not act on.
 fn spiderpool_warning(pool: &str, field: &str) -> String {
-    match field {
-        "excludeIPs" => format!(
-            "IPPool {pool}: spec.excludeIPs is not applied by nadipam: Pods may get these addresses; list only \
-             allocatable addresses in spec.ips, or exclude them in the Subnet's spec.excludeIps"
-        ),
-        "routes" => format!(
-            "IPPool {pool}: spec.routes is not applied by nadipam: kept, ignored; put the routes in the Subnet's \
-             spec.routes"
-        ),
-        _ => ignored_field("IPPool", pool, field),
-    }
+    ignored_field("IPPool", pool, field)
 }
 
 /// True when `range` (inside the Subnet) holds an address that is neither network, broadcast, gateway nor
@@ -634,6 +658,12 @@ mod tests {
                 node_selector: None,
                 node_affinity: None,
                 node_name: Vec::new(),
+                default: None,
+                disable: None,
+                exclude_ips: Vec::new(),
+                pod_affinity: None,
+                namespace_affinity: None,
+                routes: Vec::new(),
                 spiderpool: Default::default(),
             },
         )
@@ -757,17 +787,19 @@ mod tests {
     }
 
     #[test]
-    fn spiderpool_fields_are_kept_and_warned() {
+    fn spiderpool_fields_apply_and_only_ipversion_and_vlan_warn() {
         let subnets = [underlay()];
         let warnings = check_guide_pool(
             |p| {
-                p.spec.spiderpool = serde_json::from_value(serde_json::json!({
-                    "excludeIPs": ["172.18.30.135"],
-                    "routes": [{"dst": "10.0.0.0/8", "gw": "172.18.0.254"}],
-                    "vlan": 0,
-                    "podAffinity": {"matchLabels": {"app": "test-app"}},
-                }))
-                .unwrap();
+                let spider: serde_json::Value = serde_json::json!({
+                    "apiVersion": "nadipam.io/v1", "kind": "IPPool", "metadata": {"name": "ippool-test"},
+                    "spec": {"subnet": "172.18.0.0/16", "ips": ["172.18.30.131-172.18.30.140"],
+                        "excludeIPs": ["172.18.30.135"], "default": true, "disable": false,
+                        "routes": [{"dst": "10.0.0.0/8", "gw": "172.18.0.254"}], "vlan": 0, "ipVersion": 4,
+                        "podAffinity": {"matchLabels": {"app": "test-app"}},
+                        "namespaceAffinity": {"matchExpressions": [{"key": "team", "operator": "Exists"}]}}
+                });
+                *p = serde_json::from_value(spider).unwrap();
             },
             &subnets,
             &[],
@@ -776,14 +808,131 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "IPPool ippool-test: spec.excludeIPs is not applied by nadipam: Pods may get these addresses; list \
-                 only allocatable addresses in spec.ips, or exclude them in the Subnet's spec.excludeIps",
-                "IPPool ippool-test: spec.podAffinity has no effect in nadipam (secondary-network IPAM): kept, ignored",
-                "IPPool ippool-test: spec.routes is not applied by nadipam: kept, ignored; put the routes in the \
-                 Subnet's spec.routes",
+                "IPPool ippool-test: spec.ipVersion has no effect in nadipam (secondary-network IPAM): kept, ignored",
                 "IPPool ippool-test: spec.vlan has no effect in nadipam (secondary-network IPAM): kept, ignored",
             ]
         );
+    }
+
+    /// The message refusing the guide pool edited by `edit`, against `others`.
+    fn refused_guide(
+        edit: impl FnOnce(&mut IPPool),
+        others: &[Arc<IPPool>],
+    ) -> (String, &'static str, u16) {
+        let e = check_guide_pool(edit, &[underlay()], others).unwrap_err();
+        (e.to_string(), e.reason(), e.code())
+    }
+
+    #[test]
+    fn exclude_ips_lie_inside_the_pool() {
+        assert_eq!(
+            refused_guide(|p| p.spec.exclude_ips = vec!["172.18.30.139-172.18.30.141".into()], &[]),
+            (
+                "IPPool ippool-test: spec.excludeIPs[0] \"172.18.30.139-172.18.30.141\" has 172.18.30.141, which is \
+                 not in spec.ips; exclude only addresses of the pool"
+                    .to_string(),
+                "bad_pool",
+                422
+            )
+        );
+        let (text, _, _) = refused_guide(|p| p.spec.exclude_ips = vec!["x".into()], &[]);
+        assert!(
+            text.starts_with("IPPool ippool-test: spec.excludeIPs[0] \"x\" "),
+            "{text}"
+        );
+        assert!(
+            check_guide_pool(
+                |p| p.spec.exclude_ips = vec!["172.18.30.131..172.18.30.133".into()],
+                &[underlay()],
+                &[]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn routes_are_well_formed() {
+        fn route(dst: Option<&'static str>, gw: Option<&'static str>) -> impl FnOnce(&mut IPPool) {
+            move |p: &mut IPPool| {
+                p.spec.routes = vec![crate::api::RouteSpec {
+                    dst: dst.map(str::to_string),
+                    gw: gw.map(str::to_string),
+                }]
+            }
+        }
+        assert_eq!(
+            refused_guide(route(Some("10.0.0.0/33"), Some("172.18.0.254")), &[]),
+            (
+                "IPPool ippool-test: spec.routes[0] dst \"10.0.0.0/33\" is not a CIDR (expected e.g. 10.0.0.0/8, or \
+                 no dst for the default route)"
+                    .to_string(),
+                "bad_pool",
+                422
+            )
+        );
+        assert_eq!(
+            refused_guide(route(None, Some("gw")), &[]).0,
+            "IPPool ippool-test: spec.routes[0] gw \"gw\" is not an IP address (expected e.g. 172.18.0.254, or no gw \
+             for an on-link route)"
+                .replace("172.18.0.254", "172.17.0.254")
+        );
+        assert_eq!(
+            refused_guide(route(Some("fd00::/64"), Some("172.18.0.254")), &[]).0,
+            "IPPool ippool-test: spec.routes[0] dst and gw are of different address families; use one family per \
+             route"
+        );
+        assert_eq!(
+            refused_guide(route(Some("fd00::/64"), None), &[]).0,
+            "IPPool ippool-test: spec.routes[0] is IPv6 but Subnet underlay (172.18.0.0/16) has no IPv6 CIDR"
+        );
+        assert_eq!(
+            refused_guide(route(None, None), &[]).0,
+            "IPPool ippool-test: spec.routes[0] has neither dst nor gw; give a dst, a gw, or both"
+        );
+        assert!(check_guide_pool(route(None, Some("172.18.0.254")), &[underlay()], &[]).is_ok());
+    }
+
+    #[test]
+    fn selectors_must_be_readable() {
+        assert_eq!(
+            refused_guide(
+                |p| {
+                    p.spec.pod_affinity = serde_json::from_value(serde_json::json!({"matchExpressions": [
+                        {"key": "app", "operator": "In", "values": []}]}))
+                    .unwrap()
+                },
+                &[]
+            ),
+            (
+                "IPPool ippool-test: spec.podAffinity.matchExpressions[0]: operator In needs at least one value in \
+                 values"
+                    .to_string(),
+                "bad_pool",
+                422
+            )
+        );
+    }
+
+    #[test]
+    fn one_default_pool_per_subnet() {
+        let mut first = pool("first", "underlay", &["172.18.31.1-172.18.31.9"]);
+        first.spec.default = Some(true);
+        let first = Arc::new(first);
+        assert_eq!(
+            refused_guide(|p| p.spec.default = Some(true), std::slice::from_ref(&first)),
+            (
+                "IPPool ippool-test: spec.default is true, but IPPool first is already the default pool of Subnet \
+                 underlay; a Subnet has at most one default pool: set spec.default to false here, or on IPPool \
+                 first first"
+                    .to_string(),
+                "second_default",
+                409
+            )
+        );
+        // Not a default itself, or the other is not: fine.
+        assert!(check_guide_pool(|_| {}, &[underlay()], std::slice::from_ref(&first)).is_ok());
+        let plain = Arc::new(pool("first", "underlay", &["172.18.31.1-172.18.31.9"]));
+        assert!(check_guide_pool(|p| p.spec.default = Some(true), &[underlay()], &[plain]).is_ok());
     }
 
     #[test]

@@ -12,9 +12,11 @@
 mod addresses;
 mod codes;
 pub mod config;
+mod default_pool;
 mod denial;
 mod in_use;
 pub(crate) mod ippool;
+mod ippool_fields;
 pub(crate) mod nad;
 mod names;
 mod network;

@@ -175,6 +175,7 @@ pub(crate) fn pool_subnet<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::resolve::Labels;
     use crate::webhook::rules::check_pool;
 
     fn subnet(name: &str, provider: &str, cidr: &str) -> Arc<Subnet> {
@@ -308,18 +309,24 @@ mod tests {
     fn check_pool_accepts_a_pool_naming_the_subnet_by_cidr() {
         let s = subnet("ovs", "ovs-conf.kube-system", "172.18.0.0/16");
         let mut p = pool("172.18.0.0/16", &["kube-system/ovs-conf"]);
-        check_pool(&p, &s, "kube-system/ovs-conf", "default").unwrap();
+        check_pool(&p, &s, "kube-system/ovs-conf", "default", Labels::none()).unwrap();
         let other = subnet("x", "ovs-conf.kube-system", "172.19.0.0/16");
         assert_eq!(
-            check_pool(&p, &other, "kube-system/ovs-conf", "default")
-                .unwrap_err()
-                .to_string(),
+            check_pool(
+                &p,
+                &other,
+                "kube-system/ovs-conf",
+                "default",
+                Labels::none()
+            )
+            .unwrap_err()
+            .to_string(),
             "network kube-system/ovs-conf: IPPool ippool-test belongs to Subnet 172.18.0.0/16, but this network \
              allocates from Subnet x"
         );
         // Spiderpool's namespaceName restricts like namespaces.
         let denied = |p: &IPPool| {
-            check_pool(p, &s, "kube-system/ovs-conf", "default")
+            check_pool(p, &s, "kube-system/ovs-conf", "default", Labels::none())
                 .unwrap_err()
                 .to_string()
         };
@@ -335,6 +342,6 @@ mod tests {
             "network kube-system/ovs-conf: namespace default may not use IPPool ippool-test (spec.namespaces: \
              team-b; spec.namespaceName: team-a)"
         );
-        check_pool(&p, &s, "kube-system/ovs-conf", "team-a").unwrap();
+        check_pool(&p, &s, "kube-system/ovs-conf", "team-a", Labels::none()).unwrap();
     }
 }

@@ -37,6 +37,29 @@ pub(crate) struct Ask<'a> {
     /// Also refuse a Subnet overlapping an older one the network can reach. Pod admission checks this at
     /// allocation time; a template is not refused for it, since the overlap may be gone when its Pods come.
     pub overlap: bool,
+    /// What IPPool selectors (`podAffinity`, `namespaceAffinity`) are matched against.
+    pub labels: Labels<'a>,
+}
+
+/// The labels of the Pod (or template) and its namespace.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Labels<'a> {
+    pub pod: &'a BTreeMap<String, String>,
+    /// `None` when not read: no IPPool selects namespaces, or a workload template (its Pods are judged when
+    /// they are created).
+    pub namespace: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Labels<'static> {
+    /// No labels, and the namespace's not read.
+    #[cfg(test)]
+    pub(crate) fn none() -> Labels<'static> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        Labels {
+            pod: &EMPTY,
+            namespace: None,
+        }
+    }
 }
 
 /// An IPPool the attachment names, with the family a Spiderpool entry gave it (`None`: both).
@@ -91,7 +114,7 @@ pub(crate) fn resolve(objects: &impl Objects, ask: &Ask<'_>) -> Result<Option<Re
             check_overlap(subnet, &objects.subnets(), &network, &provider)?;
         }
         for (pool, _) in &pools {
-            check_pool(pool, subnet, &network, ask.namespace)?;
+            check_pool(pool, subnet, &network, ask.namespace, ask.labels)?;
         }
     }
     Ok(Some(Resolved {

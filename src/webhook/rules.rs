@@ -1,6 +1,7 @@
 //! The Subnet and IPPool rules of Pod admission, shared with workload validation so that a template is refused
 //! at `kubectl apply` for exactly the reasons its Pods would be.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -9,6 +10,7 @@ use crate::annotations::keys;
 use crate::api::{IPPool, Subnet};
 use crate::webhook::denial::Denial;
 use crate::webhook::pool_subnet::names_subnet;
+use crate::webhook::resolve::Labels;
 
 /// The Subnet serving `provider`: among those with that provider, the first by name that admits the
 /// namespace (else the first, so the namespace denial names it).
@@ -108,12 +110,14 @@ pub(crate) fn check_overlap(
     Ok(())
 }
 
-/// The pool belongs to the Subnet and admits the namespace and the network.
+/// The pool belongs to the Subnet and admits the namespace, the network and the Pod's (and namespace's)
+/// labels.
 pub(crate) fn check_pool(
     pool: &IPPool,
     subnet: &Subnet,
     network: &str,
     namespace: &str,
+    labels: Labels<'_>,
 ) -> Result<(), Denial> {
     if !names_subnet(&pool.spec.subnet, subnet) {
         return Err(Denial::PoolSubnet {
@@ -147,5 +151,134 @@ pub(crate) fn check_pool(
             served: pool.spec.multus_name.join(", "),
         });
     }
+    check_selectors(pool, network, namespace, labels)
+}
+
+/// The pool's `podAffinity` selects the Pod and its `namespaceAffinity` the namespace (when its labels were
+/// read).
+fn check_selectors(
+    pool: &IPPool,
+    network: &str,
+    namespace: &str,
+    labels: Labels<'_>,
+) -> Result<(), Denial> {
+    let selectors = pool.selectors().map_err(|source| Denial::BadNodeScope {
+        network: network.to_string(),
+        object: format!("IPPool {}", pool.name_any()),
+        source,
+    })?;
+    if let Some(s) = &selectors.pods
+        && !s.matches(labels.pod)
+    {
+        return Err(Denial::PoolSelects {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            selector: s.to_string(),
+            who: format!("this Pod's labels ({})", show_labels(labels.pod)),
+            fix: "label the Pod to match",
+        });
+    }
+    if let (Some(s), Some(ns_labels)) = (&selectors.namespaces, labels.namespace)
+        && !s.matches(ns_labels)
+    {
+        return Err(Denial::PoolSelects {
+            network: network.to_string(),
+            pool: pool.name_any(),
+            selector: s.to_string(),
+            who: format!(
+                "namespace {namespace}'s labels ({})",
+                show_labels(ns_labels)
+            ),
+            fix: "label the namespace to match",
+        });
+    }
     Ok(())
+}
+
+/// `k=v,k2=v2`, or `none`.
+fn show_labels(labels: &BTreeMap<String, String>) -> String {
+    if labels.is_empty() {
+        return "none".to_string();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pool(spec: serde_json::Value) -> IPPool {
+        let mut spec = spec;
+        spec["subnet"] = json!("s");
+        spec["ips"] = json!(["10.0.0.10"]);
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "IPPool",
+            "metadata": {"name": "db-pool"}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn subnet() -> Subnet {
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "Subnet",
+            "metadata": {"name": "s"}, "spec": {"cidrBlock": "10.0.0.0/24", "provider": "n.ns"}}))
+        .unwrap()
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn pod_and_namespace_selectors_refuse_naming_the_selector_and_the_labels() {
+        let p = pool(json!({"podAffinity": {"matchLabels": {"app": "db"}},
+            "namespaceAffinity": {"matchExpressions": [{"key": "team", "operator": "In", "values": ["a"]}]}}));
+        let (db, web) = (labels(&[("app", "db")]), labels(&[("app", "web")]));
+        let (team_a, team_b) = (labels(&[("team", "a")]), labels(&[("team", "b")]));
+        let check =
+            |pod, ns| check_pool(&p, &subnet(), "ns/n", "ns", Labels { pod, namespace: ns });
+        assert!(check(&db, Some(&team_a)).is_ok());
+        assert!(
+            check(&db, None).is_ok(),
+            "namespace labels not read: not judged"
+        );
+        let d = check(&web, Some(&team_a)).unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "network ns/n: IPPool db-pool serves only what spec.podAffinity app=db selects, and this Pod's labels \
+             (app=web) do not match; label the Pod to match, or name another IPPool"
+        );
+        assert_eq!((d.reason(), d.code()), ("pool_not_selected", 403));
+        assert_eq!(
+            check(&db, Some(&team_b)).unwrap_err().to_string(),
+            "network ns/n: IPPool db-pool serves only what spec.namespaceAffinity team=a selects, and namespace \
+             ns's labels (team=b) do not match; label the namespace to match, or name another IPPool"
+        );
+        assert!(
+            check(&labels(&[]), None)
+                .unwrap_err()
+                .to_string()
+                .contains("this Pod's labels (none) do not match")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_stored_selector_is_named() {
+        let p = pool(
+            json!({"namespaceAffinity": {"matchExpressions": [{"key": "team", "operator": "Exists",
+            "values": ["x"]}]}}),
+        );
+        let d = check_pool(&p, &subnet(), "ns/n", "ns", Labels::none()).unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "network ns/n: IPPool db-pool: spec.namespaceAffinity.matchExpressions[0]: operator Exists takes no \
+             values (found 1); fix the selector"
+        );
+    }
 }

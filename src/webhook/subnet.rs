@@ -301,6 +301,12 @@ mod tests {
                 node_selector: None,
                 node_affinity: None,
                 node_name: Vec::new(),
+                default: None,
+                disable: None,
+                exclude_ips: Vec::new(),
+                pod_affinity: None,
+                namespace_affinity: None,
+                routes: Vec::new(),
                 spiderpool: Default::default(),
             },
         )

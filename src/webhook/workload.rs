@@ -29,7 +29,7 @@ use crate::webhook::addresses::static_checker;
 use crate::webhook::codes::INVALID;
 use crate::webhook::denial::Denial;
 use crate::webhook::pool_subnet::PoolSubnetError;
-use crate::webhook::resolve::{Ask, Objects, Resolved, fixed_key, resolve};
+use crate::webhook::resolve::{Ask, Labels, Objects, Resolved, fixed_key, resolve};
 use crate::webhook::respond::{Refusal, answer};
 
 /// How many referenced objects missing from the cache are looked up in the apiserver before refusing.
@@ -241,6 +241,8 @@ pub(crate) struct Workload {
     pub namespace: String,
     /// The Pod template's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The Pod template's labels (what IPPool `podAffinity` selects on).
+    pub labels: BTreeMap<String, String>,
     pub scale: Scale,
     /// Made by a controller (a Deployment's ReplicaSet, a CronJob's Job) from a template already validated in
     /// its owner.
@@ -347,6 +349,10 @@ pub(crate) fn read(
         kind,
         display,
         namespace: namespace.to_string(),
+        labels: template
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default(),
         annotations: template.and_then(|m| m.annotations).unwrap_or_default(),
         scale,
         owned: is_owned(&meta),
@@ -591,6 +597,11 @@ fn check_attachment(
         first,
         spider,
         overlap: false,
+        // Namespace labels are judged when the Pods are created.
+        labels: Labels {
+            pod: &w.labels,
+            namespace: None,
+        },
     };
     let resolved = resolve(world, &ask).map_err(|denial| match denial {
         Denial::Annotation(e) => WorkloadRefusal::Annotation {
@@ -818,6 +829,12 @@ mod tests {
                 node_selector: None,
                 node_affinity: None,
                 node_name: Vec::new(),
+                default: None,
+                disable: None,
+                exclude_ips: Vec::new(),
+                pod_affinity: None,
+                namespace_affinity: None,
+                routes: Vec::new(),
                 spiderpool: Default::default(),
             },
         ))

@@ -10,6 +10,7 @@ pub(crate) mod offline;
 mod place;
 mod plan;
 mod reserve;
+mod routes;
 mod token;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ use crate::annotations::{AllocationResult, Handover, keys, render_all, with_hand
 use crate::api::OwnerKind;
 use crate::context::Context;
 use crate::webhook::denial::Denial;
+use crate::webhook::resolve::Labels;
 use crate::webhook::respond;
 
 pub async fn mutate(ctx: Arc<Context>, req: AdmissionRequest<Pod>) -> AdmissionResponse {
@@ -181,9 +183,15 @@ async fn allocate(
     let ann = carried.as_ref().unwrap_or(ann);
     let ann = &with_default_network(ctx, pod, namespace, ann).await;
     let fetched = lookup::missing_nads(ctx, ann, namespace).await;
-    let planned = match plan(&ctx.cache, &fetched, &identity, ann) {
+    let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
+    let ns_labels = namespace_labels(ctx, namespace).await?;
+    let labels = Labels {
+        pod: &pod_labels,
+        namespace: ns_labels.as_ref(),
+    };
+    let planned = match plan(&ctx.cache, &fetched, &identity, ann, labels) {
         Err(denial) if miss::caught_up(ctx, &denial).await => {
-            plan(&ctx.cache, &fetched, &identity, ann)?
+            plan(&ctx.cache, &fetched, &identity, ann, labels)?
         }
         planned => planned?,
     };
@@ -289,6 +297,34 @@ async fn allocate(
     )))
 }
 
+/// The labels of the Pod's namespace, read live, and only while some IPPool selects namespaces
+/// (`spec.namespaceAffinity`): most clusters never pay for the read, and no Namespace watch is kept for a
+/// selector few pools have. `None`: no pool needs them.
+async fn namespace_labels(
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<BTreeMap<String, String>>, Denial> {
+    let needed = ctx
+        .cache
+        .pools
+        .state()
+        .iter()
+        .any(|p| p.spec.namespace_affinity.is_some());
+    if !needed {
+        return Ok(None);
+    }
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(ctx.client.clone());
+    match api.get_metadata_opt(namespace).await {
+        Ok(found) => Ok(Some(
+            found.and_then(|n| n.metadata.labels).unwrap_or_default(),
+        )),
+        Err(e) => Err(Denial::NamespaceApi {
+            namespace: namespace.to_string(),
+            source: Box::new(e),
+        }),
+    }
+}
+
 /// Writes each attachment's MAC (and a fixed request's addresses) into the Pod's own `networks` /
 /// `default-network` selection elements, so Multus hands them to the plugins ([`with_handovers`]). An
 /// attachment implied by `--default-network` has no element of the Pod's to carry it.
@@ -379,8 +415,34 @@ fn result_of(cache: &crate::cache::Cache, p: &Planned, r: &reserve::Reserved) ->
         cidr: subnet.spec.cidr_block.clone(),
         gateway: gateway.join(","),
         logical_switch: subnet.name_any(),
-        routes: p.routes.clone(),
+        routes: routes_of(cache, p, r),
     }
+}
+
+/// The interface's routes ([`routes::merged`]) with those of the IPPools its addresses came from.
+fn routes_of(
+    cache: &crate::cache::Cache,
+    p: &Planned,
+    r: &reserve::Reserved,
+) -> Option<Vec<crate::annotations::Route>> {
+    let mut names: Vec<&str> = r.pools.iter().map(|(_, n)| n.as_str()).collect();
+    names.dedup();
+    let pools: Vec<Arc<crate::api::IPPool>> = names
+        .into_iter()
+        .filter_map(|n| {
+            cache
+                .pools
+                .get(&kube::runtime::reflector::ObjectRef::new(n))
+        })
+        .collect();
+    let pool_routes: Vec<&[crate::api::RouteSpec]> =
+        pools.iter().map(|p| p.spec.routes.as_slice()).collect();
+    routes::merged(
+        p.routes.as_deref(),
+        p.own_routes,
+        &pool_routes,
+        &p.default_route,
+    )
 }
 
 /// A warning when the Subnet is at or above the configured usage after this allocation.

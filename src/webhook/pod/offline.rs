@@ -10,7 +10,7 @@ use kube::ResourceExt;
 use kube::core::admission::AdmissionRequest;
 use rand::SeedableRng;
 
-use super::plan::{Choice, plan};
+use super::plan::{Choice, for_new, plan};
 use super::reserve::{
     Reserved, kept_ranges, pick_any, pick_from_pools, split_picked, take_list_entry, take_mac_in,
 };
@@ -19,6 +19,7 @@ use crate::alloc::Strategy;
 use crate::annotations::{AllocationResult, render_all};
 use crate::cache::Cache;
 use crate::webhook::denial::Denial;
+use crate::webhook::resolve::Labels;
 
 /// What [`decide`] proposes: each attachment's result and the annotations rendered from them.
 pub(crate) type Decided = (Vec<AllocationResult>, BTreeMap<String, String>);
@@ -41,13 +42,21 @@ pub(crate) fn decide(
         return Err(Denial::NoNamespace);
     }
     let (identity, _) = identity(pod, &namespace, &name);
-    let planned = plan(cache, &[], &identity, &ann)?;
+    let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
+    // Offline there is no Namespace to read: namespace selectors are not judged.
+    let labels = Labels {
+        pod: &pod_labels,
+        namespace: None,
+    };
+    let planned = plan(cache, &[], &identity, &ann, labels)?;
     if planned.is_empty() {
         return Ok(None);
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut results = Vec::new();
     for p in &planned {
+        let fresh = for_new(p)?;
+        let p = fresh.as_ref().unwrap_or(p);
         let network = p.network.to_string();
         let avoid = kept_ranges(p);
         let (ips, mac) = cache
@@ -67,7 +76,7 @@ pub(crate) fn decide(
                     }
                     Choice::Pools(plan) => {
                         pick_from_pools(&mut v.alloc, plan, &avoid, Strategy::Sequential, &mut rng)
-                            .map_err(|e| e.source)?
+                            .map_err(|e| *e.source)?
                     }
                     Choice::Any => pick_any(&mut v.alloc, &avoid, Strategy::Sequential, &mut rng)?,
                 };

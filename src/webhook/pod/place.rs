@@ -114,7 +114,10 @@ impl<'a> Placement<'a> {
         if !scoped {
             return Ok(None);
         }
-        let mut narrowed = PoolPlan::default();
+        let mut narrowed = PoolPlan {
+            default_of: plan.default_of.clone(),
+            ..PoolPlan::default()
+        };
         for (from, to) in [(&plan.v4, &mut narrowed.v4), (&plan.v6, &mut narrowed.v6)] {
             let mut described = Vec::new();
             for c in from {
@@ -205,7 +208,7 @@ impl<'a> Placement<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -239,7 +242,14 @@ mod tests {
             gateway: Vec::new(),
             scope: p.node_scope().unwrap().map(Arc::new),
             reach: None,
+            disabled: false,
+            excluded: Vec::new(),
         }
+    }
+
+    /// An attachment of network ns/n drawing from `pools` (IPv4), for tests elsewhere.
+    pub(crate) fn planned_for(subnet: &Subnet, pools: &[&IPPool]) -> Planned {
+        planned(subnet, pools)
     }
 
     fn planned(subnet: &Subnet, pools: &[&IPPool]) -> Planned {
@@ -256,9 +266,12 @@ mod tests {
             choice: Choice::Pools(PoolPlan {
                 v4: pools.iter().map(|p| choice(p)).collect(),
                 v6: Vec::new(),
+                default_of: None,
             }),
             mac: None,
             routes: None,
+            own_routes: false,
+            default_route: Vec::new(),
             pool: None,
             claim: None,
             kept: Vec::new(),

@@ -13,9 +13,10 @@ use crate::annotations::{self, NetworkRef, PoolRequest, Route, keys};
 use crate::api::{IPPool, NetworkAttachmentDefinition, Subnet};
 use crate::cache::Cache;
 use crate::placement::NodeScope;
+use crate::webhook::default_pool::serving_default;
 use crate::webhook::denial::Denial;
-use crate::webhook::pool_subnet::names_subnet;
-use crate::webhook::resolve::{Ask, NamedPool, Objects, Resolved, fixed_key, resolve};
+use crate::webhook::pool_subnet::{names_subnet, pool_subnet};
+use crate::webhook::resolve::{Ask, Labels, NamedPool, Objects, Resolved, fixed_key, resolve};
 
 /// How the address of one attachment is chosen.
 #[derive(Clone, Debug)]
@@ -45,6 +46,10 @@ pub(crate) struct PoolChoice {
     /// The nodes the Pod could run on with an address of this pool, set by [`super::place::Placement`] when
     /// node scopes apply (`None`: the pool does not narrow where the Pod runs).
     pub reach: Option<BTreeSet<String>>,
+    /// `spec.disable`: addresses already leased from the pool are kept, no new one is given.
+    pub disabled: bool,
+    /// `spec.excludeIPs`: never handed out.
+    pub excluded: Vec<IpRange>,
 }
 
 impl PoolChoice {
@@ -56,6 +61,7 @@ impl PoolChoice {
         };
         let ranges = parse_entries(&pool.spec.ips).map_err(|e| bad(e.to_string()))?;
         let gateway = pool.gateways().map_err(bad)?;
+        let excluded = pool.excluded().map_err(bad)?;
         let scope = pool
             .node_scope()
             .map_err(|source| Denial::BadNodeScope {
@@ -70,7 +76,16 @@ impl PoolChoice {
             gateway,
             scope,
             reach: None,
+            disabled: pool.is_disabled(),
+            excluded,
         })
+    }
+
+    /// What the pool never hands out: its gateway and its excludeIPs.
+    pub(crate) fn withheld(&self) -> Vec<IpRange> {
+        let mut out: Vec<IpRange> = self.gateway.iter().copied().map(IpRange::single).collect();
+        out.extend(self.excluded.iter().copied());
+        out
     }
 }
 
@@ -80,6 +95,8 @@ impl PoolChoice {
 pub(crate) struct PoolPlan {
     pub v4: Vec<PoolChoice>,
     pub v6: Vec<PoolChoice>,
+    /// Set (to the Subnet's name) when the Pod named no pool and this is the Subnet's default pool.
+    pub default_of: Option<String>,
 }
 
 impl PoolPlan {
@@ -89,6 +106,57 @@ impl PoolPlan {
             Family::V6 => &self.v6,
         }
     }
+
+    /// The plan for a new allocation: disabled pools left out. `Ok(None)`: the default pool is disabled, so
+    /// the Pod takes an address outside every pool as if the Subnet had no default pool. Err: every pool a
+    /// family names is disabled (their names).
+    pub(crate) fn fresh(&self) -> Result<Option<PoolPlan>, Vec<String>> {
+        let open = |pools: &[PoolChoice]| -> Vec<PoolChoice> {
+            pools.iter().filter(|c| !c.disabled).cloned().collect()
+        };
+        let plan = PoolPlan {
+            v4: open(&self.v4),
+            v6: open(&self.v6),
+            default_of: self.default_of.clone(),
+        };
+        for (before, after) in [(&self.v4, &plan.v4), (&self.v6, &plan.v6)] {
+            if !before.is_empty() && after.is_empty() {
+                if self.default_of.is_some() {
+                    return Ok(None);
+                }
+                let mut names: Vec<String> = before.iter().map(|c| c.name.clone()).collect();
+                names.dedup();
+                return Err(names);
+            }
+        }
+        Ok(Some(plan))
+    }
+}
+
+/// `p` as a new allocation sees it ([`PoolPlan::fresh`]): run after the attachment's existing leases were
+/// looked for, so what a Pod already holds from a disabled pool stays with it.
+pub(crate) fn for_new(p: &Planned) -> Result<Option<Planned>, Denial> {
+    let Choice::Pools(plan) = &p.choice else {
+        return Ok(None);
+    };
+    let choice = match plan.fresh() {
+        Ok(Some(fresh)) if fresh.v4.len() == plan.v4.len() && fresh.v6.len() == plan.v6.len() => {
+            return Ok(None);
+        }
+        Ok(Some(fresh)) => Choice::Pools(fresh),
+        Ok(None) => Choice::Any,
+        Err(pools) => {
+            return Err(Denial::PoolDisabled {
+                network: p.network.to_string(),
+                pools: pools.join(", "),
+                many: pools.len() > 1,
+            });
+        }
+    };
+    Ok(Some(Planned {
+        choice,
+        ..p.clone()
+    }))
 }
 
 /// One attachment nadipam allocates for.
@@ -105,7 +173,13 @@ pub(crate) struct Planned {
     pub subnet_scope: Option<Arc<NodeScope>>,
     pub choice: Choice,
     pub mac: Option<Mac>,
+    /// The Pod's own routes annotation, else the Subnet's routes (the pool's are added to the latter once the
+    /// address is known: [`super::routes::merged`]).
     pub routes: Option<Vec<Route>>,
+    /// Whether `routes` is the Pod's own annotation (then no pool route is added).
+    pub own_routes: bool,
+    /// Multus `default-route` gateways of the element: added last, whatever else applies.
+    pub default_route: Vec<Route>,
     /// The `ip_pool` address list the address came from (recorded on the lease as pool `ip_pool`).
     pub pool: Option<String>,
     /// Addresses of the Subnet kept by IPPools this attachment does not name (their ranges and gateways):
@@ -166,6 +240,7 @@ pub(crate) fn plan(
     fetched: &[Arc<NetworkAttachmentDefinition>],
     pod: &PodIdentity<'_>,
     ann: &BTreeMap<String, String>,
+    labels: Labels<'_>,
 ) -> Result<Vec<Planned>, Denial> {
     let requests = annotations::attachments(ann, pod.namespace)?;
     let spider = annotations::spider_pools(ann)?;
@@ -179,6 +254,7 @@ pub(crate) fn plan(
             first: i == 0,
             spider: spider.as_ref(),
             overlap: true,
+            labels,
         };
         if let Some(resolved) = resolve(&objects, &ask)? {
             out.push(plan_one(cache, pod, &ask, resolved)?);
@@ -242,16 +318,25 @@ fn plan_one(
             )
         }
         (None, _) if !named.is_empty() => (Choice::Pools(pool_plan(&named, &network)?), None),
-        (None, _) => (Choice::Any, None),
+        (None, _) => {
+            match serving_default(&resolving_to(cache, &subnet), &subnet, &network, ask)? {
+                Some(pool) => (Choice::Pools(default_plan(&pool, &subnet, &network)?), None),
+                None => (Choice::Any, None),
+            }
+        }
     };
 
-    let mut routes = asks.routes.clone().or_else(|| subnet_routes(&subnet));
-    for gw in &req.default_route {
-        routes.get_or_insert_with(Vec::new).push(Route {
+    let own_routes = asks.routes.is_some();
+    let routes = asks.routes.clone().or_else(|| subnet_routes(&subnet));
+    let default_route = req
+        .default_route
+        .iter()
+        .map(|gw| Route {
             dst: None,
             gw: Some(gw.to_string()),
-        });
-    }
+        })
+        .collect();
+    // A default pool is kept from the Pod like any other: it gives addresses only through the plan.
     let pools: Vec<Arc<IPPool>> = named.into_iter().map(|(p, _)| p).collect();
     let kept = kept_by_other_pools(cache, &subnet, &pools, &network)?;
     Ok(Planned {
@@ -264,6 +349,8 @@ fn plan_one(
         choice,
         mac: asks.mac_address.or(req.mac),
         routes,
+        own_routes,
+        default_route,
         pool,
         kept,
         request_key,
@@ -284,6 +371,25 @@ fn pool_plan(named: &[NamedPool], network: &str) -> Result<PoolPlan, Denial> {
         }
     }
     Ok(plan)
+}
+
+/// The plan of a Subnet's default pool: the families it has addresses of.
+fn default_plan(pool: &IPPool, subnet: &Subnet, network: &str) -> Result<PoolPlan, Denial> {
+    let choice = PoolChoice::of(pool, network)?;
+    let has = |f: Family| choice.ranges.iter().any(|r| r.family() == f);
+    Ok(PoolPlan {
+        v4: if has(Family::V4) {
+            vec![choice.clone()]
+        } else {
+            Vec::new()
+        },
+        v6: if has(Family::V6) {
+            vec![choice]
+        } else {
+            Vec::new()
+        },
+        default_of: Some(subnet.name_any()),
+    })
 }
 
 /// The address ranges (and gateways) of the Subnet's IPPools other than `named`, per pool: what only the
@@ -317,6 +423,16 @@ pub(crate) fn pools_of(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
         .collect()
 }
 
+/// The IPPools whose spec.subnet resolves to `subnet` ([`pool_subnet`]): a pool naming a CIDR that Subnets of
+/// other providers have too belongs to one of them only, so another Subnet's default pool is never this one's.
+fn resolving_to(cache: &Cache, subnet: &Subnet) -> Vec<Arc<IPPool>> {
+    let subnets = cache.subnets.state();
+    pools_of(cache, subnet)
+        .into_iter()
+        .filter(|p| pool_subnet(p, &subnets).is_ok_and(|s| s.name_any() == subnet.name_any()))
+        .collect()
+}
+
 /// Routes the Subnet gives every interface, when the Pod names none. (The NAD's own `ipam.routes` are
 /// added by the CNI plugin, which reads the config.)
 fn subnet_routes(subnet: &Subnet) -> Option<Vec<Route>> {
@@ -330,4 +446,128 @@ fn subnet_routes(subnet: &Subnet) -> Option<Vec<Route>> {
         })
         .collect();
     (!routes.is_empty()).then_some(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    use super::*;
+    use crate::alloc::{Allocator, Strategy, SubnetLayout};
+    use crate::webhook::pod::reserve::pick_from_pools;
+
+    fn pool(name: &str, spec: serde_json::Value) -> IPPool {
+        let mut spec = spec;
+        spec["subnet"] = json!("s");
+        if spec.get("ips").is_none() {
+            spec["ips"] = json!(["10.0.0.10-10.0.0.12"]);
+        }
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "IPPool",
+            "metadata": {"name": name}, "spec": spec}))
+        .unwrap()
+    }
+
+    fn subnet() -> Subnet {
+        serde_json::from_value(json!({"apiVersion": "nadipam.io/v1", "kind": "Subnet",
+            "metadata": {"name": "s"}, "spec": {"cidrBlock": "10.0.0.0/24", "provider": "n.ns"}}))
+        .unwrap()
+    }
+
+    fn named(pools: &[&IPPool]) -> PoolPlan {
+        let named: Vec<NamedPool> = pools
+            .iter()
+            .map(|p| (Arc::new((*p).clone()), Some(Family::V4)))
+            .collect();
+        pool_plan(&named, "ns/n").unwrap()
+    }
+
+    fn names(plan: &PoolPlan) -> Vec<&str> {
+        plan.v4.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn disabled_named_pools_are_passed_over_and_refused_when_none_is_left() {
+        let off = pool("off", json!({"disable": true}));
+        let on = pool("on", json!({"ips": ["10.0.0.20"]}));
+        let fresh = named(&[&off, &on]).fresh().unwrap().unwrap();
+        assert_eq!(names(&fresh), ["on"]);
+        assert_eq!(named(&[&off]).fresh().unwrap_err(), ["off"]);
+        let also_off = pool("off2", json!({"disable": true, "ips": ["10.0.0.30"]}));
+        assert_eq!(
+            named(&[&off, &also_off]).fresh().unwrap_err(),
+            ["off", "off2"]
+        );
+    }
+
+    #[test]
+    fn a_disabled_default_pool_gives_way_to_any_address() {
+        let off = pool("dflt", json!({"default": true, "disable": true}));
+        let plan = default_plan(&off, &subnet(), "ns/n").unwrap();
+        assert_eq!(plan.default_of.as_deref(), Some("s"));
+        assert!(plan.v6.is_empty(), "an IPv4-only pool serves IPv4 only");
+        assert!(plan.fresh().unwrap().is_none());
+    }
+
+    #[test]
+    fn the_disabled_denial_names_the_pool_and_the_field() {
+        let off = pool("off", json!({"disable": true}));
+        let mut p = crate::webhook::pod::place::tests::planned_for(&subnet(), &[&off]);
+        p.choice = Choice::Pools(named(&[&off]));
+        let d = for_new(&p).unwrap_err();
+        assert_eq!(
+            d.to_string(),
+            "network ns/n: IPPool off is disabled (spec.disable: true): it gives no new addresses; name another \
+             IPPool, or set spec.disable to false"
+        );
+        assert_eq!((d.reason(), d.code()), ("pool_disabled", 409));
+        let on = pool("on", json!({"ips": ["10.0.0.20"]}));
+        p.choice = Choice::Pools(named(&[&on]));
+        assert!(for_new(&p).unwrap().is_none(), "nothing to leave out");
+    }
+
+    #[test]
+    fn exclude_ips_and_the_gateway_are_never_picked() {
+        let layout = SubnetLayout::parse("s", None, "10.0.0.0/24", None, &[] as &[String]).unwrap();
+        let mut alloc = Allocator::new(&layout);
+        let p = pool(
+            "p",
+            json!({"ips": ["10.0.0.10-10.0.0.13"], "gateway": "10.0.0.13", "excludeIPs": ["10.0.0.10..10.0.0.11"]}),
+        );
+        let plan = named(&[&p]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let got = pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng).unwrap();
+        assert_eq!(got, [("10.0.0.12".parse().unwrap(), Some("p".to_string()))]);
+        let full = pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng).unwrap_err();
+        assert_eq!(full.pools, ["p"]);
+    }
+
+    #[test]
+    fn a_full_default_pool_is_refused_naming_the_subnet_and_the_field() {
+        let layout = SubnetLayout::parse("s", None, "10.0.0.0/24", None, &[] as &[String]).unwrap();
+        let mut alloc = Allocator::new(&layout);
+        let d = pool("dflt", json!({"default": true, "ips": ["10.0.0.10"]}));
+        let plan = default_plan(&d, &subnet(), "ns/n").unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng).unwrap();
+        let full = pick_from_pools(&mut alloc, &plan, &[], Strategy::Random, &mut rng)
+            .unwrap_err()
+            .into_denial("ns/n".into());
+        let text = full.to_string();
+        assert!(
+            text.starts_with(
+                "network ns/n: IPPool dflt, the default pool of Subnet s (spec.default: true), has no free IPv4 \
+                 address left ("
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "); the Pods that name no IPPool get their addresses from it: add addresses to its spec.ips, or \
+                 name another IPPool (ipam.spidernet.io/ippool)"
+            ),
+            "{text}"
+        );
+        assert_eq!((full.reason(), full.code()), ("exhausted", 409));
+    }
 }

@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use rand::Rng;
 
-use super::plan::{Choice, Planned, PodIdentity, PoolPlan};
+use super::plan::{Choice, Planned, PodIdentity, PoolPlan, for_new};
 use crate::alloc::{AllocError, Allocator, Family, IpPair, IpRange, Mac, Strategy};
 use crate::api::{
     IPLease, IPLeaseSpec, LeasePhase, OwnerKind, lease_labels, lease_name, mac_selector,
@@ -132,7 +132,8 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
                 .map_err(|source| PoolsFull {
                     family,
                     pools: Vec::new(),
-                    source,
+                    default_of: None,
+                    source: Box::new(source),
                 })
         } else {
             let mut last = None;
@@ -145,9 +146,8 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
                 if joint.as_ref().is_some_and(BTreeSet::is_empty) {
                     continue;
                 }
-                let gateway: Vec<IpRange> =
-                    pool.gateway.iter().copied().map(IpRange::single).collect();
-                match alloc.pick_in_avoiding(&pool.ranges, &gateway, family, strategy, rng) {
+                let withheld = pool.withheld();
+                match alloc.pick_in_avoiding(&pool.ranges, &withheld, family, strategy, rng) {
                     Ok(ip) => {
                         found = Some((ip, Some(pool.name.clone())));
                         reach = joint;
@@ -159,7 +159,8 @@ pub(crate) fn pick_from_pools<R: Rng + ?Sized>(
             found.ok_or_else(|| PoolsFull {
                 family,
                 pools: pools.iter().map(|p| p.name.clone()).collect(),
-                source: last.unwrap_or(AllocError::EmptyList),
+                default_of: plan.default_of.clone(),
+                source: Box::new(last.unwrap_or(AllocError::EmptyList)),
             })
         };
         match picked {
@@ -181,22 +182,33 @@ pub(crate) struct PoolsFull {
     pub family: Family,
     /// The pools tried, in order; empty when the family had none.
     pub pools: Vec<String>,
+    /// The Subnet whose default pool this was.
+    pub default_of: Option<String>,
     /// The last pool's (or the Subnet's) answer.
-    pub source: AllocError,
+    pub source: Box<AllocError>,
 }
 
 impl PoolsFull {
     pub(crate) fn into_denial(self, network: String) -> Denial {
+        if let (Some(subnet), [pool]) = (&self.default_of, self.pools.as_slice()) {
+            return Denial::DefaultPoolFull {
+                network,
+                pool: pool.clone(),
+                subnet: subnet.clone(),
+                family: self.family,
+                source: self.source,
+            };
+        }
         match self.pools.len() {
             0 => Denial::Alloc {
                 network,
-                source: self.source,
+                source: *self.source,
             },
             _ => Denial::PoolsFull {
                 network,
                 family: self.family,
                 pools: self.pools.join(", "),
-                source: Box::new(self.source),
+                source: self.source,
             },
         }
     }
@@ -239,6 +251,9 @@ impl<'a> Request<'a> {
         if let Some(found) = self.reuse(p).await? {
             return Ok(found);
         }
+        // Only now, so what the Pod already holds from a disabled pool stays with it.
+        let fresh = for_new(p)?;
+        let p = fresh.as_ref().unwrap_or(p);
         if let Choice::Fixed(pair) = &p.choice {
             self.precheck_fixed(p, *pair)?;
         }
@@ -878,7 +893,8 @@ fn satisfies(p: &Planned, leases: &[Arc<IPLease>], mac: Mac) -> bool {
                 Some(name) => family
                     .iter()
                     .any(|c| c.name == name && c.ranges.iter().any(|r| r.contains(ip))),
-                None => family.is_empty(),
+                // An address taken before the Subnet had its default pool stays with its holder.
+                None => family.is_empty() || plan.default_of.is_some(),
             }
         }),
         Choice::Any => leases
