@@ -80,7 +80,19 @@ pub(crate) async fn apply(client: &Client, plan: &mut Plan, world: &World) {
             }
             Some(Object::IPPool(p)) => {
                 let api = Api::<IPPool>::all(client.clone());
-                match api.create(&pp, p).await {
+                // The IPPool webhook resolves the pool's Subnet from its cache: a Subnet created a moment ago
+                // may not be there yet (404); give it a few moments.
+                let mut created = api.create(&pp, p).await;
+                for _ in 0..15 {
+                    match &created {
+                        Err(kube::Error::Api(s)) if s.code == 404 => {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            created = api.create(&pp, p).await;
+                        }
+                        _ => break,
+                    }
+                }
+                match created {
                     Ok(_) => Ok(()),
                     Err(e) if exists(&e) => match api.get(&item.name).await {
                         Ok(have) => compare(pool_diffs(&have.spec, &p.spec), "IPPool", &item.name),
