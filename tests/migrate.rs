@@ -23,11 +23,36 @@ fn server() -> &'static Server {
     SERVER.get_or_init(|| start(&["--namespace", "default", "--leader-lease-seconds", "5"]))
 }
 
-/// The peers' CRDs, once: Kube-OVN's and Spiderpool's from e2e/manifests, Whereabouts' from its module.
-fn peer_crds() {
-    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    DONE.get_or_init(|| {
+/// The peers' CRDs (Kube-OVN's and Spiderpool's from e2e/manifests, Whereabouts' from its module), installed
+/// while a test uses them: Kube-OVN's `subnets`/`ippools` and Whereabouts' `ippools` take kubectl's short
+/// names `subnet`/`ippool` from nadipam's, which the other suites sharing this control plane use, so the last
+/// test to finish deletes them (and Whereabouts' only when it installed them: the node bed installs those).
+struct PeerCrds;
+
+const PEER_CRDS: [&str; 9] = [
+    "subnets.kubeovn.io",
+    "ips.kubeovn.io",
+    "ippools.kubeovn.io",
+    "spiderippools.spiderpool.spidernet.io",
+    "spidersubnets.spiderpool.spidernet.io",
+    "spiderendpoints.spiderpool.spidernet.io",
+    "spiderreservedips.spiderpool.spidernet.io",
+    "ippools.whereabouts.cni.cncf.io",
+    "overlappingrangeipreservations.whereabouts.cni.cncf.io",
+];
+
+/// Users of the peers' CRDs, and whether Whereabouts' were there before.
+static PEER_USERS: std::sync::Mutex<(usize, bool)> = std::sync::Mutex::new((0, false));
+
+fn peer_crds() -> PeerCrds {
+    let mut users = PEER_USERS.lock().unwrap_or_else(|e| e.into_inner());
+    if users.0 == 0 {
         let c = cluster_info();
+        users.1 = c
+            .kubectl()
+            .args(["get", "crd", "ippools.whereabouts.cni.cncf.io"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         for f in [
             repo.join("e2e/manifests/kube-ovn-crds.yaml"),
@@ -39,21 +64,38 @@ fn peer_crds() {
                 .args(["apply", "--server-side", "--force-conflicts", "-f"])
                 .arg(f));
         }
-        wait_established(
-            c,
-            &[
-                "subnets.kubeovn.io",
-                "ips.kubeovn.io",
-                "ippools.kubeovn.io",
-                "spiderippools.spiderpool.spidernet.io",
-                "spidersubnets.spiderpool.spidernet.io",
-                "spiderendpoints.spiderpool.spidernet.io",
-                "spiderreservedips.spiderpool.spidernet.io",
-                "ippools.whereabouts.cni.cncf.io",
-                "overlappingrangeipreservations.whereabouts.cni.cncf.io",
-            ],
-        );
-    });
+        wait_established(c, &PEER_CRDS);
+    }
+    users.0 += 1;
+    PeerCrds
+}
+
+impl Drop for PeerCrds {
+    fn drop(&mut self) {
+        let mut users = PEER_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        users.0 -= 1;
+        if users.0 > 0 {
+            return;
+        }
+        let keep = if users.1 { 7 } else { PEER_CRDS.len() };
+        let mut cmd = cluster_info().kubectl();
+        cmd.args([
+            "delete",
+            "crd",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+        ]);
+        cmd.args(&PEER_CRDS[..keep]);
+        if let Ok(out) = cmd.output()
+            && !out.status.success()
+        {
+            eprintln!(
+                "deleting the peers' CRDs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
 
 fn apply_yaml(yaml: &str) {
@@ -256,8 +298,8 @@ spec: {{cidrBlock: 10.81.0.0/24, provider: hl.{ns}}}
         .await
         .unwrap();
     common::wait_for(
-        "b's adopted lease released",
-        Duration::from_secs(40),
+        "b's adopted lease released (on b's delete event, not at a resync)",
+        Duration::from_secs(10),
         || {
             let client = client.clone();
             let subnet = subnet.clone();
@@ -282,7 +324,7 @@ spec: {{cidrBlock: 10.81.0.0/24, provider: hl.{ns}}}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_from_kube_ovn() {
     server();
-    peer_crds();
+    let _crds = peer_crds();
     let client = cluster().await;
     let (ns, _ns_guard) = test_namespace(&client, "kovn").await;
     let subnet = format!("{ns}-attach");
@@ -424,7 +466,7 @@ spec: {{podName: gone, namespace: {ns}, subnet: {subnet}, ipAddress: 10.82.0.13}
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_from_spiderpool() {
     server();
-    peer_crds();
+    let _crds = peer_crds();
     let client = cluster().await;
     let (ns, _ns_guard) = test_namespace(&client, "spider").await;
     let pool = format!("{ns}-pool");
@@ -557,7 +599,7 @@ status:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_from_whereabouts() {
     server();
-    peer_crds();
+    let _crds = peer_crds();
     let client = cluster().await;
     let (ns, _ns_guard) = test_namespace(&client, "wa").await;
     let subnet = format!("{ns}-wa");
