@@ -274,43 +274,19 @@ fn plan_leases(
     for mut claim in claims {
         let holder = format!("pod {}/{}", claim.namespace, claim.pod);
         let source = claim.source.clone();
-        let Some(pod) = world.pod(&claim.namespace, &claim.pod) else {
-            items.push(Item::note(
-                Action::Skip,
-                "IPLease",
-                &claim.ip.to_string(),
-                &source,
-                format!("{holder} no longer exists: a stale allocation, nothing to keep"),
-            ));
-            continue;
+        let pod = match holder_of(&claim, world, &holder) {
+            Ok(pod) => pod,
+            Err(why) => {
+                items.push(Item::note(
+                    Action::Skip,
+                    "IPLease",
+                    &claim.ip.to_string(),
+                    &source,
+                    why,
+                ));
+                continue;
+            }
         };
-        if let Some(uid) = claim
-            .uid
-            .as_deref()
-            .filter(|u| !u.is_empty() && *u != pod.uid)
-        {
-            items.push(Item::note(
-                Action::Skip,
-                "IPLease",
-                &claim.ip.to_string(),
-                &source,
-                format!(
-                    "{holder} was re-created (UID {} now, {uid} recorded): a stale allocation",
-                    pod.uid
-                ),
-            ));
-            continue;
-        }
-        if pod.finished {
-            items.push(Item::note(
-                Action::Skip,
-                "IPLease",
-                &claim.ip.to_string(),
-                &source,
-                format!("{holder} has finished: its address is free"),
-            ));
-            continue;
-        }
         let subnet = match subnet_as.get(&claim.subnet) {
             Some(Some(target)) => target.clone(),
             Some(None) => {
@@ -441,6 +417,29 @@ fn plan_leases(
         ));
     }
     items
+}
+
+/// The Pod holding `claim`'s address, or why the address is free (a stale allocation of the peer).
+fn holder_of<'w>(claim: &Claim, world: &'w World, holder: &str) -> Result<&'w PodInfo, String> {
+    let Some(pod) = world.pod(&claim.namespace, &claim.pod) else {
+        return Err(format!(
+            "{holder} no longer exists: a stale allocation, nothing to keep"
+        ));
+    };
+    if let Some(uid) = claim
+        .uid
+        .as_deref()
+        .filter(|u| !u.is_empty() && *u != pod.uid)
+    {
+        return Err(format!(
+            "{holder} was re-created (UID {} now, {uid} recorded): a stale allocation",
+            pod.uid
+        ));
+    }
+    if pod.finished {
+        return Err(format!("{holder} has finished: its address is free"));
+    }
+    Ok(pod)
 }
 
 /// The lease of an adopted address: held by its Pod the way the controller reads it (docs/lifecycle.md): Bound

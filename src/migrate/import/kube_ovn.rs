@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::super::adopt::parse_ip;
 use super::super::plan::{Claim, Desired};
 use super::super::world::{World, network_of_provider};
-use super::{conflict, name, pool_of, skip, source, str_at, strings_at, valid_name};
-use crate::api::{IPPool, IPPoolSpec, Subnet, SubnetSpec};
+use super::{conflict, name, pool_of, push_pool, skip, source, str_at, strings_at, valid_name};
+use crate::api::{IPPool, Subnet, SubnetSpec};
 
 pub(crate) const ORIGIN: &str = "kube-ovn";
 
@@ -84,15 +84,7 @@ pub(crate) fn desired(objects: &Objects, _world: &World) -> Desired {
         }
         let spec = json!({"subnet": subnet, "ips": strings_at(obj, &["spec", "ips"]),
                           "namespaces": strings_at(obj, &["spec", "namespaces"])});
-        match serde_json::from_value::<IPPoolSpec>(spec) {
-            Ok(spec) => out.pools.push((IPPool::new(&n, spec), src)),
-            Err(e) => out.notes.push(conflict(
-                "IPPool",
-                obj,
-                &src,
-                format!("spec cannot be read as an IPPool: {e}"),
-            )),
-        }
+        push_pool(&mut out, "IPPool", obj, src, &n, spec);
     }
 
     for obj in &objects.ips {

@@ -8,9 +8,10 @@ pub(crate) mod whereabouts;
 
 use serde_json::Value;
 
+use super::plan::Desired;
 use super::plan::{Action, Claim, Item};
-use crate::alloc::{IpRange, parse_entry};
-use crate::api::IPPool;
+use crate::alloc::{Family, IpRange, parse_entry};
+use crate::api::{IPPool, IPPoolSpec};
 
 /// A peer object's kind and name, for the report: `kube-ovn IP samplepod.default`.
 pub(crate) fn source(peer: &str, kind: &str, obj: &Value) -> String {
@@ -79,6 +80,36 @@ pub(crate) fn pool_of(claim: &Claim, pools: &[&IPPool]) -> Option<String> {
             .any(|r: IpRange| r.contains(claim.ip));
         hit.then(|| p.metadata.name.clone().unwrap_or_default())
     })
+}
+
+/// An `excludeIps` entry for the addresses `a..=b` (as numbers) of a family: `a` alone, or `a..b`.
+pub(crate) fn show_range(fam: Family, a: u128, b: u128) -> String {
+    let at = |x| IpRange::from_bounds(fam, x, x).start();
+    if a == b {
+        at(a).to_string()
+    } else {
+        format!("{}..{}", at(a), at(b))
+    }
+}
+
+/// The IPPool `name` of `spec` (a peer pool's fields as JSON), or a conflict on the peer object.
+pub(crate) fn push_pool(
+    out: &mut Desired,
+    kind: &str,
+    obj: &Value,
+    src: String,
+    name: &str,
+    spec: Value,
+) {
+    match serde_json::from_value::<IPPoolSpec>(spec) {
+        Ok(spec) => out.pools.push((IPPool::new(name, spec), src)),
+        Err(e) => out.notes.push(conflict(
+            kind,
+            obj,
+            &src,
+            format!("spec cannot be read as an IPPool: {e}"),
+        )),
+    }
 }
 
 /// Whether a name can be a Subnet's or IPPool's: a label value and an object name (63 characters, lower case

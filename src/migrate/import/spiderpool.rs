@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::super::adopt::parse_ip;
 use super::super::plan::{Claim, Desired};
 use super::super::world::World;
-use super::{conflict, name, pod_ref, skip, source, str_at, strings_at, valid_name};
+use super::{conflict, name, pod_ref, push_pool, skip, source, str_at, strings_at, valid_name};
 use crate::alloc::{Family, IpRange, parse_entry};
-use crate::api::{IPPool, IPPoolSpec, RouteSpec, Subnet, SubnetSpec};
+use crate::api::{RouteSpec, Subnet, SubnetSpec};
 
 pub(crate) const ORIGIN: &str = "spiderpool";
 
@@ -64,17 +64,7 @@ fn outside(net: &IpNet, ips: &[String]) -> Vec<String> {
     let (lo, hi) = IpRange::from_net(*net).bounds();
     let mut out = Vec::new();
     let mut next = lo;
-    let show = |a: u128, b: u128| {
-        let (ra, rb) = (
-            IpRange::from_bounds(fam, a, a).start(),
-            IpRange::from_bounds(fam, b, b).start(),
-        );
-        if a == b {
-            ra.to_string()
-        } else {
-            format!("{ra}..{rb}")
-        }
-    };
+    let show = |a, b| super::show_range(fam, a, b);
     for (a, b) in ranges {
         let a = a.max(lo);
         if a > next {
@@ -217,15 +207,7 @@ pub(crate) fn desired(objects: &Objects, world: &World) -> Desired {
             // Spiderpool writes ipVersion 4/6 as a number; nadipam keeps it as written.
             m.retain(|_, v| !v.is_null());
         }
-        match serde_json::from_value::<IPPoolSpec>(spec) {
-            Ok(spec) => out.pools.push((IPPool::new(&n, spec), src)),
-            Err(e) => out.notes.push(conflict(
-                "SpiderIPPool",
-                pool,
-                &src,
-                format!("spec cannot be read as an IPPool: {e}"),
-            )),
-        }
+        push_pool(&mut out, "SpiderIPPool", pool, src, &n, spec);
     }
     for r in &objects.reserved {
         let src = source(ORIGIN, "SpiderReservedIP", r);

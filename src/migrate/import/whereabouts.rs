@@ -32,18 +32,6 @@ struct Range {
     exclude: Vec<String>,
 }
 
-fn show(fam: Family, a: u128, b: u128) -> String {
-    let (ra, rb) = (
-        IpRange::from_bounds(fam, a, a).start(),
-        IpRange::from_bounds(fam, b, b).start(),
-    );
-    if a == b {
-        ra.to_string()
-    } else {
-        format!("{ra}..{rb}")
-    }
-}
-
 /// A Whereabouts range: `10.0.0.0/24`, `10.0.0.225/28` (allocation starts there), `10.0.0.5-10.0.0.50/24`,
 /// with `range_start`/`range_end`/`exclude` beside it.
 fn range(r: &Value) -> Result<Range, String> {
@@ -80,13 +68,13 @@ fn range(r: &Value) -> Result<Range, String> {
     if let Some(s) = start.filter(|s| net.contains(s)) {
         let s = IpRange::single(s).bounds().0;
         if s > lo {
-            exclude.push(show(fam, lo, s - 1));
+            exclude.push(super::show_range(fam, lo, s - 1));
         }
     }
     if let Some(e) = end.filter(|e| net.contains(e)) {
         let e = IpRange::single(e).bounds().0;
         if e < hi {
-            exclude.push(show(fam, e + 1, hi));
+            exclude.push(super::show_range(fam, e + 1, hi));
         }
     }
     exclude.extend(strings_at(r, &["exclude"]));
