@@ -36,6 +36,8 @@ pub mod kubectl;
 pub mod logging;
 /// Prometheus metrics.
 pub mod metrics;
+/// Moving onto nadipam: adopting running Pods' addresses, importing Kube-OVN, Spiderpool and Whereabouts.
+pub mod migrate;
 /// Networks: the NAD (and Subnet) each typed `Network` generates (leader only).
 pub mod network;
 /// Node-aware pools: node scopes, Pod node constraints, node affinity.

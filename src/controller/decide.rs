@@ -504,6 +504,53 @@ pub(crate) mod tests {
         );
     }
 
+    /// A lease `kubectl nadipam adopt` or `import` writes for a running Pod (Bound to its name and UID, token
+    /// the UID: the Pod carries no reservation) is kept while that Pod runs, bound or not, and released once it
+    /// is gone, finished or replaced by a Pod of the same name.
+    #[test]
+    fn adopted_leases_live_and_die_with_their_pod() {
+        let holder = crate::migrate::tests::running_pod("ns", "a", "u-a");
+        let l = crate::migrate::tests::adopted_lease(&holder, "10.0.0.5");
+        assert_eq!((l.spec.phase, l.spec.token.as_str()), (Bound, "u-a"));
+        for rules in [RULES, TOKEN_ONLY] {
+            let running = Observed {
+                pod: Some(pod("a", "u-a", None, None)),
+                age: TTL * 100,
+                ..Observed::default()
+            };
+            assert_eq!(decide(&l, &running, &rules), Decision::Keep);
+            assert_eq!(
+                decide(&l, &seen(None), &rules),
+                Decision::Release(Release::PodDeleted {
+                    namespace: "ns".into(),
+                    pod: "a".into()
+                })
+            );
+            let done = seen(Some(pod("a", "u-a", None, Some("Succeeded"))));
+            assert!(matches!(
+                decide(&l, &done, &rules),
+                Decision::Release(Release::PodFinished { .. })
+            ));
+            let replaced = seen(Some(pod("a", "u-b", None, None)));
+            assert!(decide(&l, &replaced, &rules).deletes());
+        }
+        // A StatefulSet's Pod: kept across its re-creation while the set wants the ordinal, like any
+        // StatefulSet lease.
+        let mut member = crate::migrate::tests::running_pod("ns", "web-1", "u-w");
+        member.set = Some("web".into());
+        let l = crate::migrate::tests::adopted_lease(&member, "10.0.0.6");
+        assert_eq!(l.spec.owner_kind, StatefulSet);
+        let gone = Observed {
+            set: Some(SetFacts {
+                replicas: 2,
+                start: 0,
+            }),
+            ..Observed::default()
+        };
+        assert_eq!(decide(&l, &gone, &TOKEN_ONLY), Decision::Keep);
+        assert!(decide(&l, &seen(None), &TOKEN_ONLY).deletes());
+    }
+
     #[test]
     fn leases_being_deleted_are_left_alone() {
         let mut l = lease(PodOwned, Bound, Some("x"), Some("u1"));

@@ -221,8 +221,10 @@ fn on_pod(ctl: &Ctl, queue: &Queue, ev: &Event<Pod>) -> bool {
     }
 }
 
-/// The leases reserved under `pod`'s token and those of the IPAMClaims it uses (their token is the claim's
-/// UID, the value of the Pod's claim label), by the webhook cache's index (see `token_index`).
+/// The leases reserved under `pod`'s token, those of the IPAMClaims it uses (their token is the claim's
+/// UID, the value of the Pod's claim label), and those adopted for it (`kubectl nadipam adopt|import`: their
+/// token is the Pod's UID, since the Pod carries no reservation), by the webhook cache's index (see
+/// `token_index`).
 fn leases_of(ctl: &Ctl, pod: &Pod) -> Vec<ObjectRef<IPLease>> {
     let claims = pod
         .metadata
@@ -230,9 +232,11 @@ fn leases_of(ctl: &Ctl, pod: &Pod) -> Vec<ObjectRef<IPLease>> {
         .as_ref()
         .into_iter()
         .flat_map(|l| claims_of_labels(l).map(|(_, uid)| uid));
+    let uid = pod.metadata.uid.as_deref().filter(|u| !u.is_empty());
     pod_token(pod)
         .into_iter()
         .chain(claims)
+        .chain(uid)
         .flat_map(|t| ctl.ctx.cache.index.by_token(t))
         .map(|n| ObjectRef::new(&n))
         .collect()

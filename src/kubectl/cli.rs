@@ -11,7 +11,8 @@ use k8s_openapi::jiff::Timestamp;
 /// addresses, free and used addresses per Subnet and IPPool, leases whose holder is gone.
 ///
 /// Exit codes: 0 done; 1 `who`: no lease holds the address; 2 bad arguments; 3 kubeconfig, connection or API
-/// error; 4 a named object (Pod, Subnet) does not exist; 5 the output could not be written.
+/// error; 4 a named object (Pod, Subnet) does not exist; 5 the output could not be written; 6 `adopt`/`import`:
+/// the plan has conflicts.
 #[derive(Debug, Parser)]
 #[command(name = "kubectl-nadipam", bin_name = "kubectl nadipam", version)]
 pub(crate) struct Cli {
@@ -74,6 +75,12 @@ pub(crate) enum Command {
     Usage(UsageArgs),
     /// Leases whose holder is gone, and when the controller releases or reclaims them.
     Orphans(OrphansArgs),
+    /// Moving in: running Pods' addresses on a network (their Multus network-status) as IPLeases held by
+    /// them, before nadipam allocates there. Prints the plan; --apply writes it.
+    Adopt(crate::migrate::AdoptArgs),
+    /// Moving in: a peer IPAM's pools and allocations (Kube-OVN, Spiderpool, Whereabouts) as Subnets, IPPools
+    /// and IPLeases. Prints the plan; --apply writes it.
+    Import(crate::migrate::ImportArgs),
     /// A shell completion script.
     Completion(CompletionArgs),
 }

@@ -13,6 +13,8 @@ pub(crate) const EXIT_API: u8 = 3;
 pub(crate) const EXIT_NOT_FOUND: u8 = 4;
 /// The output could not be written or encoded.
 pub(crate) const EXIT_LOCAL: u8 = 5;
+/// `adopt`/`import`: the plan has conflicts (listed in it); everything else was done (with `--apply`).
+pub(crate) const EXIT_CONFLICTS: u8 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
@@ -45,6 +47,8 @@ pub(crate) enum Error {
         format: &'static str,
         message: String,
     },
+    #[error("{0}")]
+    Migrate(#[from] crate::migrate::Error),
 }
 
 /// What to do about the commonest API failures.
@@ -74,7 +78,14 @@ impl Error {
 
     pub(crate) fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Error::NotFound { .. } => EXIT_NOT_FOUND,
+            Error::NotFound { .. }
+            | Error::Migrate(crate::migrate::Error::SubnetNotFound { .. })
+            | Error::Migrate(crate::migrate::Error::NoSubnet { .. }) => EXIT_NOT_FOUND,
+            Error::Migrate(crate::migrate::Error::BadNetwork { .. }) => EXIT_USAGE,
+            Error::Migrate(
+                crate::migrate::Error::Output(_) | crate::migrate::Error::Render { .. },
+            ) => EXIT_LOCAL,
+            Error::Migrate(_) => EXIT_API,
             Error::Output(_) | Error::Encode { .. } | Error::Runtime(_) => EXIT_LOCAL,
             Error::Kubeconfig { .. } | Error::Client(_) | Error::Api { .. } => EXIT_API,
         })

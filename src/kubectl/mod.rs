@@ -27,7 +27,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use k8s_openapi::jiff::Timestamp;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, Format};
 use error::Error;
 
 /// What a subcommand prints and how it exits.
@@ -106,6 +106,41 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Pod(args) => pod::run(client, &session.namespace, args, output).await,
         Command::Usage(args) => usage::run(client, args, output).await,
         Command::Orphans(args) => orphans::run(client, namespace, args, output, now).await,
+        Command::Adopt(args) => {
+            let mut args = args.clone();
+            args.output = migrate_format(output);
+            let mut out = Vec::new();
+            let summary = crate::migrate::run_adopt(client, &args, &mut out).await?;
+            Ok(migrated(out, &summary))
+        }
+        Command::Import(args) => {
+            let mut args = args.clone();
+            args.output = migrate_format(output);
+            let mut out = Vec::new();
+            let summary = crate::migrate::run_import(client, &args, &mut out).await?;
+            Ok(migrated(out, &summary))
+        }
         Command::Completion(args) => Ok(Outcome::print(completion::script(args.shell))),
     }
+}
+
+/// The global `-o` as `adopt`/`import` take it: json or yaml, else their table.
+fn migrate_format(output: Format) -> Option<crate::migrate::OutputFormat> {
+    match output {
+        Format::Json => Some(crate::migrate::OutputFormat::Json),
+        Format::Yaml => Some(crate::migrate::OutputFormat::Yaml),
+        Format::Table | Format::Wide => None,
+    }
+}
+
+/// A migration's report, ending with [`error::EXIT_CONFLICTS`] when it lists conflicts.
+fn migrated(out: Vec<u8>, summary: &crate::migrate::Summary) -> Outcome {
+    let mut outcome = Outcome::print(String::from_utf8_lossy(&out).into_owned());
+    if summary.exit_code() != 0 {
+        outcome.code = error::EXIT_CONFLICTS;
+        outcome
+            .notes
+            .push("the plan has conflicts (see above); nothing was written for them".to_string());
+    }
+    outcome
 }
