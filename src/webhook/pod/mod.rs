@@ -184,7 +184,12 @@ async fn allocate(
     let ann = &with_default_network(ctx, pod, namespace, ann).await;
     let fetched = lookup::missing_nads(ctx, ann, namespace).await;
     let pod_labels = pod.metadata.labels.clone().unwrap_or_default();
-    let ns_labels = namespace_labels(ctx, namespace).await?;
+    let asks = ann.contains_key(keys::NETWORKS) || ann.contains_key(keys::DEFAULT_NETWORK);
+    let ns_labels = match asks {
+        true => namespace_labels(ctx, namespace).await?,
+        // A Pod asking for no network never reaches a pool.
+        false => None,
+    };
     let labels = Labels {
         pod: &pod_labels,
         namespace: ns_labels.as_ref(),
