@@ -415,6 +415,29 @@ fn install_yaml_applies_and_serves(tag: &str) {
         "manifests/install.yaml applied and rolled out in {:?}",
         t.elapsed()
     );
+    // A replica leads before the Pod below is deleted: a delete no controller sees is left to the reclaim
+    // window (70 s after the lease's creation), by design (docs/lifecycle.md), and the uninstalled release's
+    // leader Lease may still be held for a while.
+    wait_until(
+        "a server replica leading (the lease controller's caches synced)",
+        Duration::from_secs(120),
+        || {
+            let logs = kubectl(&[
+                "logs",
+                "-n",
+                NAMESPACE,
+                "-l",
+                "app.kubernetes.io/component=server",
+                "--tail=-1",
+            ])?;
+            if logs.contains("controller caches synced") {
+                Ok(())
+            } else {
+                Err("no replica leads yet".to_string())
+            }
+        },
+        server_logs,
+    );
     let _network = guide_network();
     let t = Instant::now();
     apply(&pod_yaml(
