@@ -889,3 +889,42 @@ async fn a_dry_run_reinvoked_by_a_later_webhook_previews_a_pool_pod_without_refu
         "a dry run reserved something"
     );
 }
+
+/// An IPAMClaim through a later webhook that changes every Pod (the apiserver calls nadipam again): the first
+/// Pod and a second one naming the claim get its one address, the claim holds one lease, and the Pod's own
+/// element keeps its `ipam-claim-reference` for Multus.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_pod_reinvoked_by_a_later_webhook_keeps_the_claims_one_address() {
+    let net = setup("chain-claim", "  cidrBlock: 10.68.0.0/24").await;
+    must_apply(&format!(
+        "apiVersion: k8s.cni.cncf.io/v1alpha1\nkind: IPAMClaim\nmetadata: {{name: vm-a, namespace: {}}}\n\
+         spec: {{network: macvlan, interface: net1}}\n",
+        net.ns
+    ));
+    let _r = Reorderer::start(&net.client, &net.ns).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let element = format!(
+        r#"[{{"name": "macvlan", "namespace": "{}", "interface": "net1", "ipam-claim-reference": "vm-a"}}]"#,
+        net.ns
+    );
+    let a = net
+        .create("vm-a-1", &[("k8s.v1.cni.cncf.io/networks", &element)])
+        .await;
+    let b = net
+        .create("vm-a-2", &[("k8s.v1.cni.cncf.io/networks", &element)])
+        .await;
+    let ip = net.key("ip_address");
+    assert!(a.contains_key(&ip), "{a:?}");
+    assert_eq!(a.get(&ip), b.get(&ip), "both Pods have the claim's address");
+    assert_eq!(
+        a.get(&net.key("mac_address")),
+        b.get(&net.key("mac_address"))
+    );
+    assert!(
+        a["k8s.v1.cni.cncf.io/networks"].contains(r#""ipam-claim-reference":"vm-a""#),
+        "{a:?}"
+    );
+    let leases = net.leases().await;
+    assert_one_lease_each(&leases, 1);
+    assert_eq!(leases[0].spec.claim.as_deref(), Some("vm-a"));
+}

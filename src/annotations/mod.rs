@@ -31,6 +31,7 @@ pub use attachment::{AttachmentRequest, PRIMARY_IFNAME, attachments};
 pub use error::{AnnotationError, Shown};
 pub use keys::has_our_annotations;
 pub use lookup::{MAX_ATTACHMENTS, MAX_VALUE_BYTES};
+pub(crate) use names::is_dns1123_subdomain;
 pub use network::{NetworkRef, NetworkRefError};
 pub use pool::PoolRequest;
 pub use provider::{ProviderRequest, provider_request};

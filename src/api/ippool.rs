@@ -18,7 +18,7 @@ pub(crate) struct PoolSelectors {
 }
 
 /// Desired state of an IPPool.
-#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "nadipam.io",
     version = "v1",

@@ -17,7 +17,7 @@ mod fetch;
 mod orphans;
 mod output;
 mod pod;
-mod table;
+pub(crate) mod table;
 mod usage;
 mod who;
 

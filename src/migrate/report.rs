@@ -3,8 +3,10 @@
 
 use std::io::Write;
 
+use crate::kubectl::table::{Row, render as render_table};
+
 use super::error::Error;
-use super::plan::{Action, Plan};
+use super::plan::{Action, Item, Plan};
 
 /// `-o` of `adopt` and `import`: without it, a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,43 +41,25 @@ pub(crate) fn render(
     Ok(())
 }
 
+impl Row for Item {
+    const HEADERS: &'static [&'static str] = &["ACTION", "KIND", "NAME", "SOURCE", "DETAIL"];
+    const WIDE: &'static [&'static str] = &[];
+
+    fn cells(&self) -> Vec<Option<String>> {
+        vec![
+            Some(self.action.to_string()),
+            Some(self.kind.clone()),
+            Some(self.name.clone()),
+            Some(self.source.clone()),
+            Some(self.detail.clone()),
+        ]
+    }
+}
+
+/// The plan as kubectl's table (the plugin's own), then a summary line.
 fn table(plan: &Plan, applied: bool, out: &mut impl Write) -> Result<(), Error> {
-    let header = ["ACTION", "KIND", "NAME", "SOURCE", "DETAIL"];
-    let rows: Vec<[String; 5]> = plan
-        .items
-        .iter()
-        .map(|i| {
-            [
-                i.action.to_string(),
-                i.kind.clone(),
-                i.name.clone(),
-                i.source.clone(),
-                i.detail.clone(),
-            ]
-        })
-        .collect();
-    let mut width = header.map(str::len);
-    for r in &rows {
-        for (w, c) in width.iter_mut().zip(r.iter()).take(4) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let mut s = String::new();
-        for (k, c) in cells.iter().enumerate() {
-            if k < 4 {
-                s += &format!("{c:<w$}   ", w = width[k]);
-            } else {
-                s += c;
-            }
-        }
-        s.trim_end().to_string()
-    };
-    if !rows.is_empty() {
-        writeln!(out, "{}", line(header))?;
-    }
-    for r in &rows {
-        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
+    if !plan.items.is_empty() {
+        out.write_all(render_table(&plan.items, false).as_bytes())?;
     }
     let n = |a| plan.count(a);
     let created = if applied {

@@ -651,20 +651,7 @@ mod tests {
             IPPoolSpec {
                 subnet: subnet.into(),
                 ips: ips.iter().map(|s| s.to_string()).collect(),
-                namespaces: Vec::new(),
-                namespace_name: Vec::new(),
-                gateway: None,
-                multus_name: Vec::new(),
-                node_selector: None,
-                node_affinity: None,
-                node_name: Vec::new(),
-                default: None,
-                disable: None,
-                exclude_ips: Vec::new(),
-                pod_affinity: None,
-                namespace_affinity: None,
-                routes: Vec::new(),
-                spiderpool: Default::default(),
+                ..IPPoolSpec::default()
             },
         )
     }

@@ -294,20 +294,7 @@ mod tests {
             IPPoolSpec {
                 subnet: "macvlan".into(),
                 ips: vec!["172.17.0.200".into()],
-                namespaces: Vec::new(),
-                namespace_name: Vec::new(),
-                gateway: None,
-                multus_name: Vec::new(),
-                node_selector: None,
-                node_affinity: None,
-                node_name: Vec::new(),
-                default: None,
-                disable: None,
-                exclude_ips: Vec::new(),
-                pod_affinity: None,
-                namespace_affinity: None,
-                routes: Vec::new(),
-                spiderpool: Default::default(),
+                ..IPPoolSpec::default()
             },
         )
     }

@@ -823,19 +823,7 @@ mod tests {
                 subnet: subnet.into(),
                 ips: vec!["172.17.0.200-172.17.0.210".into()],
                 namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
-                namespace_name: Vec::new(),
-                gateway: None,
-                multus_name: Vec::new(),
-                node_selector: None,
-                node_affinity: None,
-                node_name: Vec::new(),
-                default: None,
-                disable: None,
-                exclude_ips: Vec::new(),
-                pod_affinity: None,
-                namespace_affinity: None,
-                routes: Vec::new(),
-                spiderpool: Default::default(),
+                ..IPPoolSpec::default()
             },
         ))
     }

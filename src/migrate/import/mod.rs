@@ -115,13 +115,7 @@ pub(crate) fn push_pool(
 /// Whether a name can be a Subnet's or IPPool's: a label value and an object name (63 characters, lower case
 /// alphanumerics, '-' and '.', alphanumeric at both ends).
 pub(crate) fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.')
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
+    name.len() <= 63 && crate::annotations::is_dns1123_subdomain(name)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::plan::Planned;
 use super::reserve::{Request, Reserved};
-use crate::api::{CLAIM_CONDITION, IPAMClaim, IPLease, claim_label, token_selector};
+use crate::api::{CLAIM_CONDITION, IPAMClaim, IPLease, claim_label};
 use crate::context::Context;
 use crate::webhook::denial::Denial;
 
@@ -108,14 +108,9 @@ pub(crate) async fn resolve(
             pods: users.join(", "),
         });
     }
-    let leases = Api::<IPLease>::all(ctx.client.clone())
-        .list(&ListParams::default().labels(&token_selector(&uid)))
+    let leases = super::token::live_leases(ctx, &uid)
         .await
-        .map_err(api_error)?
-        .items
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+        .map_err(api_error)?;
     Ok(Some(Claimed {
         name: name.to_string(),
         namespace: namespace.to_string(),

@@ -52,14 +52,7 @@ pub(crate) async fn judge(
         token: token.to_string(),
         source: Box::new(e),
     };
-    let leases: Vec<Arc<IPLease>> = Api::<IPLease>::all(ctx.client.clone())
-        .list(&ListParams::default().labels(&token_selector(token)))
-        .await
-        .map_err(api_error)?
-        .items
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let leases = live_leases(ctx, token).await.map_err(api_error)?;
     if leases.is_empty() {
         return Ok(Carried::Fresh);
     }
@@ -129,6 +122,20 @@ pub(crate) fn is_label_value(v: &str) -> bool {
         && ok_end(v.chars().last())
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The leases reserved under `token`, read live (the cache may not show a lease created a moment ago).
+pub(super) async fn live_leases(
+    ctx: &Context,
+    token: &str,
+) -> Result<Vec<Arc<IPLease>>, kube::Error> {
+    Ok(Api::<IPLease>::all(ctx.client.clone())
+        .list(&ListParams::default().labels(&token_selector(token)))
+        .await?
+        .items
+        .into_iter()
+        .map(Arc::new)
+        .collect())
 }
 
 #[cfg(test)]
